@@ -1,0 +1,333 @@
+/*
+ * connect() and the calls around it: the policy decides, per destination,
+ * whether the socket stays plain, is refused, or becomes a TLS client
+ * (SPEC sections 3 and 5).  getsockopt(SO_ERROR) and shutdown() report and
+ * act at the TLS level on tracked sockets.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "conn.h"
+#include "context.h"
+#include "fdtable.h"
+#include "log.h"
+#include "names.h"
+#include "shim.h"
+
+/* The rule's own resolution of its names, cached for a while (getaddrinfo
+ * does not tell the DNS answer's lifetime). */
+#define RESOLVE_CACHE_SLOTS 64
+#define RESOLVE_CACHE_MS 60000
+
+struct resolved {
+    char host[NAMES_MAX_LEN];
+    int64_t expires_ms;
+    int naddrs;
+    struct sockaddr_storage addrs[8];
+};
+
+/* guarded by resolve_lock */
+static pthread_mutex_t resolve_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct resolved resolve_cache[RESOLVE_CACHE_SLOTS];
+static unsigned resolve_next;
+
+static int
+same_ip(const struct sockaddr *a, const struct sockaddr *b)
+{
+    if (a->sa_family != b->sa_family)
+        return 0;
+    if (a->sa_family == AF_INET)
+        return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+                      &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+static int
+resolve_matches(const struct resolved *r, const struct sockaddr *addr)
+{
+    for (int i = 0; i < r->naddrs; i++)
+        if (same_ip((const struct sockaddr *)&r->addrs[i], addr))
+            return 1;
+    return 0;
+}
+
+static int
+rule_resolve(void *arg, const char *host, const struct sockaddr *addr)
+{
+    int64_t now = util_now_ms();
+    struct addrinfo hints, *res = NULL;
+    struct resolved fresh;
+    int found = -1;
+
+    pthread_mutex_lock(&resolve_lock);
+    for (unsigned i = 0; i < RESOLVE_CACHE_SLOTS; i++) {
+        if (resolve_cache[i].host[0] != '\0' &&
+            strcmp(resolve_cache[i].host, host) == 0 &&
+            resolve_cache[i].expires_ms > now) {
+            found = resolve_matches(&resolve_cache[i], addr);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&resolve_lock);
+    if (found >= 0)
+        return found;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    memset(&fresh, 0, sizeof(fresh));
+    util_strlcpy(fresh.host, host, sizeof(fresh.host));
+    fresh.expires_ms = now + RESOLVE_CACHE_MS;
+    if (real.getaddrinfo(host, NULL, &hints, &res) == 0) {
+        for (struct addrinfo *ai = res; ai != NULL && fresh.naddrs < 8;
+             ai = ai->ai_next)
+            if (ai->ai_addrlen <= sizeof(struct sockaddr_storage))
+                memcpy(&fresh.addrs[fresh.naddrs++], ai->ai_addr,
+                       ai->ai_addrlen);
+        real.freeaddrinfo(res);
+    }
+    pthread_mutex_lock(&resolve_lock);
+    resolve_cache[resolve_next++ % RESOLVE_CACHE_SLOTS] = fresh;
+    pthread_mutex_unlock(&resolve_lock);
+    return resolve_matches(&fresh, addr);
+}
+
+static enum policy_action
+action_of(const struct policy *p, const struct policy_rule *r)
+{
+    return r != NULL ? r->action : p->global.default_action;
+}
+
+/*
+ * Pick the rule and the name for a destination (SPEC section 3): the
+ * calling thread's latest lookup of this address; else the names other
+ * threads recorded, refused as ambiguous when they would select different
+ * rules or verification names.  Returns 0, or -1 for ambiguity.
+ */
+static int
+choose_rule(const struct policy *p, const struct sockaddr *sa,
+            const struct policy_rule **rule, char *name, size_t namelen)
+{
+    char names[NAMES_PER_ADDR][NAMES_MAX_LEN];
+    const char *matched = NULL;
+    int n;
+
+    name[0] = '\0';
+    if (names_thread_lookup(sa, name, namelen)) {
+        *rule = policy_match_connect(p, sa, name, rule_resolve, NULL,
+                                     &matched);
+        return 0;
+    }
+    n = names_global_lookup(sa, names, NAMES_PER_ADDR);
+    if (n == 0) {
+        *rule = policy_match_connect(p, sa, NULL, rule_resolve, NULL,
+                                     &matched);
+        if (matched != NULL)
+            util_strlcpy(name, matched, namelen);
+        return 0;
+    }
+    const struct policy_rule *first = NULL;
+    const char *first_vname = NULL;
+    int all_plain = 1;
+    for (int i = 0; i < n; i++) {
+        const struct policy_rule *r =
+            policy_match_connect(p, sa, names[i], rule_resolve, NULL, &matched);
+        const char *vname = r != NULL && r->verifycn_name != NULL
+                                ? r->verifycn_name
+                                : names[i];
+        enum policy_action a = action_of(p, r);
+        if (a != POLICY_PLAIN)
+            all_plain = 0;
+        if (i == 0) {
+            first = r;
+            first_vname = vname;
+            continue;
+        }
+        if (r != first || strcmp(vname, first_vname) != 0) {
+            if (!all_plain || action_of(p, first) != POLICY_PLAIN ||
+                a != POLICY_PLAIN)
+                return -1;
+        }
+    }
+    *rule = first;
+    util_strlcpy(name, names[0], namelen);
+    return 0;
+}
+
+static int
+connect_tls(int fd, const struct sockaddr *sa, socklen_t len,
+            const struct policy_rule *rule, const char *name)
+{
+    char err[256], addr[80];
+    struct conn *c, *old;
+    int ok, rv;
+
+    if (context_client(rule, err, sizeof(err)) == NULL) {
+        log_error("connect %s rule=%s: %s",
+                  util_addr_str(sa, addr, sizeof(addr)), rule->name, err);
+        errno = EACCES;
+        return -1;
+    }
+    shim_register_exit();
+    c = conn_new_client(fd, rule, sa, len, name[0] != '\0' ? name : NULL);
+    if (c == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    old = fdtable_exchange(fd, c, &ok);
+    if (!ok) {
+        conn_put(c);
+        errno = ENOMEM;
+        return -1;
+    }
+    if (old != NULL)   /* stale entry of an fd closed behind our back */
+        conn_forget_fd(old, fd);
+    log_flow("fd %d: connect %s rule=%s action=%s", fd,
+             util_addr_str(sa, addr, sizeof(addr)), rule->name,
+             policy_action_name(rule->action));
+    rv = conn_connect_start(c);
+    if (rv == 0 || rv == -EINPROGRESS) {
+        if (conn_get_nonblock(c)) {
+            /* auto: connect() returns as soon as TCP is up */
+            if (rv == 0 && rule->action == POLICY_AUTO)
+                return 0;
+            errno = EINPROGRESS;
+            return -1;
+        }
+        rv = conn_connect_finish(c);
+    }
+    return (int)shim_ret(rv);
+}
+
+/* connect() on a socket we already track: as TCP would answer. */
+static int
+connect_again(struct conn *c)
+{
+    int rv;
+
+    pthread_mutex_lock(&c->lock);
+    enum conn_state st = c->state;
+    int pending = c->so_error_pending, ferr = c->fail_errno;
+    if (st == CONN_FAILED)
+        c->so_error_pending = 0;
+    int nonblock = c->user_nonblock;
+    pthread_mutex_unlock(&c->lock);
+    switch (st) {
+    case CONN_OPEN:
+    case CONN_AUTO_WAIT:
+    case CONN_PASSTHROUGH:
+        rv = -EISCONN;
+        break;
+    case CONN_FAILED:
+        rv = pending ? -ferr : -ECONNABORTED;
+        break;
+    default:
+        rv = nonblock ? -EALREADY : conn_connect_finish(c);
+        break;
+    }
+    return (int)shim_ret(rv);
+}
+
+HOOK int
+connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    const struct policy *p;
+    const struct policy_rule *rule = NULL;
+    char name[NAMES_MAX_LEN], addr[80];
+    struct conn *c;
+    int rv;
+
+    real_init();
+    if (sa == NULL || len < sizeof(sa_family_t) ||
+        (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+        return real.connect(fd, sa, len);
+    if ((c = conn_get(fd)) != NULL) {
+        rv = connect_again(c);
+        conn_put(c);
+        return rv;
+    }
+    if (!shim_is_inet_stream(fd))
+        return real.connect(fd, sa, len);
+    p = shim_policy();
+    if (p == NULL) {
+        log_error("connect %s refused: policy not loaded: %s",
+                  util_addr_str(sa, addr, sizeof(addr)), shim_policy_error());
+        errno = EACCES;
+        return -1;
+    }
+    if (choose_rule(p, sa, &rule, name, sizeof(name)) < 0) {
+        log_error("connect %s refused: ambiguous name (several names were "
+                  "looked up for this address by other threads)",
+                  util_addr_str(sa, addr, sizeof(addr)));
+        errno = EACCES;
+        return -1;
+    }
+    switch (action_of(p, rule)) {
+    case POLICY_TLS:
+    case POLICY_AUTO:
+        return connect_tls(fd, sa, len, rule, name);
+    case POLICY_DENY:
+        log_error("connect %s%s%s rule=%s: denied by policy",
+                  name[0] ? name : "", name[0] ? " " : "",
+                  util_addr_str(sa, addr, sizeof(addr)),
+                  rule != NULL ? rule->name : "(default_action)");
+        errno = EACCES;
+        return -1;
+    default:
+        return real.connect(fd, sa, len);
+    }
+}
+
+HOOK int
+getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
+{
+    struct conn *c;
+
+    real_init();
+    if (level == SOL_SOCKET && optname == SO_ERROR && optval != NULL &&
+        optlen != NULL && *optlen >= (socklen_t)sizeof(int) &&
+        (c = conn_get(fd)) != NULL) {
+        int e = conn_take_so_error(c);
+        conn_put(c);
+        *(int *)optval = e;
+        *optlen = sizeof(int);
+        return 0;
+    }
+    return real.getsockopt(fd, level, optname, optval, optlen);
+}
+
+HOOK int
+shutdown(int fd, int how)
+{
+    struct conn *c;
+    int rv;
+
+    real_init();
+    if ((c = conn_get(fd)) == NULL)
+        return real.shutdown(fd, how);
+    rv = conn_shutdown(c, how);
+    conn_put(c);
+    return (int)shim_ret(rv);
+}
+
+HOOK int
+socket(int domain, int type, int protocol)
+{
+    int fd;
+    struct conn *old;
+
+    real_init();
+    fd = real.socket(domain, type, protocol);
+    /* A number the program closed behind our back (fclose of an fdopen
+     * stream, say) must not keep its old connection. */
+    if (fd >= 0 && (old = fdtable_peek(fd)) != NULL)
+        conn_forget_fd(old, fd);
+    return fd;
+}

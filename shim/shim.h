@@ -1,0 +1,58 @@
+/*
+ * State shared by the hooks: the loaded policy (or why it failed to load),
+ * and small helpers to turn the core's negated errno results into the
+ * program's errno.
+ */
+#ifndef TLSSHIM_SHIM_H
+#define TLSSHIM_SHIM_H
+
+#include <errno.h>
+#include <sys/types.h>
+
+#include "policy.h"
+#include "real.h"
+#include "util.h"
+
+#define HOOK TLSSHIM_EXPORT
+
+/* Make sure real symbols are resolved and the policy loaded. */
+void shim_init(void);
+/* The policy, or NULL when it could not be loaded (fail closed). */
+const struct policy *shim_policy(void);
+/* Why the policy could not be loaded (for the EACCES log line). */
+const char *shim_policy_error(void);
+/* Register the exit handler once, after OpenSSL initialised. */
+void shim_register_exit(void);
+
+/* Convert a core result (>= 0, or -errno) to the libc convention. */
+static inline ssize_t
+shim_ret(ssize_t rv)
+{
+    if (rv < 0) {
+        errno = (int)-rv;
+        return -1;
+    }
+    return rv;
+}
+
+/* Is fd an inet stream socket?  Costs one getsockopt and getsockname. */
+int shim_is_inet_stream(int fd);
+
+/* glibc's fortified entry points have no public prototypes. */
+#include <poll.h>
+#include <signal.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+ssize_t __read_chk(int, void *, size_t, size_t);
+ssize_t __recv_chk(int, void *, size_t, size_t, int);
+ssize_t __recvfrom_chk(int, void *, size_t, size_t, int, struct sockaddr *,
+                       socklen_t *);
+int __poll_chk(struct pollfd *, nfds_t, int, size_t);
+int __ppoll_chk(struct pollfd *, nfds_t, const struct timespec *,
+                const sigset_t *, size_t);
+int __select(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+
+/* epoll bookkeeping for tracked fds (hooks_poll.c), dropped at close. */
+void shim_epoll_forget_fd(int fd);
+
+#endif

@@ -1,0 +1,340 @@
+/*
+ * The tlsshim command line (SPEC section 1).  tlsshim's own options end at
+ * the first argument that is not one of them, or at "--", so that nothing
+ * meant for COMMAND is ever read as ours; options are parsed by hand
+ * because getopt_long() would also accept abbreviations and permute.  The
+ * modes themselves live in run.c and check.c.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "cli.h"
+
+/* Options a mode accepts, for refusing the ones it would ignore. */
+#define OPT_F      0x01u
+#define OPT_D      0x02u
+#define OPT_O      0x04u
+#define OPT_R      0x08u
+#define OPT_LISTEN 0x10u
+#define OPT_ALLOW  0x20u
+
+static const struct {
+    const char *flag;
+    enum cli_mode mode;
+    unsigned allowed;
+} modes[] = {
+    {"--check", CLI_CHECK, OPT_F | OPT_R},
+    {"--explain", CLI_EXPLAIN, OPT_F | OPT_LISTEN},
+    {"--env", CLI_ENV, OPT_F | OPT_D | OPT_O | OPT_R},
+    {"--version", CLI_VERSION, 0},
+    {"--help", CLI_HELP, 0},
+};
+
+/* Features of SPEC section 1 that later releases add. */
+static const char *const later_flags[] = {
+    "--fingerprint", "--learn", "--probe", "--stats", "--unit-dropin",
+    "--write",
+};
+
+static const char usage_text[] =
+    "usage: tlsshim [-f POLICY] [-d LEVEL] [-o LOG] [-r REPORT]"
+    " [--allow-uncovered]\n"
+    "               [--] COMMAND [ARG...]\n"
+    "       tlsshim --check [-f POLICY] [-r REPORT]\n"
+    "       tlsshim --explain [-f POLICY] [--listen] HOST:PORT\n"
+    "       tlsshim --env [-f POLICY] [-d LEVEL] [-o LOG] [-r REPORT]\n"
+    "       tlsshim --version | --help\n"
+    "\n"
+    "  -f POLICY          policy file (else $TLSSHIM_CONF, the system file,"
+    "\n"
+    "                     the embedded default)\n"
+    "  -d LEVEL           debug level 0-3 (TLSSHIM_DEBUG)\n"
+    "  -o LOG             log to stderr, syslog or a file (TLSSHIM_LOG)\n"
+    "  -r REPORT          JSON-lines connection report (TLSSHIM_REPORT)\n"
+    "  --allow-uncovered  run COMMAND even if tlsshim cannot cover it\n"
+    "  --check            validate the policy and print the effective rules\n"
+    "  --explain          show the rule and settings for HOST:PORT\n"
+    "  --listen           with --explain: match listen rules\n"
+    "  --env              print export lines for eval in a shell\n"
+    "  --version          print the versions of tlsshim and OpenSSL\n"
+    "  --help             print this help\n"
+    "  --fingerprint, --learn, --stats, --unit-dropin: not built yet\n";
+
+void
+cli_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("tlsshim: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void
+cli_warn(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("tlsshim: warning: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* A usage error: the message and a one-line hint. */
+static int
+usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("tlsshim: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (see tlsshim --help)\n", stderr);
+    return -1;
+}
+
+/* The value of -f/-d/-o/-r: attached ("-fFILE") or the next argument. */
+static const char *
+option_value(int argc, char **argv, int *i, const char **seen)
+{
+    const char *arg = argv[*i];
+
+    if (*seen != NULL) {
+        usage_error("option -%c given twice", arg[1]);
+        return NULL;
+    }
+    if (arg[2] != '\0')
+        *seen = arg + 2;
+    else if (*i + 1 < argc)
+        *seen = argv[++*i];
+    else {
+        usage_error("option -%c needs a value", arg[1]);
+        return NULL;
+    }
+    if (**seen == '\0') {
+        usage_error("option -%c needs a non-empty value", arg[1]);
+        return NULL;
+    }
+    return *seen;
+}
+
+static int
+parse_long(const char *arg, struct cli_options *o, unsigned *given,
+           unsigned *allowed)
+{
+    size_t i;
+
+    for (i = 0; i < TLSSHIM_NELEMS(later_flags); i++)
+        if (strcmp(arg, later_flags[i]) == 0) {
+            cli_error("%s is not built yet", arg);
+            return -1;
+        }
+    if (strcmp(arg, "--listen") == 0) {
+        *given |= OPT_LISTEN;
+        o->listen = 1;
+        return 0;
+    }
+    if (strcmp(arg, "--allow-uncovered") == 0) {
+        *given |= OPT_ALLOW;
+        o->allow_uncovered = 1;
+        return 0;
+    }
+    for (i = 0; i < TLSSHIM_NELEMS(modes); i++) {
+        if (strcmp(arg, modes[i].flag) != 0)
+            continue;
+        if (o->mode_flag != NULL)
+            return usage_error("%s and %s cannot be combined", o->mode_flag,
+                               arg);
+        o->mode = modes[i].mode;
+        o->mode_flag = modes[i].flag;
+        *allowed = modes[i].allowed;
+        return 0;
+    }
+    return usage_error("unknown option %s", arg);
+}
+
+static int
+parse_short(int argc, char **argv, int *i, struct cli_options *o,
+            unsigned *given, const char **debug_text)
+{
+    const char *arg = argv[*i];
+    long level;
+
+    switch (arg[1]) {
+    case 'f':
+        *given |= OPT_F;
+        return option_value(argc, argv, i, &o->policy_file) ? 0 : -1;
+    case 'd':
+        *given |= OPT_D;
+        if (option_value(argc, argv, i, debug_text) == NULL)
+            return -1;
+        if (util_parse_int(*debug_text, 0, 3, &level) != 0)
+            return usage_error("-d LEVEL must be 0, 1, 2 or 3, not '%s'",
+                               *debug_text);
+        o->debug = (int)level;
+        return 0;
+    case 'o':
+        *given |= OPT_O;
+        return option_value(argc, argv, i, &o->log) ? 0 : -1;
+    case 'r':
+        *given |= OPT_R;
+        return option_value(argc, argv, i, &o->report) ? 0 : -1;
+    default:
+        return usage_error("unknown option %s", arg);
+    }
+}
+
+/* Refuse options the mode would silently ignore. */
+static int
+check_mode_options(const struct cli_options *o, unsigned given,
+                   unsigned allowed)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {
+        {OPT_F, "-f"}, {OPT_D, "-d"}, {OPT_O, "-o"}, {OPT_R, "-r"},
+        {OPT_LISTEN, "--listen"}, {OPT_ALLOW, "--allow-uncovered"},
+    };
+    size_t i;
+
+    for (i = 0; i < TLSSHIM_NELEMS(names); i++)
+        if ((given & names[i].bit) != 0 && (allowed & names[i].bit) == 0) {
+            if (o->mode == CLI_RUN)
+                return usage_error("%s needs --explain", names[i].name);
+            return usage_error("%s does not apply to %s", names[i].name,
+                               o->mode_flag);
+        }
+
+    switch (o->mode) {
+    case CLI_RUN:
+        if (o->nargs == 0)
+            return usage_error("no COMMAND given");
+        break;
+    case CLI_EXPLAIN:
+        if (o->nargs != 1)
+            return usage_error("--explain takes one HOST:PORT");
+        break;
+    case CLI_CHECK:
+    case CLI_ENV:
+        if (o->nargs != 0)
+            return usage_error("%s takes no operand ('%s')", o->mode_flag,
+                               o->args[0]);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+/*
+ * Options run up to the first non-option or "--".  With a mode other than
+ * running COMMAND there is no COMMAND to protect, so operands may sit
+ * among the options there.  Returns 0 or -1 (message printed).
+ */
+static int
+parse_args(int argc, char **argv, struct cli_options *o, char **operands)
+{
+    unsigned given = 0;
+    unsigned allowed = OPT_F | OPT_D | OPT_O | OPT_R | OPT_ALLOW;
+    const char *debug_text = NULL;
+    int i, rv;
+
+    memset(o, 0, sizeof(*o));
+    o->debug = -1;
+    o->args = operands;
+    for (i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+
+        if (strcmp(arg, "--") == 0) {
+            i++;
+            break;
+        }
+        if (arg[0] != '-' || arg[1] == '\0') {
+            if (o->mode == CLI_RUN)
+                break;
+            operands[o->nargs++] = argv[i];
+            continue;
+        }
+        if (arg[1] == '-')
+            rv = parse_long(arg, o, &given, &allowed);
+        else
+            rv = parse_short(argc, argv, &i, o, &given, &debug_text);
+        if (rv != 0)
+            return -1;
+    }
+    while (i < argc)
+        operands[o->nargs++] = argv[i++];
+    operands[o->nargs] = NULL;
+    return check_mode_options(o, given, allowed);
+}
+
+static int
+print_version(void)
+{
+    printf("tlsshim %s\nOpenSSL %s\n", PACKAGE_VERSION,
+           OpenSSL_version(OPENSSL_VERSION_STRING));
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct cli_options o;
+    char **operands;
+    int status = CLI_EXIT_USAGE;
+
+    /* One slot per argument plus the terminating NULL execv() needs. */
+    if ((operands = calloc((size_t)argc + 1, sizeof(*operands))) == NULL) {
+        cli_error("out of memory");
+        return CLI_EXIT_USAGE;
+    }
+    if (parse_args(argc, argv, &o, operands) != 0)
+        goto out;
+
+    switch (o.mode) {
+    case CLI_RUN:
+        status = cli_run(&o);
+        break;
+    case CLI_CHECK:
+        status = cli_check(&o);
+        break;
+    case CLI_EXPLAIN:
+        status = cli_explain(&o);
+        break;
+    case CLI_ENV:
+        status = cli_print_env(&o);
+        break;
+    case CLI_VERSION:
+        status = print_version();
+        break;
+    case CLI_HELP:
+        fputs(usage_text, stdout);
+        status = 0;
+        break;
+    }
+    /* Output that did not reach its destination is a failure: a script
+     * reading --check or --env must not take half of it for all of it. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error("cannot write the output: %s", strerror(errno));
+        status = CLI_EXIT_USAGE;
+    }
+out:
+    free(operands);
+    return status;
+}

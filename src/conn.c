@@ -1,0 +1,1140 @@
+/*
+ * The connection engine.  Every operation first advances the connection
+ * without blocking (TCP connect, handshake, pending record), then tries
+ * the OpenSSL call; when OpenSSL wants the socket, a blocking caller waits
+ * in the real poll() with the lock released and tries again.  Records that
+ * OpenSSL accepted but the kernel did not take whole stay in wpend and are
+ * finished by later calls, readiness calls, close and exit, so that a
+ * write never loses or reorders bytes (SPEC section 5).
+ *
+ * Lifetime: a conn is type-stable.  It is recycled through a free list,
+ * never returned to malloc, so a hook that loaded a stale pointer from the
+ * fd table may still increment its counter and find out.  `users` counts
+ * the fd references plus the calls in flight; `live` makes destruction
+ * happen once.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+#include "context.h"
+#include "fdtable.h"
+#include "log.h"
+#include "sniff.h"
+#include "sys.h"
+#include "util.h"
+
+#define CHUNK 16384          /* one TLS record of plaintext */
+#define CLOSE_FLUSH_MS 2000  /* how long close() may wait to finish a record */
+
+/* guards the free list */
+static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conn *free_list;
+static BIO_METHOD *bio_method;
+static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+
+static atomic_int *
+conn_live(struct conn *c)
+{
+    return &c->live;
+}
+
+static struct conn *
+conn_alloc(void)
+{
+    struct conn *c;
+
+    pthread_mutex_lock(&free_lock);
+    c = free_list;
+    if (c != NULL)
+        free_list = c->next_free;
+    pthread_mutex_unlock(&free_lock);
+    if (c == NULL) {
+        c = calloc(1, sizeof(*c));
+        if (c == NULL)
+            return NULL;
+        pthread_mutex_init(&c->lock, NULL);
+    }
+    pthread_mutex_lock(&c->lock);
+    /* Reset everything but the lock and the counters. */
+    size_t off = offsetof(struct conn, fdrefs);
+    memset((char *)c + off, 0, sizeof(*c) - off);
+    c->fd = -1;
+    pthread_mutex_unlock(&c->lock);
+    atomic_store(conn_live(c), 1);
+    atomic_fetch_add(&c->users, 1);
+    return c;
+}
+
+static void
+conn_destroy(struct conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->ssl != NULL) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    free(c->wpend);
+    c->wpend = NULL;
+    c->wpend_len = 0;
+    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_lock(&free_lock);
+    c->next_free = free_list;
+    free_list = c;
+    pthread_mutex_unlock(&free_lock);
+}
+
+void
+conn_put(struct conn *c)
+{
+    if (atomic_fetch_sub(&c->users, 1) == 1 &&
+        atomic_exchange(conn_live(c), 0) == 1)
+        conn_destroy(c);
+}
+
+struct conn *
+conn_get(int fd)
+{
+    for (int tries = 0; tries < 4; tries++) {
+        struct conn *c = fdtable_peek(fd);
+        if (c == NULL)
+            return NULL;
+        atomic_fetch_add(&c->users, 1);
+        if (fdtable_peek(fd) == c && atomic_load(conn_live(c)))
+            return c;
+        conn_put(c);
+    }
+    return NULL;
+}
+
+/* --- the socket BIO: real recv/send, never our hooks ---------------------- */
+
+static int
+bio_sock_write(BIO *b, const char *buf, size_t len, size_t *written)
+{
+    int fd = (int)(intptr_t)BIO_get_data(b);
+    ssize_t n = tlsshim_sys.send(fd, buf, len, MSG_NOSIGNAL);
+
+    BIO_clear_retry_flags(b);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            BIO_set_retry_write(b);
+        return 0;
+    }
+    *written = (size_t)n;
+    return 1;
+}
+
+static int
+bio_sock_read(BIO *b, char *buf, size_t len, size_t *readbytes)
+{
+    int fd = (int)(intptr_t)BIO_get_data(b);
+    ssize_t n = tlsshim_sys.recv(fd, buf, len, 0);
+
+    BIO_clear_retry_flags(b);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            BIO_set_retry_read(b);
+        return 0;
+    }
+    if (n == 0) {
+        errno = 0;   /* EOF: no error */
+        return 0;
+    }
+    *readbytes = (size_t)n;
+    return 1;
+}
+
+static long
+bio_sock_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+    case BIO_CTRL_DUP:
+        return 1;
+    case BIO_CTRL_GET_CLOSE:
+        return BIO_get_shutdown(b);
+    case BIO_CTRL_SET_CLOSE:
+        BIO_set_shutdown(b, (int)num);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int
+bio_sock_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static void
+bio_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                                 "tlsshim socket");
+    if (m == NULL)
+        return;
+    BIO_meth_set_write_ex(m, bio_sock_write);
+    BIO_meth_set_read_ex(m, bio_sock_read);
+    BIO_meth_set_ctrl(m, bio_sock_ctrl);
+    BIO_meth_set_create(m, bio_sock_create);
+    bio_method = m;
+}
+
+static BIO *
+bio_for_fd(int fd)
+{
+    BIO *b;
+
+    pthread_once(&bio_once, bio_init);
+    if (bio_method == NULL || (b = BIO_new(bio_method)) == NULL)
+        return NULL;
+    BIO_set_data(b, (void *)(intptr_t)fd);
+    return b;
+}
+
+/* --- naming and logging ---------------------------------------------------- */
+
+const char *
+conn_state_name(enum conn_state s)
+{
+    static const char *const names[] = {"connecting", "auto", "handshaking",
+                                        "open", "failed", "passthrough"};
+    return (unsigned)s < TLSSHIM_NELEMS(names) ? names[s] : "?";
+}
+
+/* "NAME:PORT (IP)" or "IP:PORT" */
+static const char *
+peer_desc(struct conn *c, char *buf, size_t len)
+{
+    char ip[64], addr[80];
+
+    util_addr_str((struct sockaddr *)&c->peer, addr, sizeof(addr));
+    if (c->matched_name[0] != '\0') {
+        util_ip_str((struct sockaddr *)&c->peer, ip, sizeof(ip));
+        snprintf(buf, len, "%.200s:%u (%s)", c->matched_name,
+                 util_addr_port((struct sockaddr *)&c->peer), ip);
+    } else {
+        util_strlcpy(buf, addr, len);
+    }
+    return buf;
+}
+
+static void
+fail(struct conn *c, int fail_errno, int io_errno, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Mark the connection failed: it carries no byte from now on. */
+static void
+fail(struct conn *c, int fail_errno, int io_errno, const char *fmt, ...)
+{
+    char desc[320];
+    va_list ap;
+
+    if (c->state == CONN_FAILED)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(c->error, sizeof(c->error), fmt, ap);
+    va_end(ap);
+    c->state = CONN_FAILED;
+    c->fail_errno = fail_errno;
+    c->io_errno = io_errno;
+    c->so_error_pending = 1;
+    free(c->wpend);
+    c->wpend = NULL;
+    c->wpend_len = 0;
+    log_error("connect %s rule=%s: %s", peer_desc(c, desc, sizeof(desc)),
+              c->rule->name, c->error);
+    /* Release the peer at once; the program's fd keeps failing. */
+    if (c->fd >= 0)
+        (void)tlsshim_sys.shutdown(c->fd, SHUT_RDWR);
+}
+
+static void
+log_established(struct conn *c)
+{
+    char desc[320];
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+
+    if (log_level() < 1)
+        return;
+    SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+    log_info("connect %s rule=%s tls=%s cipher=%s sni=%s verify=%s "
+             "ocsp=none resumed=%s%s%.*s",
+             peer_desc(c, desc, sizeof(desc)), c->rule->name,
+             SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
+             c->sni[0] != '\0' ? c->sni : "-",
+             c->rule->verify_mode == POLICY_VERIFY_NONE &&
+                     c->rule->nfingerprints == 0
+                 ? "none"
+                 : "ok",
+             c->resumed ? "yes" : "no", alpn_len ? " alpn=" : "",
+             (int)alpn_len, alpn_len ? (const char *)alpn : "");
+}
+
+/* --- construction ------------------------------------------------------------ */
+
+static int
+is_ip_literal(const char *s)
+{
+    unsigned char buf[16];
+
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+struct conn *
+conn_new_client(int fd, const struct policy_rule *rule,
+                const struct sockaddr *peer, socklen_t len,
+                const char *matched_name)
+{
+    struct conn *c = conn_alloc();
+    char ip[64];
+    int flags;
+
+    if (c == NULL)
+        return NULL;
+    pthread_mutex_lock(&c->lock);
+    c->fd = fd;
+    c->fds[0] = fd;
+    c->nfds = 1;
+    c->fdrefs = 1;
+    c->role = POLICY_ROLE_CLIENT;
+    c->rule = rule;
+    c->state = CONN_CONNECTING;
+    c->started_ms = util_now_ms();
+    if (len > sizeof(c->peer))
+        len = sizeof(c->peer);
+    memcpy(&c->peer, peer, len);
+    c->peer_len = len;
+    if (matched_name != NULL)
+        util_strlcpy(c->matched_name, matched_name, sizeof(c->matched_name));
+    util_ip_str(peer, ip, sizeof(ip));
+    if (rule->verifycn_name != NULL)
+        util_strlcpy(c->verify_name, rule->verifycn_name,
+                     sizeof(c->verify_name));
+    else if (c->matched_name[0] != '\0')
+        util_strlcpy(c->verify_name, c->matched_name, sizeof(c->verify_name));
+    else
+        util_strlcpy(c->verify_name, ip, sizeof(c->verify_name));
+    c->verify_name_is_ip = is_ip_literal(c->verify_name);
+    if (rule->hostname != NULL)
+        util_strlcpy(c->sni, rule->hostname, sizeof(c->sni));
+    else if (!c->verify_name_is_ip)
+        util_strlcpy(c->sni, c->verify_name, sizeof(c->sni));
+    /* The session key always names the rule and the verified name, so a
+     * session is never resumed for another name (SPEC section 4). */
+    if (rule->session_key != NULL)
+        snprintf(c->session_key, sizeof(c->session_key), "%d|%s|%s",
+                 rule->index, c->verify_name, rule->session_key);
+    else
+        snprintf(c->session_key, sizeof(c->session_key), "%d|%s|%s:%u",
+                 rule->index, c->verify_name, c->verify_name,
+                 util_addr_port(peer));
+    flags = tlsshim_sys.fcntl(fd, F_GETFL);
+    c->user_nonblock = flags >= 0 && (flags & O_NONBLOCK);
+    if (flags >= 0 && !(flags & O_NONBLOCK))
+        (void)tlsshim_sys.fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    pthread_mutex_unlock(&c->lock);
+    return c;
+}
+
+/* --- progress ---------------------------------------------------------------- */
+
+static short handshake_step(struct conn *c);
+
+/* Create the SSL object and begin the handshake.  Lock held. */
+static int
+start_tls(struct conn *c)
+{
+    char err[256];
+    SSL_CTX *ctx = context_client(c->rule, err, sizeof(err));
+    BIO *bio;
+
+    if (ctx == NULL) {
+        fail(c, EACCES, EACCES, "%s", err);
+        return -1;
+    }
+    ERR_clear_error();
+    c->ssl = SSL_new(ctx);
+    bio = bio_for_fd(c->fd);
+    if (c->ssl == NULL || bio == NULL) {
+        BIO_free(bio);
+        fail(c, ECONNREFUSED, ECONNRESET, "cannot create TLS state");
+        return -1;
+    }
+    SSL_set_bio(c->ssl, bio, bio);
+    SSL_set_ex_data(c->ssl, context_conn_index(), c);
+    SSL_set_connect_state(c->ssl);
+    if (c->sni[0] != '\0' && !SSL_set_tlsext_host_name(c->ssl, c->sni)) {
+        fail(c, ECONNREFUSED, ECONNRESET, "bad SNI name %s", c->sni);
+        return -1;
+    }
+    if (c->rule->session_cache_size > 0) {
+        SSL_SESSION *s = context_session_get(c->rule, c->session_key);
+        if (s != NULL) {
+            SSL_set_session(c->ssl, s);
+            SSL_SESSION_free(s);
+        }
+    }
+    c->state = CONN_HANDSHAKING;
+    c->handshake_deadline_ms =
+        util_now_ms() + (int64_t)c->rule->handshake_timeout * 1000;
+    return 0;
+}
+
+/* The reason a handshake failed, from our verify callback or OpenSSL. */
+static void
+handshake_failed(struct conn *c, int ssl_err)
+{
+    unsigned long e = ERR_peek_last_error();
+    char buf[256];
+
+    if (c->verify_error[0] != '\0') {
+        fail(c, ECONNREFUSED, ECONNRESET, "%s", c->verify_error);
+        return;
+    }
+    if (e != 0) {
+        const char *r = ERR_reason_error_string(e);
+        if (r == NULL) {
+            ERR_error_string_n(e, buf, sizeof(buf));
+            r = buf;
+        }
+        fail(c, ECONNREFUSED, ECONNRESET, "TLS handshake failed: %s", r);
+        return;
+    }
+    if (ssl_err == SSL_ERROR_SYSCALL && errno != 0)
+        fail(c, ECONNREFUSED, ECONNRESET, "TLS handshake failed: %s",
+             strerror(errno));
+    else
+        fail(c, ECONNREFUSED, ECONNRESET,
+             "TLS handshake failed: the peer closed the connection");
+}
+
+/* One non-blocking handshake step.  Lock held.  Returns the events the
+ * handshake waits for, or 0 when it ended (open or failed). */
+static short
+handshake_step(struct conn *c)
+{
+    int r, e;
+
+    if (util_now_ms() >= c->handshake_deadline_ms) {
+        fail(c, ETIMEDOUT, ETIMEDOUT, "TLS handshake timed out after %d s",
+             c->rule->handshake_timeout);
+        return 0;
+    }
+    ERR_clear_error();
+    errno = 0;
+    r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->state = CONN_OPEN;
+        c->handshake_ms = util_now_ms() - c->started_ms;
+        c->resumed = SSL_session_reused(c->ssl);
+        log_established(c);
+        return 0;
+    }
+    e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        return POLLIN;
+    if (e == SSL_ERROR_WANT_WRITE)
+        return POLLOUT;
+    handshake_failed(c, e);
+    ERR_clear_error();
+    return 0;
+}
+
+/* Advance a connecting or handshaking connection.  Lock held.  Returns
+ * the events it waits for (0: nothing to wait for). */
+static short
+advance(struct conn *c)
+{
+    if (c->state == CONN_CONNECTING) {
+        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t len = sizeof(err);
+
+        if (tlsshim_sys.poll(&p, 1, 0) == 0)
+            return POLLOUT;
+        if (tlsshim_sys.getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) <
+            0)
+            err = errno;
+        if (err != 0) {
+            fail(c, err, err, "TCP connect failed: %s", strerror(err));
+            return 0;
+        }
+        if (c->rule->action == POLICY_AUTO) {
+            c->state = CONN_AUTO_WAIT;
+            return 0;
+        }
+        if (start_tls(c) < 0)
+            return 0;
+    }
+    if (c->state == CONN_HANDSHAKING)
+        return handshake_step(c);
+    return 0;
+}
+
+int
+conn_connect_start(struct conn *c)
+{
+    int rv;
+
+    pthread_mutex_lock(&c->lock);
+    if (tlsshim_sys.connect(c->fd, (struct sockaddr *)&c->peer,
+                            c->peer_len) == 0) {
+        if (c->rule->action == POLICY_AUTO) {
+            c->state = CONN_AUTO_WAIT;
+        } else if (start_tls(c) == 0) {
+            (void)handshake_step(c);
+        }
+        rv = 0;
+    } else if (errno == EINPROGRESS) {
+        rv = -EINPROGRESS;
+    } else {
+        rv = -errno;
+        c->state = CONN_FAILED;
+        c->fail_errno = c->io_errno = errno;
+        snprintf(c->error, sizeof(c->error), "TCP connect failed: %s",
+                 strerror(errno));
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rv;
+}
+
+/* Wait for events on fd until deadline_ms (-1: none).  0 ready or
+ * timeout (the caller re-checks), -EINTR. */
+static int
+wait_fd(int fd, short events, int64_t deadline_ms)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    int timeout = -1;
+
+    if (deadline_ms >= 0) {
+        int64_t left = deadline_ms - util_now_ms();
+        timeout = left < 0 ? 0 : (left > 1 << 30 ? 1 << 30 : (int)left);
+    }
+    if (tlsshim_sys.poll(&p, 1, timeout) < 0 && errno == EINTR)
+        return -EINTR;
+    return 0;
+}
+
+/* The deadline a socket timeout option gives a blocking call, or -1. */
+static int64_t
+sock_deadline(int fd, int opt)
+{
+    struct timeval tv;
+    socklen_t len = sizeof(tv);
+
+    if (tlsshim_sys.getsockopt(fd, SOL_SOCKET, opt, &tv, &len) < 0 ||
+        (tv.tv_sec == 0 && tv.tv_usec == 0))
+        return -1;
+    return util_now_ms() + (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+int
+conn_connect_finish(struct conn *c)
+{
+    int64_t tcp_deadline = -2;
+
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        short ev = advance(c);
+        enum conn_state st = c->state;
+        int fd = c->fd;
+        int64_t dl = c->handshake_deadline_ms;
+        int ferr = c->fail_errno;
+        if (st == CONN_FAILED)
+            c->so_error_pending = 0;
+        pthread_mutex_unlock(&c->lock);
+
+        if (st == CONN_FAILED)
+            return -ferr;
+        if (st == CONN_OPEN || st == CONN_AUTO_WAIT)
+            return 0;
+        if (st == CONN_CONNECTING) {
+            if (tcp_deadline == -2)
+                tcp_deadline = sock_deadline(fd, SO_SNDTIMEO);
+            if (tcp_deadline >= 0 && util_now_ms() >= tcp_deadline)
+                return -EINPROGRESS;
+            dl = tcp_deadline;
+        }
+        if (wait_fd(fd, ev ? ev : POLLIN, dl) == -EINTR)
+            return -EINTR;
+    }
+}
+
+/* Give OpenSSL the pending record again.  Lock held.  Returns the events
+ * it waits for, 0 when nothing is pending, -1 when the connection failed. */
+static int
+flush_pending(struct conn *c)
+{
+    while (c->wpend_len > 0) {
+        size_t n = 0;
+        ERR_clear_error();
+        errno = 0;
+        if (SSL_write_ex(c->ssl, c->wpend, c->wpend_len, &n)) {
+            memmove(c->wpend, c->wpend + n, c->wpend_len - n);
+            c->wpend_len -= n;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, 0);
+        if (e == SSL_ERROR_WANT_WRITE)
+            return POLLOUT;
+        if (e == SSL_ERROR_WANT_READ)
+            return POLLIN;
+        fail(c, ECONNRESET, errno == EPIPE ? EPIPE : ECONNRESET,
+             "write failed: %s", errno ? strerror(errno) : "TLS error");
+        return -1;
+    }
+    return 0;
+}
+
+/* Get the connection to OPEN if it can be without blocking.  Lock held.
+ * Returns the events to wait for; 0 with state OPEN/FAILED otherwise. */
+static short
+prepare_io(struct conn *c)
+{
+    if (c->state == CONN_AUTO_WAIT) {
+        /* A read (or a write that is not TLS) before anything else: the
+         * handshake runs first (SPEC section 3, action = auto). */
+        if (start_tls(c) < 0)
+            return 0;
+    }
+    if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING)
+        return advance(c);
+    return 0;
+}
+
+ssize_t
+conn_read(struct conn *c, void *buf, size_t len, int flags)
+{
+    int nonblock, peek = flags & MSG_PEEK;
+    size_t got = 0;
+    int64_t deadline = -2;
+
+    for (;;) {
+        short ev;
+        pthread_mutex_lock(&c->lock);
+        nonblock = c->user_nonblock || (flags & MSG_DONTWAIT);
+        ev = prepare_io(c);
+        if (c->state == CONN_FAILED) {
+            int e = c->io_errno;
+            pthread_mutex_unlock(&c->lock);
+            return got > 0 ? (ssize_t)got : -e;
+        }
+        if (c->state == CONN_OPEN) {
+            int fl = flush_pending(c);
+            if (fl < 0) {
+                pthread_mutex_unlock(&c->lock);
+                return got > 0 ? (ssize_t)got : -c->io_errno;
+            }
+            if (c->eof || len == 0) {
+                pthread_mutex_unlock(&c->lock);
+                return (ssize_t)got;
+            }
+            size_t n = 0;
+            int ok;
+            ERR_clear_error();
+            errno = 0;
+            ok = peek ? SSL_peek_ex(c->ssl, buf, len, &n)
+                      : SSL_read_ex(c->ssl, (char *)buf + got, len - got, &n);
+            if (ok) {
+                if (!peek) {
+                    c->bytes_in += n;
+                    got += n;
+                } else {
+                    got = n;
+                }
+                if (peek || !(flags & MSG_WAITALL) || got == len) {
+                    pthread_mutex_unlock(&c->lock);
+                    return (ssize_t)got;
+                }
+                pthread_mutex_unlock(&c->lock);
+                continue;
+            }
+            int e = SSL_get_error(c->ssl, 0);
+            if (e == SSL_ERROR_ZERO_RETURN) {
+                c->eof = 1;
+                pthread_mutex_unlock(&c->lock);
+                return (ssize_t)got;
+            } else if (e == SSL_ERROR_WANT_READ) {
+                ev = POLLIN | (fl > 0 ? fl : 0);
+            } else if (e == SSL_ERROR_WANT_WRITE) {
+                ev = POLLOUT;
+            } else {
+                unsigned long le = ERR_peek_last_error();
+                const char *r = le ? ERR_reason_error_string(le) : NULL;
+                fail(c, ECONNRESET, ECONNRESET, "read failed: %s",
+                     r != NULL ? r
+                               : (errno ? strerror(errno)
+                                        : "connection closed without "
+                                          "close_notify"));
+                ERR_clear_error();
+                pthread_mutex_unlock(&c->lock);
+                return got > 0 ? (ssize_t)got : -ECONNRESET;
+            }
+        }
+        int fd = c->fd;
+        int64_t hs_dl = c->state == CONN_HANDSHAKING ? c->handshake_deadline_ms
+                                                     : -1;
+        pthread_mutex_unlock(&c->lock);
+        if (ev == 0)
+            continue;
+        if (nonblock)
+            return got > 0 ? (ssize_t)got : -EAGAIN;
+        if (deadline == -2)
+            deadline = sock_deadline(fd, SO_RCVTIMEO);
+        if (deadline >= 0 && util_now_ms() >= deadline)
+            return got > 0 ? (ssize_t)got : -EAGAIN;
+        int64_t dl = deadline;
+        if (hs_dl >= 0 && (dl < 0 || hs_dl < dl))
+            dl = hs_dl;
+        if (wait_fd(fd, ev, dl) == -EINTR)
+            return got > 0 ? (ssize_t)got : -EINTR;
+    }
+}
+
+ssize_t
+conn_write(struct conn *c, const void *buf, size_t len, int flags)
+{
+    const unsigned char *p = buf;
+    size_t done = 0;
+    int nonblock;
+    int64_t deadline = -2;
+
+    for (;;) {
+        short ev;
+        pthread_mutex_lock(&c->lock);
+        nonblock = c->user_nonblock || (flags & MSG_DONTWAIT);
+        ev = prepare_io(c);
+        if (c->state == CONN_FAILED) {
+            int e = c->io_errno;
+            pthread_mutex_unlock(&c->lock);
+            return done > 0 ? (ssize_t)done : -e;
+        }
+        if (c->state == CONN_OPEN) {
+            if (c->shut_wr) {
+                pthread_mutex_unlock(&c->lock);
+                return done > 0 ? (ssize_t)done : -EPIPE;
+            }
+            int fl = flush_pending(c);
+            if (fl < 0) {
+                pthread_mutex_unlock(&c->lock);
+                return done > 0 ? (ssize_t)done : -c->io_errno;
+            }
+            ev = (short)fl;
+            while (fl == 0 && done < len) {
+                size_t chunk = len - done < CHUNK ? len - done : CHUNK;
+                size_t n = 0;
+                ERR_clear_error();
+                errno = 0;
+                if (SSL_write_ex(c->ssl, p + done, chunk, &n)) {
+                    done += n;
+                    c->bytes_out += n;
+                    continue;
+                }
+                int e = SSL_get_error(c->ssl, 0);
+                if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+                    /* OpenSSL holds (part of) this record and must be given
+                     * the same bytes again: keep them and count them as
+                     * taken, as TCP would. */
+                    unsigned char *copy = malloc(chunk);
+                    if (copy == NULL) {
+                        ev = e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN;
+                        fl = ev;
+                        break;
+                    }
+                    memcpy(copy, p + done, chunk);
+                    free(c->wpend);
+                    c->wpend = copy;
+                    c->wpend_len = chunk;
+                    done += chunk;
+                    c->bytes_out += chunk;
+                    fl = ev = e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN;
+                    break;
+                }
+                int se = errno;
+                fail(c, ECONNRESET, se == EPIPE ? EPIPE : ECONNRESET,
+                     "write failed: %s", se ? strerror(se) : "TLS error");
+                pthread_mutex_unlock(&c->lock);
+                return done > 0 ? (ssize_t)done : -c->io_errno;
+            }
+            if (done == len && (nonblock || c->wpend_len == 0)) {
+                pthread_mutex_unlock(&c->lock);
+                return (ssize_t)done;
+            }
+            if (nonblock && done > 0) {
+                pthread_mutex_unlock(&c->lock);
+                return (ssize_t)done;
+            }
+        }
+        int fd = c->fd;
+        int64_t hs_dl = c->state == CONN_HANDSHAKING ? c->handshake_deadline_ms
+                                                     : -1;
+        pthread_mutex_unlock(&c->lock);
+        if (ev == 0)
+            continue;
+        if (nonblock)
+            return done > 0 ? (ssize_t)done : -EAGAIN;
+        if (deadline == -2)
+            deadline = sock_deadline(fd, SO_SNDTIMEO);
+        if (deadline >= 0 && util_now_ms() >= deadline)
+            return done > 0 ? (ssize_t)done : -EAGAIN;
+        int64_t dl = deadline;
+        if (hs_dl >= 0 && (dl < 0 || hs_dl < dl))
+            dl = hs_dl;
+        if (wait_fd(fd, ev, dl) == -EINTR)
+            return done > 0 ? (ssize_t)done : -EINTR;
+    }
+}
+
+int
+conn_auto_passthrough(struct conn *c, const void *buf, size_t len)
+{
+    int pass = 0;
+
+    pthread_mutex_lock(&c->lock);
+    if (c->state == CONN_CONNECTING)
+        (void)advance(c);
+    if (c->state == CONN_AUTO_WAIT &&
+        sniff_is_tls_record(buf, len)) {
+        c->state = CONN_PASSTHROUGH;
+        pass = 1;
+        log_flow("fd %d: the program speaks TLS itself; passing through",
+                 c->fd);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (pass)
+        conn_release_all(c);
+    return pass;
+}
+
+int
+conn_pending(struct conn *c)
+{
+    int n = 0;
+
+    pthread_mutex_lock(&c->lock);
+    if (c->state == CONN_OPEN && c->ssl != NULL) {
+        n = SSL_pending(c->ssl);
+        if (n == 0 && SSL_has_pending(c->ssl)) {
+            char b;
+            size_t got = 0;
+            ERR_clear_error();
+            if (SSL_peek_ex(c->ssl, &b, 1, &got))
+                n = SSL_pending(c->ssl);
+            ERR_clear_error();
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+/* --- readiness ------------------------------------------------------------- */
+
+short
+conn_poll_check(struct conn *c, short want, short kernel_revents,
+                short *kernel, int64_t *deadline_ms)
+{
+    short ready = 0, need = 0;
+
+    *kernel = 0;
+    *deadline_ms = -1;
+    pthread_mutex_lock(&c->lock);
+    if (c->state == CONN_AUTO_WAIT && (want & POLLIN) && !(want & POLLOUT)) {
+        /* waiting for input only before any write: handshake first */
+        (void)start_tls(c);
+    }
+    if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING)
+        need = advance(c);
+
+    switch (c->state) {
+    case CONN_CONNECTING:
+        need |= POLLOUT;
+        break;
+    case CONN_HANDSHAKING:
+        *deadline_ms = c->handshake_deadline_ms;
+        break;
+    case CONN_AUTO_WAIT:
+        ready = want & POLLOUT;
+        break;
+    case CONN_FAILED:
+        ready = (short)(POLLERR | (want & (POLLIN | POLLOUT)));
+        break;
+    case CONN_PASSTHROUGH:
+        ready = kernel_revents & want;
+        break;
+    case CONN_OPEN: {
+        int fl = flush_pending(c);
+        if (fl < 0) {
+            ready = (short)(POLLERR | (want & (POLLIN | POLLOUT)));
+            break;
+        }
+        need |= (short)fl;
+        if (want & (POLLIN | POLLRDHUP)) {
+            if (c->eof) {
+                ready |= (short)(want & (POLLIN | POLLRDHUP));
+            } else if (SSL_pending(c->ssl) > 0) {
+                ready |= POLLIN;
+            } else if (SSL_has_pending(c->ssl) ||
+                       (kernel_revents & (POLLIN | POLLHUP | POLLERR))) {
+                /* Let OpenSSL consume what carries no data (tickets, key
+                 * updates): readable only if plaintext, EOF or an error
+                 * is then pending (SPEC section 5). */
+                char b;
+                size_t got = 0;
+                ERR_clear_error();
+                if (SSL_peek_ex(c->ssl, &b, 1, &got)) {
+                    ready |= POLLIN;
+                } else {
+                    int e = SSL_get_error(c->ssl, 0);
+                    if (e == SSL_ERROR_WANT_READ) {
+                        need |= POLLIN;
+                    } else if (e == SSL_ERROR_WANT_WRITE) {
+                        need |= POLLOUT;
+                    } else if (e == SSL_ERROR_ZERO_RETURN) {
+                        c->eof = 1;
+                        ready |= (short)(want & (POLLIN | POLLRDHUP));
+                    } else {
+                        /* the read will report the error */
+                        ready |= POLLIN;
+                    }
+                }
+                ERR_clear_error();
+            } else {
+                need |= POLLIN;
+            }
+        }
+        if (want & POLLOUT) {
+            if (c->wpend_len == 0)
+                ready |= POLLOUT;
+        }
+        if (c->eof && (kernel_revents & POLLHUP))
+            ready |= POLLHUP;
+        break;
+    }
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (ready == 0)
+        *kernel = need ? need : (short)(want & (POLLIN | POLLOUT));
+    return ready;
+}
+
+int
+conn_take_so_error(struct conn *c)
+{
+    int e = 0;
+
+    pthread_mutex_lock(&c->lock);
+    if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING)
+        (void)advance(c);
+    if (c->state == CONN_FAILED && c->so_error_pending) {
+        e = c->fail_errno;
+        c->so_error_pending = 0;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return e;
+}
+
+void
+conn_set_nonblock(struct conn *c, int on)
+{
+    pthread_mutex_lock(&c->lock);
+    c->user_nonblock = on;
+    pthread_mutex_unlock(&c->lock);
+}
+
+int
+conn_get_nonblock(struct conn *c)
+{
+    int on;
+
+    pthread_mutex_lock(&c->lock);
+    on = c->user_nonblock;
+    pthread_mutex_unlock(&c->lock);
+    return on;
+}
+
+/* --- closing ----------------------------------------------------------------- */
+
+/* Finish the pending record (bounded) and send close_notify once.  Lock
+ * held; it is released while waiting. */
+static void
+send_close_notify(struct conn *c)
+{
+    int64_t deadline = util_now_ms() + CLOSE_FLUSH_MS;
+
+    if (c->state != CONN_OPEN || c->closed_notify || c->ssl == NULL)
+        return;
+    for (;;) {
+        int fl = flush_pending(c);
+        if (fl <= 0 || util_now_ms() >= deadline)
+            break;
+        int fd = c->fd;
+        pthread_mutex_unlock(&c->lock);
+        (void)wait_fd(fd, (short)fl, deadline);
+        pthread_mutex_lock(&c->lock);
+        if (c->state != CONN_OPEN)
+            return;
+    }
+    if (c->wpend_len > 0)
+        log_error("connect rule=%s: %zu bytes not sent before close",
+                  c->rule->name, c->wpend_len);
+    c->closed_notify = 1;
+    ERR_clear_error();
+    (void)SSL_shutdown(c->ssl);
+    ERR_clear_error();
+}
+
+int
+conn_shutdown(struct conn *c, int how)
+{
+    int rv = 0;
+
+    pthread_mutex_lock(&c->lock);
+    if (how == SHUT_WR || how == SHUT_RDWR) {
+        if (c->state == CONN_OPEN)
+            send_close_notify(c);
+        c->shut_wr = 1;
+    }
+    if (tlsshim_sys.shutdown(c->fd, how) < 0)
+        rv = -errno;
+    pthread_mutex_unlock(&c->lock);
+    return rv;
+}
+
+int
+conn_attach_fd(struct conn *c, int fd)
+{
+    int ok, rv = 0;
+
+    pthread_mutex_lock(&c->lock);
+    if (c->nfds >= (int)TLSSHIM_NELEMS(c->fds)) {
+        rv = -EMFILE;
+    } else {
+        c->fds[c->nfds++] = fd;
+        c->fdrefs++;
+        atomic_fetch_add(&c->users, 1);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (rv < 0)
+        return rv;
+    struct conn *old = fdtable_exchange(fd, c, &ok);
+    if (old != NULL)
+        conn_close_fd(old, fd);
+    if (!ok) {
+        conn_close_fd(c, fd);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Remove fd from c's list.  Lock held.  Returns 1 if it was there. */
+static int
+drop_fd(struct conn *c, int fd)
+{
+    for (int i = 0; i < c->nfds; i++) {
+        if (c->fds[i] == fd) {
+            c->fds[i] = c->fds[--c->nfds];
+            c->fdrefs--;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void
+conn_close_fd(struct conn *c, int fd)
+{
+    int ok;
+
+    if (fdtable_peek(fd) == c)
+        (void)fdtable_exchange(fd, NULL, &ok);
+    pthread_mutex_lock(&c->lock);
+    int was = drop_fd(c, fd);
+    if (was && c->fdrefs == 0) {
+        send_close_notify(c);
+    } else if (was && c->fd == fd && c->nfds > 0) {
+        c->fd = c->fds[0];
+        if (c->ssl != NULL) {
+            BIO *b = SSL_get_rbio(c->ssl);
+            if (b != NULL)
+                BIO_set_data(b, (void *)(intptr_t)c->fd);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (was)
+        conn_put(c);
+}
+
+void
+conn_forget_fd(struct conn *c, int fd)
+{
+    int ok;
+
+    if (fdtable_peek(fd) == c)
+        (void)fdtable_exchange(fd, NULL, &ok);
+    pthread_mutex_lock(&c->lock);
+    int was = drop_fd(c, fd);
+    if (was && c->fdrefs == 0)
+        c->closed_notify = 1;    /* the number is someone else's now */
+    else if (was && c->fd == fd && c->nfds > 0)
+        c->fd = c->fds[0];
+    pthread_mutex_unlock(&c->lock);
+    if (was)
+        conn_put(c);
+}
+
+void
+conn_release_all(struct conn *c)
+{
+    int fds[TLSSHIM_NELEMS(c->fds)], n, ok, nonblock;
+
+    pthread_mutex_lock(&c->lock);
+    n = c->nfds;
+    memcpy(fds, c->fds, sizeof(int) * (size_t)n);
+    nonblock = c->user_nonblock;
+    pthread_mutex_unlock(&c->lock);
+    if (!nonblock && n > 0) {
+        int fl = tlsshim_sys.fcntl(fds[0], F_GETFL);
+        if (fl >= 0)
+            (void)tlsshim_sys.fcntl(fds[0], F_SETFL, fl & ~O_NONBLOCK);
+    }
+    for (int i = 0; i < n; i++) {
+        if (fdtable_peek(fds[i]) == c)
+            (void)fdtable_exchange(fds[i], NULL, &ok);
+        pthread_mutex_lock(&c->lock);
+        int was = drop_fd(c, fds[i]);
+        pthread_mutex_unlock(&c->lock);
+        if (was)
+            conn_put(c);
+    }
+}
+
+static void
+exit_one(int fd, struct conn *c, void *arg)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->fd == fd)
+        send_close_notify(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void
+conn_exit_all(void)
+{
+    fdtable_foreach(exit_one, NULL);
+}

@@ -1,0 +1,129 @@
+/*
+ * One connection that tlsshim drives: the TCP connect, the TLS handshake
+ * and verification, and the data path, on a real socket that is always
+ * non-blocking.  Blocking behaviour for a blocking program is emulated by
+ * waiting in poll() without the connection's lock held, so one thread can
+ * read while another writes.
+ *
+ * Return convention: >= 0 on success, a negated errno value on failure;
+ * the hooks turn it into errno once.
+ */
+#ifndef TLSSHIM_CONN_H
+#define TLSSHIM_CONN_H
+
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "policy.h"
+
+enum conn_state {
+    CONN_CONNECTING = 0,  /* TCP connect in progress */
+    CONN_AUTO_WAIT,       /* action = auto: TCP up, first move not seen */
+    CONN_HANDSHAKING,
+    CONN_OPEN,
+    CONN_FAILED,          /* fails every I/O until closed */
+    CONN_PASSTHROUGH,     /* auto: the program speaks TLS itself */
+};
+
+#define CONN_NAME_MAX 256
+
+struct conn {
+    pthread_mutex_t lock;
+    atomic_int users;          /* fd references + calls in flight */
+    atomic_int live;           /* 1 until destroyed; makes that happen once */
+    struct conn *next_free;    /* free list (conns are type-stable) */
+
+    /* guarded by lock */
+    int fdrefs;
+    int fds[8];                /* fds sharing the socket (dup) */
+    int nfds;
+    int fd;                    /* the one used for I/O */
+    enum conn_state state;
+    enum policy_role role;
+    const struct policy_rule *rule;
+    SSL *ssl;
+    int user_nonblock;         /* the program's O_NONBLOCK */
+    int64_t started_ms, handshake_deadline_ms, handshake_ms;
+    int fail_errno;            /* what connect/SO_ERROR report */
+    int io_errno;              /* what later I/O reports */
+    int so_error_pending;      /* SO_ERROR not yet read by the program */
+    int connect_reported;      /* blocking/non-blocking connect returned */
+    char error[512];
+    char verify_error[512];    /* set by the verify callback */
+    unsigned char *wpend;      /* a record OpenSSL must be given again */
+    size_t wpend_len;
+    int eof;                   /* close_notify or EOF seen */
+    int shut_wr;
+    int closed_notify;
+    uint64_t bytes_in, bytes_out;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    char matched_name[CONN_NAME_MAX];  /* "" if none */
+    char verify_name[CONN_NAME_MAX];
+    char sni[CONN_NAME_MAX];           /* "" if none */
+    int verify_name_is_ip;
+    char session_key[CONN_NAME_MAX * 2 + 32]; /* client cache key */
+    int resumed;
+    int logged;
+};
+
+/* A new client connection for fd, matched to rule; the program's socket
+ * flags are read and the socket made non-blocking.  NULL on ENOMEM. */
+struct conn *conn_new_client(int fd, const struct policy_rule *rule,
+                             const struct sockaddr *peer, socklen_t len,
+                             const char *matched_name);
+
+/* Start the TCP connect: 0 when connected at once, -EINPROGRESS, or a
+ * negated TCP errno. */
+int conn_connect_start(struct conn *c);
+/* A blocking program's connect(): wait for TCP and the handshake. */
+int conn_connect_finish(struct conn *c);
+
+/* Data path.  flags: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL. */
+ssize_t conn_read(struct conn *c, void *buf, size_t len, int flags);
+ssize_t conn_write(struct conn *c, const void *buf, size_t len, int flags);
+/* action = auto: if the program's first write begins a TLS record, hand
+ * the socket back to it (returns 1; c is then released). */
+int conn_auto_passthrough(struct conn *c, const void *buf, size_t len);
+/* bytes readable without blocking, for FIONREAD */
+int conn_pending(struct conn *c);
+
+/*
+ * Readiness.  Advance the connection without blocking and return the
+ * events to report now for the program's interest (0: none).  When none,
+ * *kernel gets the events to wait for on the real socket and *deadline_ms
+ * (if not -1) the time by which conn_poll_check must be called again.
+ * kernel_revents: what the kernel reported on the real socket (0 before
+ * waiting).
+ */
+short conn_poll_check(struct conn *c, short want, short kernel_revents,
+                      short *kernel, int64_t *deadline_ms);
+
+/* getsockopt(SO_ERROR): the pending error, cleared when read. */
+int conn_take_so_error(struct conn *c);
+int conn_shutdown(struct conn *c, int how);
+void conn_set_nonblock(struct conn *c, int on);
+int conn_get_nonblock(struct conn *c);
+
+/* Reference counting and the fd table. */
+struct conn *conn_get(int fd);       /* + a user reference, or NULL */
+void conn_put(struct conn *c);
+int conn_attach_fd(struct conn *c, int fd);   /* dup: fd shares c */
+/* close() of fd: detaches it; the last fd sends close_notify first.
+ * The caller closes fd itself afterwards. */
+void conn_close_fd(struct conn *c, int fd);
+/* The fd number was closed behind our back and reused: detach it and
+ * send nothing. */
+void conn_forget_fd(struct conn *c, int fd);
+/* Detach every fd (auto pass-through); the program owns the socket. */
+void conn_release_all(struct conn *c);
+/* At exit: flush and close_notify every open connection. */
+void conn_exit_all(void);
+
+const char *conn_state_name(enum conn_state s);
+
+#endif

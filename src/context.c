@@ -1,0 +1,554 @@
+/*
+ * SSL_CTX per rule and the client session cache.  Contexts are built
+ * lazily under ctx_lock and never freed while the process runs, so a
+ * connection may keep a plain pointer to one.  Verification runs in our
+ * certificate verify callback: the leaf fingerprint first (a match accepts
+ * the leaf alone, SPEC section 4), then OpenSSL's chain building, then the
+ * host name scheme, so that every failure can be named precisely.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/provider.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "context.h"
+#include "log.h"
+#include "util.h"
+#include "verify.h"
+
+/* Secure, forward-secret suites for TLS <= 1.2 (TLS 1.3's are all so). */
+#define DEFAULT_CIPHER_LIST \
+    "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL:!SHA1"
+
+struct session_entry {
+    char *key;
+    SSL_SESSION *sess;
+    uint64_t used;
+};
+
+struct rule_ctx {
+    SSL_CTX *ctx;
+    struct session_entry *sessions;   /* guarded by ctx_lock */
+    int nsessions;
+};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_ok;
+static OSSL_LIB_CTX *libctx;
+static int conn_idx = -1;
+
+/* guards the table below and every session cache */
+static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rule_ctx *rule_ctxs;
+static size_t nrule_ctxs;
+static uint64_t session_clock;
+
+static void
+do_init(void)
+{
+    if (!OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL))
+        return;
+    libctx = OSSL_LIB_CTX_new();
+    if (libctx == NULL)
+        return;
+    if (OSSL_PROVIDER_load(libctx, "default") == NULL)
+        return;
+    conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (conn_idx < 0)
+        return;
+    init_ok = 1;
+}
+
+int
+context_init(void)
+{
+    pthread_once(&init_once, do_init);
+    return init_ok ? 0 : -1;
+}
+
+int
+context_conn_index(void)
+{
+    return conn_idx;
+}
+
+/* The last OpenSSL error as text, or fallback. */
+static const char *
+ssl_reason(char *buf, size_t len, const char *fallback)
+{
+    unsigned long e = ERR_peek_last_error();
+
+    if (e == 0) {
+        util_strlcpy(buf, fallback, len);
+        return buf;
+    }
+    ERR_error_string_n(e, buf, len);
+    const char *r = ERR_reason_error_string(e);
+    if (r != NULL)
+        util_strlcpy(buf, r, len);
+    return buf;
+}
+
+static int
+cert_verify_cb(X509_STORE_CTX *x, void *arg)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x,
+                                          SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct conn *c = ssl != NULL ? SSL_get_ex_data(ssl, conn_idx) : NULL;
+    X509 *leaf = X509_STORE_CTX_get0_cert(x);
+    char names[256], subj[256];
+
+    if (c == NULL || leaf == NULL)
+        return 0;
+    const struct policy_rule *r = c->rule;
+    if (r->nfingerprints > 0 &&
+        verify_fingerprint(leaf, r->fingerprints, r->nfingerprints)) {
+        X509_STORE_CTX_set_error(x, X509_V_OK);
+        util_strlcpy(c->verify_error, "", sizeof(c->verify_error));
+        return 1;
+    }
+    if (r->verify_mode == POLICY_VERIFY_NONE)
+        return 1;
+    if (X509_verify_cert(x) <= 0) {
+        int err = X509_STORE_CTX_get_error(x);
+        int depth = X509_STORE_CTX_get_error_depth(x);
+        X509 *bad = X509_STORE_CTX_get_current_cert(x);
+        if (bad == NULL)
+            bad = leaf;
+        X509_NAME_oneline(X509_get_subject_name(bad), subj, sizeof(subj));
+        snprintf(c->verify_error, sizeof(c->verify_error),
+                 "certificate verify failed: %s (depth %d, %.160s)%s",
+                 X509_verify_cert_error_string(err), depth, subj,
+                 r->nfingerprints > 0 ? "; no fingerprint matched" : "");
+        return 0;
+    }
+    if (!verify_identity(leaf, c->verify_name, r->verifycn_scheme,
+                         r->verifycn_publicsuffix)) {
+        verify_cert_names(leaf, names, sizeof(names));
+        snprintf(c->verify_error, sizeof(c->verify_error),
+                 "certificate verify failed: hostname mismatch (wanted %.255s, "
+                 "certificate has %.150s)",
+                 c->verify_name, names);
+        X509_STORE_CTX_set_error(x, X509_V_ERR_HOSTNAME_MISMATCH);
+        return 0;
+    }
+    return 1;
+}
+
+static struct rule_ctx *
+entry_for(const struct policy_rule *r)
+{
+    size_t need = (size_t)r->index + 1;
+
+    if (need > nrule_ctxs) {
+        struct rule_ctx *n = realloc(rule_ctxs, need * sizeof(*n));
+        if (n == NULL)
+            return NULL;
+        memset(n + nrule_ctxs, 0, (need - nrule_ctxs) * sizeof(*n));
+        rule_ctxs = n;
+        nrule_ctxs = need;
+    }
+    return &rule_ctxs[r->index];
+}
+
+static void
+session_store(struct rule_ctx *e, const struct policy_rule *r,
+              const char *key, SSL_SESSION *sess)
+{
+    int slot = -1;
+
+    for (int i = 0; i < e->nsessions; i++)
+        if (strcmp(e->sessions[i].key, key) == 0)
+            slot = i;
+    if (slot < 0 && e->nsessions < r->session_cache_size) {
+        struct session_entry *n = realloc(
+            e->sessions, (size_t)(e->nsessions + 1) * sizeof(*n));
+        char *k = strdup(key);
+        if (n == NULL || k == NULL) {
+            free(k);
+            if (n != NULL)
+                e->sessions = n;
+            SSL_SESSION_free(sess);
+            return;
+        }
+        e->sessions = n;
+        slot = e->nsessions++;
+        e->sessions[slot].key = k;
+        e->sessions[slot].sess = NULL;
+    } else if (slot < 0) {
+        /* full: replace the least recently used */
+        slot = 0;
+        for (int i = 1; i < e->nsessions; i++)
+            if (e->sessions[i].used < e->sessions[slot].used)
+                slot = i;
+        char *k = strdup(key);
+        if (k == NULL) {
+            SSL_SESSION_free(sess);
+            return;
+        }
+        free(e->sessions[slot].key);
+        e->sessions[slot].key = k;
+    }
+    SSL_SESSION_free(e->sessions[slot].sess);
+    e->sessions[slot].sess = sess;
+    e->sessions[slot].used = ++session_clock;
+}
+
+static int
+new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    struct conn *c = SSL_get_ex_data(ssl, conn_idx);
+
+    if (c == NULL || c->rule->session_cache_size <= 0 ||
+        c->session_key[0] == '\0')
+        return 0;
+    pthread_mutex_lock(&ctx_lock);
+    struct rule_ctx *e = entry_for(c->rule);
+    if (e == NULL) {
+        pthread_mutex_unlock(&ctx_lock);
+        return 0;
+    }
+    session_store(e, c->rule, c->session_key, sess);
+    pthread_mutex_unlock(&ctx_lock);
+    return 1;   /* we keep the reference */
+}
+
+SSL_SESSION *
+context_session_get(const struct policy_rule *r, const char *key)
+{
+    SSL_SESSION *s = NULL;
+
+    pthread_mutex_lock(&ctx_lock);
+    if ((size_t)r->index < nrule_ctxs) {
+        struct rule_ctx *e = &rule_ctxs[r->index];
+        for (int i = 0; i < e->nsessions; i++) {
+            if (strcmp(e->sessions[i].key, key) != 0)
+                continue;
+            if (SSL_SESSION_is_resumable(e->sessions[i].sess) &&
+                SSL_SESSION_up_ref(e->sessions[i].sess)) {
+                s = e->sessions[i].sess;
+                e->sessions[i].used = ++session_clock;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ctx_lock);
+    return s;
+}
+
+/* Read a whole small file (keys, passphrases); NULL on error. */
+static unsigned char *
+read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    unsigned char *buf = NULL;
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &st) < 0 || st.st_size > 1024 * 1024) {
+        snprintf(err, errlen, "%s: not a readable file of at most 1 MiB",
+                 path);
+        goto out;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (buf == NULL) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto out;
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n <= 0) {
+            snprintf(err, errlen, "cannot read %s", path);
+            free(buf);
+            buf = NULL;
+            goto out;
+        }
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    *len = got;
+out:
+    close(fd);
+    return buf;
+}
+
+static int
+passphrase_cb(char *buf, int size, int rwflag, void *u)
+{
+    const char *pass = u;
+    size_t n = pass != NULL ? strlen(pass) : 0;
+
+    if (pass == NULL || (int)n >= size)
+        return -1;
+    memcpy(buf, pass, n);
+    return (int)n;
+}
+
+/*
+ * Load a certificate (PEM chain, DER or PKCS#12) and its key (PEM, DER,
+ * or from the PKCS#12) into ctx.
+ */
+static int
+load_identity(SSL_CTX *ctx, const char *cert_file, const char *key_file,
+              const char *passwd_file, char *err, size_t errlen)
+{
+    unsigned char *cbuf = NULL, *kbuf = NULL, *pbuf = NULL;
+    size_t clen = 0, klen = 0, plen = 0;
+    char *pass = NULL;
+    X509 *cert = NULL;
+    EVP_PKEY *key = NULL;
+    STACK_OF(X509) *chain = NULL;
+    BIO *bio = NULL;
+    char why[160];
+    int rv = -1;
+
+    if (passwd_file != NULL) {
+        if ((pbuf = read_file(passwd_file, &plen, err, errlen)) == NULL)
+            goto err;
+        plen = strcspn((char *)pbuf, "\r\n");
+        pbuf[plen] = '\0';
+        pass = (char *)pbuf;
+    }
+    if ((cbuf = read_file(cert_file, &clen, err, errlen)) == NULL)
+        goto err;
+
+    ERR_clear_error();
+    bio = BIO_new_mem_buf(cbuf, (int)clen);
+    if (bio != NULL &&
+        (cert = PEM_read_bio_X509(bio, NULL, passphrase_cb, pass)) != NULL) {
+        X509 *extra;
+        chain = sk_X509_new_null();
+        while ((extra = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+            if (chain == NULL || !sk_X509_push(chain, extra))
+                X509_free(extra);
+        ERR_clear_error();
+        /* The key may sit in the same PEM file. */
+        if (key_file == NULL) {
+            BIO_free(bio);
+            bio = BIO_new_mem_buf(cbuf, (int)clen);
+            key = bio ? PEM_read_bio_PrivateKey_ex(bio, NULL, passphrase_cb,
+                                                   pass, libctx, NULL)
+                      : NULL;
+        }
+    } else {
+        const unsigned char *p = cbuf;
+        ERR_clear_error();
+        cert = d2i_X509(NULL, &p, (long)clen);
+        if (cert == NULL) {
+            PKCS12 *p12;
+            p = cbuf;
+            p12 = d2i_PKCS12(NULL, &p, (long)clen);
+            if (p12 == NULL) {
+                snprintf(err, errlen,
+                         "%s: not a PEM, DER or PKCS#12 certificate",
+                         cert_file);
+                goto err;
+            }
+            if (!PKCS12_parse(p12, pass != NULL ? pass : "", &key, &cert,
+                              &chain)) {
+                PKCS12_free(p12);
+                snprintf(err, errlen, "%s: cannot open PKCS#12: %s%s",
+                         cert_file, ssl_reason(why, sizeof(why), "error"),
+                         pass == NULL ? " (no passwd_file given)" : "");
+                goto err;
+            }
+            PKCS12_free(p12);
+        }
+    }
+    if (key_file != NULL) {
+        if ((kbuf = read_file(key_file, &klen, err, errlen)) == NULL)
+            goto err;
+        BIO_free(bio);
+        bio = BIO_new_mem_buf(kbuf, (int)klen);
+        ERR_clear_error();
+        key = bio ? PEM_read_bio_PrivateKey_ex(bio, NULL, passphrase_cb,
+                                               pass, libctx, NULL)
+                  : NULL;
+        if (key == NULL) {
+            const unsigned char *p = kbuf;
+            key = d2i_AutoPrivateKey_ex(NULL, &p, (long)klen, libctx, NULL);
+        }
+        if (key == NULL) {
+            snprintf(err, errlen, "%s: cannot read private key: %s%s",
+                     key_file, ssl_reason(why, sizeof(why), "bad format"),
+                     pass == NULL ? " (encrypted key without passwd_file?)"
+                                  : "");
+            goto err;
+        }
+    }
+    if (key == NULL) {
+        snprintf(err, errlen, "%s: no private key (set key_file)", cert_file);
+        goto err;
+    }
+    ERR_clear_error();
+    if (SSL_CTX_use_cert_and_key(ctx, cert, key, chain, 1) != 1) {
+        snprintf(err, errlen, "%s: certificate and key do not fit: %s",
+                 cert_file, ssl_reason(why, sizeof(why), "mismatch"));
+        goto err;
+    }
+    rv = 0;
+err:
+    BIO_free(bio);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    sk_X509_pop_free(chain, X509_free);
+    if (kbuf != NULL)
+        OPENSSL_cleanse(kbuf, klen);
+    if (pbuf != NULL)
+        OPENSSL_cleanse(pbuf, plen);
+    free(cbuf);
+    free(kbuf);
+    free(pbuf);
+    return rv;
+}
+
+static SSL_CTX *
+build_client(const struct policy_rule *r, char *err, size_t errlen)
+{
+    SSL_CTX *ctx;
+    char why[160];
+
+    ERR_clear_error();
+    ctx = SSL_CTX_new_ex(libctx, NULL, TLS_client_method());
+    if (ctx == NULL) {
+        snprintf(err, errlen, "cannot create TLS context: %s",
+                 ssl_reason(why, sizeof(why), "error"));
+        return NULL;
+    }
+    SSL_CTX_set_security_level(ctx, r->security_level);
+    if ((r->min_version && !SSL_CTX_set_min_proto_version(ctx, r->min_version)) ||
+        (r->max_version && !SSL_CTX_set_max_proto_version(ctx, r->max_version))) {
+        snprintf(err, errlen, "rule %s: protocol versions not available",
+                 r->name);
+        goto err;
+    }
+    if (!SSL_CTX_set_cipher_list(ctx, r->cipher_list != NULL
+                                          ? r->cipher_list
+                                          : DEFAULT_CIPHER_LIST)) {
+        snprintf(err, errlen, "rule %s: bad cipher_list: %s", r->name,
+                 ssl_reason(why, sizeof(why), "no cipher matched"));
+        goto err;
+    }
+    if (r->ciphersuites != NULL &&
+        !SSL_CTX_set_ciphersuites(ctx, r->ciphersuites)) {
+        snprintf(err, errlen, "rule %s: bad ciphersuites: %s", r->name,
+                 ssl_reason(why, sizeof(why), "no suite matched"));
+        goto err;
+    }
+    if (r->ecdh_curve != NULL && !SSL_CTX_set1_groups_list(ctx, r->ecdh_curve)) {
+        snprintf(err, errlen, "rule %s: bad ecdh_curve %s", r->name,
+                 r->ecdh_curve);
+        goto err;
+    }
+    if (r->ca_system) {
+        if (!X509_STORE_set_default_paths_ex(SSL_CTX_get_cert_store(ctx),
+                                             libctx, NULL))
+            ERR_clear_error();   /* an empty system store fails verification */
+    } else {
+        if (r->ca_file != NULL && !SSL_CTX_load_verify_file(ctx, r->ca_file)) {
+            snprintf(err, errlen, "rule %s: cannot load ca_file %s: %s",
+                     r->name, r->ca_file,
+                     ssl_reason(why, sizeof(why), "error"));
+            goto err;
+        }
+        if (r->ca_path != NULL && !SSL_CTX_load_verify_dir(ctx, r->ca_path)) {
+            snprintf(err, errlen, "rule %s: cannot load ca_path %s: %s",
+                     r->name, r->ca_path,
+                     ssl_reason(why, sizeof(why), "error"));
+            goto err;
+        }
+    }
+    if (r->cert_file != NULL &&
+        load_identity(ctx, r->cert_file, r->key_file, r->passwd_file, err,
+                      errlen) < 0)
+        goto err;
+    if (r->alpn_wire_len > 0 &&
+        SSL_CTX_set_alpn_protos(ctx, r->alpn_wire,
+                                (unsigned)r->alpn_wire_len) != 0) {
+        snprintf(err, errlen, "rule %s: bad alpn_protocols", r->name);
+        goto err;
+    }
+    SSL_CTX_set_verify(ctx,
+                       r->verify_mode != POLICY_VERIFY_NONE ||
+                               r->nfingerprints > 0
+                           ? SSL_VERIFY_PEER
+                           : SSL_VERIFY_NONE,
+                       NULL);
+    SSL_CTX_set_cert_verify_callback(ctx, cert_verify_cb, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+                                 (r->strict_eof ? 0
+                                                : SSL_OP_IGNORE_UNEXPECTED_EOF));
+    SSL_CTX_set_read_ahead(ctx, 1);
+    if (r->session_cache_size > 0) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+                                                SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+    } else {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    }
+    return ctx;
+err:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+SSL_CTX *
+context_client(const struct policy_rule *r, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = NULL;
+
+    if (context_init() < 0) {
+        util_strlcpy(err, "cannot initialise OpenSSL", errlen);
+        return NULL;
+    }
+    pthread_mutex_lock(&ctx_lock);
+    struct rule_ctx *e = entry_for(r);
+    if (e == NULL) {
+        util_strlcpy(err, "out of memory", errlen);
+    } else {
+        if (e->ctx == NULL)
+            e->ctx = build_client(r, err, errlen);
+        ctx = e->ctx;
+    }
+    pthread_mutex_unlock(&ctx_lock);
+    return ctx;
+}
+
+void
+context_free_all(void)
+{
+    pthread_mutex_lock(&ctx_lock);
+    for (size_t i = 0; i < nrule_ctxs; i++) {
+        SSL_CTX_free(rule_ctxs[i].ctx);
+        for (int j = 0; j < rule_ctxs[i].nsessions; j++) {
+            free(rule_ctxs[i].sessions[j].key);
+            SSL_SESSION_free(rule_ctxs[i].sessions[j].sess);
+        }
+        free(rule_ctxs[i].sessions);
+    }
+    free(rule_ctxs);
+    rule_ctxs = NULL;
+    nrule_ctxs = 0;
+    pthread_mutex_unlock(&ctx_lock);
+}

@@ -1,0 +1,27 @@
+/*
+ * One SSL_CTX per rule, built at the first connection that needs it and
+ * shared by all of them, in tlsshim's own OpenSSL library context so that
+ * the program's OpenSSL configuration never touches ours.  The client
+ * session cache of each rule lives here too.
+ */
+#ifndef TLSSHIM_CONTEXT_H
+#define TLSSHIM_CONTEXT_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+
+#include "policy.h"
+
+/* Initialise OpenSSL for tlsshim (once); 0 or -1. */
+int context_init(void) TLSSHIM_WARN_UNUSED;
+/* The client context of rule r, or NULL with the reason in err. */
+SSL_CTX *context_client(const struct policy_rule *r, char *err, size_t len);
+/* A cached session for key (a new reference), or NULL. */
+SSL_SESSION *context_session_get(const struct policy_rule *r,
+                                 const char *key);
+/* The index of tlsshim's connection pointer in SSL ex_data. */
+int context_conn_index(void);
+/* Drop every context and session (tests). */
+void context_free_all(void);
+
+#endif
