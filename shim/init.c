@@ -66,6 +66,9 @@ load(void)
         log_error("cannot open log %s; logging to stderr", target);
     }
     log_flow("policy %s loaded: %zu rules", policy->file, policy->nrules);
+    if (env("TLSSHIM_REPORT") != NULL)
+        log_warn("TLSSHIM_REPORT: the connection report is not built yet; "
+                 "no report is written");
 }
 
 void

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "context.h"
@@ -316,6 +317,7 @@ conn_new_client(int fd, const struct policy_rule *rule,
     c->rule = rule;
     c->state = CONN_CONNECTING;
     c->started_ms = util_now_ms();
+    c->creator = getpid();
     if (len > sizeof(c->peer))
         len = sizeof(c->peer);
     memcpy(&c->peer, peer, len);
@@ -979,6 +981,13 @@ send_close_notify(struct conn *c)
 
     if (c->state != CONN_OPEN || c->closed_notify || c->ssl == NULL)
         return;
+    /* A forked child closing (or exiting with) its inherited copy must
+     * not end the parent's stream.  Full ownership after fork is tracked
+     * in a later version; until then only the creator says goodbye. */
+    if (getpid() != c->creator) {
+        c->closed_notify = 1;
+        return;
+    }
     for (;;) {
         int fl = flush_pending(c);
         if (fl <= 0 || util_now_ms() >= deadline)

@@ -69,6 +69,7 @@ struct conn {
     char session_key[CONN_NAME_MAX * 2 + 32]; /* client cache key */
     int resumed;
     int logged;
+    pid_t creator;             /* the process that made the connection */
 };
 
 /* A new client connection for fd, matched to rule; the program's socket

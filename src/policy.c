@@ -164,6 +164,7 @@ static const struct unsupported {
     { 1, GK_DEFAULT_ACTION, "audit", NULL },
     { 1, GK_DEFAULT_LISTEN_ACTION, "audit", NULL },
     { 1, GK_KEYLOG, "yes", NULL },
+    { 1, GK_REPORT, NULL, NULL },
     { 1, GK_REPORT_OPEN, NULL, NULL },
 };
 

@@ -48,6 +48,28 @@ warn_unresolvable_names(const struct policy *p)
     }
 }
 
+/*
+ * SPEC section 9: --check lists what no policy can cover.  As comments, so
+ * the output still parses as a policy.
+ */
+static void
+write_limits(const struct policy *p)
+{
+    const char *uncovered = "warn";
+
+    if (p->global.uncovered == POLICY_UNCOVERED_REFUSE)
+        uncovered = "refuse";
+    else if (p->global.uncovered == POLICY_UNCOVERED_ALLOW)
+        uncovered = "allow";
+    printf("\n"
+           "# Not covered by any policy (tlsshim(1), LIMITS): statically\n"
+           "# linked programs, Go binaries, other architectures and C\n"
+           "# libraries (i386, musl), set-id and file-capability programs,\n"
+           "# raw syscall() and io_uring.  \"tlsshim COMMAND\" refuses the\n"
+           "# ones it can detect; a shimmed program that executes one gets\n"
+           "# uncovered = %s.\n", uncovered);
+}
+
 int
 cli_check(const struct cli_options *o)
 {
@@ -56,6 +78,7 @@ cli_check(const struct cli_options *o)
     if ((p = cli_load_policy(o)) == NULL)
         return CLI_EXIT_USAGE;
     policy_write(stdout, p);
+    write_limits(p);
     warn_unresolvable_names(p);
     if (o->report != NULL)
         cli_warn("report analysis is not built yet");

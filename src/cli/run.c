@@ -361,6 +361,13 @@ cli_run(const struct cli_options *o)
     size_t i;
     int status = CLI_EXIT_USAGE, err;
 
+    /* The connection report is a later feature: refuse rather than run
+     * a program whose operator expects evidence that is never written. */
+    if (o->report != NULL) {
+        fprintf(stderr, "tlsshim: -r: the connection report is not built "
+                        "yet\n");
+        return CLI_EXIT_USAGE;
+    }
     if ((p = cli_load_policy(o)) == NULL)
         return CLI_EXIT_USAGE;
     if (cli_env_build(o, p, &env) != 0)

@@ -192,13 +192,19 @@ EOF
     [ "$output" -ef "$T/good.conf" ]
 }
 
-@test "-d, -o and -r are passed on in the environment" {
-    run --separate-stderr "$TLSSHIM" -d 3 -o syslog -r "$T/report.jsonl" \
-        printenv TLSSHIM_DEBUG TLSSHIM_LOG TLSSHIM_REPORT
+@test "-d and -o are passed on in the environment" {
+    run --separate-stderr "$TLSSHIM" -d 3 -o syslog \
+        printenv TLSSHIM_DEBUG TLSSHIM_LOG
     assert_success
     assert_line --index 0 "3"
     assert_line --index 1 "syslog"
-    assert_line --index 2 "$T/report.jsonl"
+}
+
+@test "-r is refused until the connection report is built, and nothing runs" {
+    run --separate-stderr "$TLSSHIM" -r "$T/report.jsonl" touch "$T/ran"
+    assert_failure 2
+    assert_equal "$stderr" "tlsshim: -r: the connection report is not built yet"
+    [ ! -e "$T/ran" ]
 }
 
 @test "--check with no policy anywhere prints the embedded default" {
@@ -208,6 +214,14 @@ EOF
     assert_output --partial \
         "connect = :443 :465 :563 :636 :853 :990 :992 :993 :994 :995 :5671"
     assert_output --regexp "action = auto"
+}
+
+@test "--check lists the programs no policy can cover" {
+    run --separate-stderr "$TLSSHIM" --check
+    assert_success
+    assert_output --partial "# Not covered by any policy"
+    assert_output --partial "statically"
+    assert_output --partial "uncovered = warn"
 }
 
 @test "--check output parses again to the same rules" {

@@ -358,3 +358,24 @@ for i in range(2):
     assert_line connect
     assert_line read
 }
+
+@test "a forked child that exits does not end the parent's TLS stream" {
+    policy
+    echo_server
+    run shim_run /usr/bin/python3 -c "
+import os, socket
+s = socket.create_connection(('127.0.0.1', $PORT))
+s.sendall(b'before fork\n')
+print(s.recv(100).decode().strip())
+pid = os.fork()
+if pid == 0:
+    s.close()
+    os._exit(0) if False else exit(0)
+os.waitpid(pid, 0)
+s.sendall(b'after fork\n')
+print(s.recv(100).decode().strip())
+"
+    assert_success
+    assert_line --index 0 "before fork"
+    assert_line --index 1 "after fork"
+}
