@@ -22,6 +22,8 @@ for tool in openssl nc; do
     }
 done
 
+# Only this script's policy counts, whatever the caller's environment says.
+unset TLSSHIM_CONF TLSSHIM_DEBUG TLSSHIM_LOG TLSSHIM_REPORT
 umask 077
 work=$(mktemp -d "${TMPDIR:-/tmp}/tlsshim-demo.XXXXXX")
 server_pid=
@@ -107,22 +109,33 @@ EOF
 sed 's/^/   /' "$work/policy.conf"
 
 echo "== 4. a plaintext client under tlsshim:"
-echo "   printf 'hello\\n' | $tlsshim -d 1 -f policy.conf nc -q 1 127.0.0.1 $port"
+printf '   %s\n' \
+    "printf 'hello\\n' | $tlsshim -d 1 -f policy.conf nc -q 1 127.0.0.1 $port"
 status=0
-printf 'hello\n' | "$tlsshim" -d 1 -f "$work/policy.conf" \
+bound=
+command -v timeout >/dev/null 2>&1 && bound="timeout 30"
+printf 'hello\n' | $bound "$tlsshim" -d 1 -f "$work/policy.conf" \
     nc -q 1 127.0.0.1 "$port" >"$work/client.out" 2>"$work/client.err" ||
     status=$?
 echo "   the client sent:      hello"
 echo "   the client received:  $(cat "$work/client.out")"
 echo "   tlsshim logged:"
 sed 's/^/     /' "$work/client.err"
+# s_server -naccept 1 exits after the connection; give it a moment.
+i=0
+while [ $i -lt 50 ] && kill -0 "$server_pid" 2>/dev/null; do
+    sleep 0.1
+    i=$((i + 1))
+done
+kill "$server_pid" 2>/dev/null || true
 wait "$server_pid" 2>/dev/null || true
 server_pid=
 echo "   the server saw:"
-grep -E 'CONNECTION ESTABLISHED|Protocol version|Cipher|Client sent' \
+grep -E 'CONNECTION ESTABLISHED|Protocol version|Ciphersuite|CONNECTION CLOSED' \
     "$work/server.log" | sed 's/^/     /' || true
 
-echo "== 5. with no policy file, the embedded default applies: tlsshim --check"
+echo "== 5. the default policy (what applies without -f; the installed"
+echo "   $prefix/etc/tlsshim.conf is the embedded default): tlsshim --check"
 "$tlsshim" --check | sed 's/^/   /'
 
 if [ "$status" -ne 0 ] || [ "$(cat "$work/client.out")" != "olleh" ]; then

@@ -591,3 +591,16 @@ print(6 * 7, os.environ["LD_PRELOAD"].endswith("libtlsshim.so"))'
     assert_success
     [ "$output" -ef "$T/bin/.libs/libtlsshim.so" ]
 }
+
+@test "the installed tlsshim.conf gives the same effective rules as the embedded default" {
+    cp "$SRCDIR/config/tlsshim.conf" "$T/installed.conf"
+    chmod 644 "$T/installed.conf"
+    run --separate-stderr "$TLSSHIM" --check -f "$T/installed.conf"
+    assert_success
+    from_file=$(printf '%s\n' "$output" | grep -v '^#' | sed 's/ *#.*//')
+    run --separate-stderr env -u TLSSHIM_CONF "$TLSSHIM" --check
+    assert_success
+    embedded=$(printf '%s\n' "$output" | grep -v '^#' | sed 's/ *#.*//')
+    assert_equal "$from_file" "$embedded"
+    [[ $embedded == *"[implicit-tls]"* ]]
+}

@@ -34,7 +34,7 @@ report(const char *call, int err)
     const char *name = strerrorname_np(err);
 
     fprintf(stderr, "blockclient: %s: %s errno=%s\n", call, strerror(err),
-        name != NULL ? name : "unknown");
+            name != NULL ? name : "unknown");
 }
 
 /* Report an I/O error and leave, whichever thread we are in. */
@@ -85,7 +85,7 @@ connect_to(const char *host, const char *port)
     hints.ai_socktype = SOCK_STREAM;
     if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
         fprintf(stderr, "blockclient: getaddrinfo: %s: %s\n", host,
-            gai_strerror(rc));
+                gai_strerror(rc));
         exit(EXIT_CONNECT);
     }
     /* Try each address in turn, as ordinary clients do. */

@@ -47,7 +47,7 @@ static int epfd = -1;
 static int sock_registered;
 static unsigned sock_events_registered;
 static int stdin_registered;
-static int stdin_epollable = 1;  /* regular files cannot be epoll'ed */
+static int stdin_epollable = 1; /* regular files cannot be epoll'ed */
 
 static void
 report(const char *call, int err)
@@ -55,7 +55,7 @@ report(const char *call, int err)
     const char *name = strerrorname_np(err);
 
     fprintf(stderr, "nbclient: %s: %s errno=%s\n", call, strerror(err),
-        name != NULL ? name : "unknown");
+            name != NULL ? name : "unknown");
 }
 
 static void
@@ -136,8 +136,7 @@ epoll_forget(int sock)
  * want_stdin) is ready.  Blocks without a timeout: alarm() bounds the run.
  */
 static void
-wait_ready(int sock, int want_in, int want_out, int want_stdin,
-    struct ready *r)
+wait_ready(int sock, int want_in, int want_out, int want_stdin, struct ready *r)
 {
     memset(r, 0, sizeof(*r));
 
@@ -148,7 +147,8 @@ wait_ready(int sock, int want_in, int want_out, int want_stdin,
         int rc;
 
         p[0].fd = sock;
-        p[0].events = (short)((want_in ? POLLIN : 0) | (want_out ? POLLOUT : 0));
+        p[0].events =
+            (short)((want_in ? POLLIN : 0) | (want_out ? POLLOUT : 0));
         p[0].revents = 0;
         if (want_stdin) {
             p[1].fd = STDIN_FILENO;
@@ -185,7 +185,7 @@ wait_ready(int sock, int want_in, int want_out, int want_stdin,
             if (want_stdin)
                 FD_SET(STDIN_FILENO, &rfds);
         } while ((rc = select(maxfd + 1, &rfds, &wfds, NULL, NULL)) < 0 &&
-            errno == EINTR);
+                 errno == EINTR);
         if (rc < 0)
             die_io("select", errno);
         r->sock_in = want_in && FD_ISSET(sock, &rfds);
@@ -198,7 +198,8 @@ wait_ready(int sock, int want_in, int want_out, int want_stdin,
         int i, rc, timeout = -1;
 
         epoll_update(sock,
-            (want_in ? EPOLLIN : 0u) | (want_out ? EPOLLOUT : 0u), want_stdin);
+                     (want_in ? EPOLLIN : 0u) | (want_out ? EPOLLOUT : 0u),
+                     want_stdin);
         /* A regular file is always readable: look, but do not wait. */
         if (want_stdin && !stdin_epollable) {
             r->stdin_in = 1;
@@ -266,7 +267,7 @@ connect_to(const char *host, const char *port)
     hints.ai_socktype = SOCK_STREAM;
     if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
         fprintf(stderr, "nbclient: getaddrinfo: %s: %s\n", host,
-            gai_strerror(rc));
+                gai_strerror(rc));
         exit(EXIT_CONNECT);
     }
     for (ai = res; ai != NULL; ai = ai->ai_next) {
@@ -324,8 +325,7 @@ pump(int sock)
                 return;
             if (n > 0)
                 write_stdout(in, (size_t)n);
-            else if (errno != EAGAIN && errno != EWOULDBLOCK &&
-                errno != EINTR)
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 die_io("read", errno);
         }
         if (r.sock_out && out_off < out_len) {
@@ -333,7 +333,7 @@ pump(int sock)
             if (n > 0)
                 out_off += (size_t)n;
             else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-                errno != EINTR)
+                     errno != EINTR)
                 die_io("write", errno);
         }
         if (r.stdin_in && want_stdin) {
