@@ -201,6 +201,65 @@ s_client_echo() {
     [[ $(json_field "$T/info" 1 peer) == ::1:* ]]
 }
 
+@test "tls_server tells a close_notify from a bare FIN and from a reset" {
+    local port
+    port=$(free_port)
+    tls_server srv "$port" --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
+        --info "$T/info" --count 3
+    "$PYTHON" - "$port" "$PKI/ca.pem" <<'EOF'
+import socket, ssl, struct, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+for how in ("close_notify", "eof", "reset"):
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)),
+                        server_hostname="localhost")
+    s.sendall(b"x")
+    assert s.recv(1) == b"x"
+    if how == "close_notify":
+        s.unwrap().close()
+    elif how == "reset":
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    else:
+        s.close()  # Python sends no close_notify here
+EOF
+    for ((i = 0; i < 50; i++)); do
+        (($(wc -l <"$T/info") >= 3)) && break
+        sleep 0.1
+    done
+    assert_equal "$(json_field "$T/info" 1 end)" close_notify
+    assert_equal "$(json_field "$T/info" 2 end)" eof
+    assert_equal "$(json_field "$T/info" 3 end)" reset
+}
+
+@test "tls_server --end eof closes without close_notify" {
+    local port
+    port=$(free_port)
+    tls_server srv "$port" --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
+        --mode reply --reply "bye" --end eof
+    run "$PYTHON" - "$port" "$PKI/ca.pem" <<'EOF'
+import socket, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)),
+                    server_hostname="localhost", suppress_ragged_eofs=False)
+s.sendall(b"hi\n")
+got = b""
+try:
+    while True:
+        b = s.recv(100)
+        if not b:
+            print(got.decode(), "close_notify")
+            break
+        got += b
+except ssl.SSLError as e:
+    print(got.decode(), "unexpected eof" if "EOF" in str(e).upper() else e)
+EOF
+    assert_success
+    assert_output "bye unexpected eof"
+}
+
 @test "raw_sink records every byte a client sends" {
     local port
     port=$(free_port)

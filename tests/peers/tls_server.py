@@ -138,37 +138,103 @@ def subject_text(cert):
     return ",".join(parts)
 
 
-def end_connection(s, how):
-    """End the connection the way --end says; never raises."""
-    try:
-        if how == "reset":
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                         struct.pack("ii", 1, 0))
-            return
-        if how == "close_notify" and isinstance(s, ssl.SSLSocket) \
-                and s._sslobj is not None:
-            # Send close_notify without waiting for the peer's: on a
-            # non-blocking socket the second SSL_shutdown() returns
-            # WANT_READ once ours is out.
-            s.settimeout(0)
+class PeerEOF(Exception):
+    """The peer's TCP side ended (FIN) without a close_notify."""
+
+
+class TLSConn:
+    """A server-side TLS connection over a blocking TCP socket.
+
+    OpenSSL works on memory BIOs and this class moves the bytes, so it
+    knows exactly how the peer ended: a close_notify, a TCP FIN without
+    one, or a reset (Python's socket-level SSL errors blur the last two).
+    """
+
+    def __init__(self, raw, ctx, timeout):
+        self.raw = raw
+        self.raw.settimeout(timeout)
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.incoming, self.outgoing, server_side=True)
+        self.tcp_eof = False
+
+    def flush(self):
+        data = self.outgoing.read()
+        if data:
+            self.raw.sendall(data)
+
+    def _fill(self):
+        if self.tcp_eof:
+            raise PeerEOF()
+        data = self.raw.recv(65536)
+        if data:
+            self.incoming.write(data)
+        else:
+            self.tcp_eof = True
+            self.incoming.write_eof()
+
+    def _run(self, op, *args):
+        while True:
             try:
-                s.unwrap()
-            except (ssl.SSLError, OSError, ValueError):
-                pass
-        s.settimeout(2.0)
-        # SSLSocket.shutdown() drops the TLS layer: what follows is TCP.
-        s.shutdown(socket.SHUT_WR)
-        # Drain until the peer closes so that unread bytes do not turn our
-        # close into a reset that could destroy data still in flight.
-        while s.recv(65536):
-            pass
-    except (OSError, ValueError):
-        pass
-    finally:
+                result = op(*args)
+            except ssl.SSLWantReadError:
+                self.flush()
+                self._fill()
+                continue
+            except ssl.SSLZeroReturnError:
+                self.flush()
+                raise
+            except ssl.SSLError:
+                # Send the alert that says why, then report the error;
+                # after a FIN, OpenSSL's complaint is the missing notify.
+                try:
+                    self.flush()
+                except OSError:
+                    pass
+                if self.tcp_eof:
+                    raise PeerEOF()
+                raise
+            self.flush()
+            return result
+
+    def handshake(self):
+        self._run(self.obj.do_handshake)
+
+    def recv(self):
+        """Plaintext, or b"" after the peer's close_notify."""
         try:
-            s.close()
-        except OSError:
+            return self._run(self.obj.read, 65536)
+        except ssl.SSLZeroReturnError:
+            return b""
+
+    def sendall(self, data):
+        self._run(self.obj.write, data)
+
+    def end(self, how):
+        """End the connection the way --end says; never raises."""
+        raw = self.raw
+        try:
+            if how == "reset":
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                               struct.pack("ii", 1, 0))
+                return
+            if how == "close_notify":
+                # Send ours without waiting for the peer's.
+                try:
+                    self.obj.unwrap()
+                except ssl.SSLError:
+                    pass
+                self.flush()
+            raw.settimeout(2.0)
+            raw.shutdown(socket.SHUT_WR)
+            # Drain until the peer closes, so that bytes we did not read do
+            # not turn our close into a reset that destroys data in flight.
+            while raw.recv(65536):
+                pass
+        except (OSError, ValueError):
             pass
+        finally:
+            raw.close()
 
 
 def serve(conn_no, raw, peer, ctx, args, record, info):
@@ -188,52 +254,47 @@ def serve(conn_no, raw, peer, ctx, args, record, info):
         "end": None,
         "server_end": None,
     }
-    s = raw
+    conn = None
     try:
-        raw.settimeout(args.timeout)
-        s = ctx.wrap_socket(raw, server_side=True,
-                            do_handshake_on_connect=False,
-                            suppress_ragged_eofs=False)
+        conn = TLSConn(raw, ctx, args.timeout)
         try:
-            s.do_handshake()
-        except (ssl.SSLError, OSError) as e:
-            result["error"] = str(e) or type(e).__name__
+            conn.handshake()
+        except (ssl.SSLError, OSError, PeerEOF) as e:
+            if isinstance(e, PeerEOF):
+                result["error"] = "peer closed during the handshake"
+            else:
+                result["error"] = str(e) or type(e).__name__
             result["end"] = "handshake"
-            with sni_lock:
-                result["sni"] = sni_seen.pop(id(s), None)
             result["server_end"] = "close"
-            s.close()
+            raw.close()
             return
-        with sni_lock:
-            result["sni"] = sni_seen.pop(id(s), None)
         result["handshake"] = "ok"
-        result["version"] = s.version()
-        result["cipher"] = s.cipher()[0]
-        result["alpn"] = s.selected_alpn_protocol()
-        result["session_reused"] = s.session_reused
-        result["peer_cert"] = subject_text(s.getpeercert())
-        result["end"] = pump(s, args, record, result)
+        result["version"] = conn.obj.version()
+        result["cipher"] = conn.obj.cipher()[0]
+        result["alpn"] = conn.obj.selected_alpn_protocol()
+        result["session_reused"] = conn.obj.session_reused
+        result["peer_cert"] = subject_text(conn.obj.getpeercert())
+        result["end"] = pump(conn, args, record, result)
         result["server_end"] = args.end
-        end_connection(s, args.end)
+        conn.end(args.end)
     except Exception as e:  # never let one connection kill the server
         result["error"] = "%s: %s" % (type(e).__name__, e)
         result["end"] = result["end"] or "error: %s" % e
-        try:
-            s.close()
-        except OSError:
-            pass
+        raw.close()
     finally:
+        if conn is not None:
+            with sni_lock:
+                result["sni"] = sni_seen.pop(id(conn.obj), None)
         info.write((json.dumps(result) + "\n").encode())
 
 
-def pump(s, args, record, result):
+def pump(conn, args, record, result):
     """Serve the mode; return how the client's side ended."""
     line = b""
-    replied = False
     while True:
         try:
-            data = s.recv(65536)
-        except ssl.SSLEOFError:
+            data = conn.recv()
+        except PeerEOF:
             return "eof"
         except ConnectionResetError:
             return "reset"
@@ -246,15 +307,14 @@ def pump(s, args, record, result):
         record.write(data)
         result["bytes_in"] += len(data)
         if args.mode == "echo":
-            s.sendall(data)
+            conn.sendall(data)
             result["bytes_out"] += len(data)
-        elif args.mode == "reply" and not replied:
+        elif args.mode == "reply":
             line += data
             if b"\n" in line:
                 reply = args.reply.encode()
-                s.sendall(reply)
+                conn.sendall(reply)
                 result["bytes_out"] += len(reply)
-                replied = True
                 return "replied"
 
 
