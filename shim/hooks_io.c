@@ -378,20 +378,29 @@ tracked_fcntl(struct conn *c, int (*fn)(int, int, ...), int fd, int cmd,
     return rv;
 }
 
+static int
+any_fcntl(int (*fn)(int, int, ...), int fd, int cmd, void *arg)
+{
+    struct conn *c = conn_get(fd);
+
+    if (c == NULL)
+        return fn(fd, cmd, arg);
+    return tracked_fcntl(c, fn, fd, cmd, arg);
+}
+
+/* The argument is an int or a pointer; on the ABIs glibc supports both
+ * travel in the same register, so it is passed on as a pointer. */
 HOOK int
 fcntl(int fd, int cmd, ...)
 {
     va_list ap;
     void *arg;
-    struct conn *c;
 
     va_start(ap, cmd);
     arg = va_arg(ap, void *);
     va_end(ap);
     ENSURE(fcntl);
-    if ((c = conn_get(fd)) == NULL)
-        return real.fcntl(fd, cmd, arg);
-    return tracked_fcntl(c, real.fcntl, fd, cmd, arg);
+    return any_fcntl(real.fcntl, fd, cmd, arg);
 }
 
 HOOK int
@@ -399,15 +408,12 @@ fcntl64(int fd, int cmd, ...)
 {
     va_list ap;
     void *arg;
-    struct conn *c;
 
     va_start(ap, cmd);
     arg = va_arg(ap, void *);
     va_end(ap);
     ENSURE(fcntl64);
-    if ((c = conn_get(fd)) == NULL)
-        return real.fcntl64(fd, cmd, arg);
-    return tracked_fcntl(c, real.fcntl64, fd, cmd, arg);
+    return any_fcntl(real.fcntl64, fd, cmd, arg);
 }
 
 HOOK int

@@ -275,7 +275,7 @@ log_established(struct conn *c)
         return;
     SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
     log_info("connect %s rule=%s tls=%s cipher=%s sni=%s verify=%s "
-             "ocsp=none resumed=%s%s%.*s",
+             "ocsp=%s resumed=%s%s%.*s",
              peer_desc(c, desc, sizeof(desc)), c->rule->name,
              SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
              c->sni[0] != '\0' ? c->sni : "-",
@@ -283,7 +283,7 @@ log_established(struct conn *c)
                      c->rule->nfingerprints == 0
                  ? "none"
                  : "ok",
-             c->resumed ? "yes" : "no", alpn_len ? " alpn=" : "",
+             c->ocsp != NULL ? c->ocsp : "none", c->resumed ? "yes" : "no", alpn_len ? " alpn=" : "",
              (int)alpn_len, alpn_len ? (const char *)alpn : "");
 }
 
@@ -620,6 +620,35 @@ prepare_io(struct conn *c)
     return 0;
 }
 
+/*
+ * The program's call cannot go on until the socket is ready for ev.  Lock
+ * held on entry, released on return.  A non-blocking caller gets -EAGAIN;
+ * a blocking one waits (until the socket timeout opt, kept in *deadline,
+ * and the handshake deadline) and gets 0 to try again, or -EAGAIN when the
+ * socket timeout passed, -EINTR when a signal came.
+ */
+static int
+block_for(struct conn *c, short ev, int nonblock, int opt, int64_t *deadline)
+{
+    int fd = c->fd;
+    int64_t dl, hs_dl = c->state == CONN_HANDSHAKING ? c->handshake_deadline_ms
+                                                     : -1;
+
+    pthread_mutex_unlock(&c->lock);
+    if (ev == 0)
+        return 0;
+    if (nonblock)
+        return -EAGAIN;
+    if (*deadline == -2)
+        *deadline = sock_deadline(fd, opt);
+    if (*deadline >= 0 && util_now_ms() >= *deadline)
+        return -EAGAIN;
+    dl = *deadline;
+    if (hs_dl >= 0 && (dl < 0 || hs_dl < dl))
+        dl = hs_dl;
+    return wait_fd(fd, ev, dl);
+}
+
 ssize_t
 conn_read(struct conn *c, void *buf, size_t len, int flags)
 {
@@ -689,23 +718,9 @@ conn_read(struct conn *c, void *buf, size_t len, int flags)
                 return got > 0 ? (ssize_t)got : -ECONNRESET;
             }
         }
-        int fd = c->fd;
-        int64_t hs_dl = c->state == CONN_HANDSHAKING ? c->handshake_deadline_ms
-                                                     : -1;
-        pthread_mutex_unlock(&c->lock);
-        if (ev == 0)
-            continue;
-        if (nonblock)
-            return got > 0 ? (ssize_t)got : -EAGAIN;
-        if (deadline == -2)
-            deadline = sock_deadline(fd, SO_RCVTIMEO);
-        if (deadline >= 0 && util_now_ms() >= deadline)
-            return got > 0 ? (ssize_t)got : -EAGAIN;
-        int64_t dl = deadline;
-        if (hs_dl >= 0 && (dl < 0 || hs_dl < dl))
-            dl = hs_dl;
-        if (wait_fd(fd, ev, dl) == -EINTR)
-            return got > 0 ? (ssize_t)got : -EINTR;
+        int w = block_for(c, ev, nonblock, SO_RCVTIMEO, &deadline);
+        if (w < 0)
+            return got > 0 ? (ssize_t)got : w;
     }
 }
 
@@ -783,23 +798,9 @@ conn_write(struct conn *c, const void *buf, size_t len, int flags)
                 return (ssize_t)done;
             }
         }
-        int fd = c->fd;
-        int64_t hs_dl = c->state == CONN_HANDSHAKING ? c->handshake_deadline_ms
-                                                     : -1;
-        pthread_mutex_unlock(&c->lock);
-        if (ev == 0)
-            continue;
-        if (nonblock)
-            return done > 0 ? (ssize_t)done : -EAGAIN;
-        if (deadline == -2)
-            deadline = sock_deadline(fd, SO_SNDTIMEO);
-        if (deadline >= 0 && util_now_ms() >= deadline)
-            return done > 0 ? (ssize_t)done : -EAGAIN;
-        int64_t dl = deadline;
-        if (hs_dl >= 0 && (dl < 0 || hs_dl < dl))
-            dl = hs_dl;
-        if (wait_fd(fd, ev, dl) == -EINTR)
-            return done > 0 ? (ssize_t)done : -EINTR;
+        int w = block_for(c, ev, nonblock, SO_SNDTIMEO, &deadline);
+        if (w < 0)
+            return done > 0 ? (ssize_t)done : w;
     }
 }
 

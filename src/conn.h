@@ -70,6 +70,7 @@ struct conn {
     int resumed;
     int logged;
     pid_t creator;             /* the process that made the connection */
+    const char *ocsp;          /* "good", "revoked", "unknown", NULL: none */
 };
 
 /* A new client connection for fd, matched to rule; the program's socket

@@ -379,3 +379,58 @@ print(s.recv(100).decode().strip())
     assert_line --index 0 "before fork"
     assert_line --index 1 "after fork"
 }
+
+# ocsp_staple STATUS: an OCSP response for good.pem signed by the issuing
+# CA, saying V (good) or R (revoked), in $T/staple.der
+ocsp_staple() {
+    local serial subj
+    serial=$(openssl x509 -in "$PKI/good.pem" -noout -serial | sed 's/serial=//')
+    subj=$(openssl x509 -in "$PKI/good.pem" -noout -subject -nameopt compat | sed 's/subject=//')
+    if [ "$1" = R ]; then
+        printf 'R\t300101000000Z\t240101000000Z,keyCompromise\t%s\tunknown\t%s\n' "$serial" "$subj" > "$T/index.txt"
+    else
+        printf 'V\t300101000000Z\t\t%s\tunknown\t%s\n' "$serial" "$subj" > "$T/index.txt"
+    fi
+    openssl ocsp -issuer "$PKI/inter.pem" -cert "$PKI/good.pem" -no_nonce -reqout "$T/req.der" >/dev/null 2>&1
+    openssl ocsp -index "$T/index.txt" -rsigner "$PKI/inter.pem" -rkey "$PKI/inter.key" \
+        -CA "$PKI/inter.pem" -reqin "$T/req.der" -respout "$T/staple.der" -ndays 1 >/dev/null 2>&1
+    [ -s "$T/staple.der" ]
+}
+
+staple_server() {
+    start_bg srv openssl s_server -accept "127.0.0.1:$PORT" -cert "$PKI/good.pem" \
+        -key "$PKI/good.key" -cert_chain "$PKI/inter.pem" -status_file "$T/staple.der" -rev
+    wait_port "$PORT"
+}
+
+@test "a good OCSP staple is checked and reported" {
+    policy
+    ocsp_staple V
+    staple_server
+    run bash -c "printf 'stapled\n' | TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    assert_success
+    assert_output --partial "delpats"
+    assert_output --partial "verify=ok ocsp=good"
+}
+
+@test "a staple saying revoked fails the connection before any data is sent" {
+    policy
+    ocsp_staple R
+    staple_server
+    run bash -c "printf 'SECRET-PAYLOAD\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    assert_failure 3
+    assert_output --partial "errno=ECONNREFUSED"
+    assert_output --partial "certificate revoked (OCSP staple, reason keyCompromise)"
+    # the connect failed, so blockclient never wrote the payload
+    refute_output --partial "DAOLYAP-TERCES"
+}
+
+@test "ocsp_mode = no_staple does not ask for a staple" {
+    policy "ocsp_mode = no_staple"
+    ocsp_staple R
+    staple_server
+    run bash -c "printf 'unstapled\n' | TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    assert_success
+    assert_output --partial "delpatsnu"
+    assert_output --partial "ocsp=none"
+}
