@@ -434,3 +434,42 @@ staple_server() {
     assert_output --partial "delpatsnu"
     assert_output --partial "ocsp=none"
 }
+
+@test "a program that exits without closing still delivers every byte and close_notify" {
+    policy
+    tls_server srv "$PORT" --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
+        --mode sink --record "$T/rec.bin" --info "$T/info.json" --count 1
+    run shim_run "$PROGS/exitwriter" 127.0.0.1 "$PORT" 8000000
+    assert_success
+    /usr/bin/python3 -c "
+import sys
+n = 8000000
+pat = bytes(ord('a') + i % 26 for i in range(26))
+want = (pat * (n // 26 + 1))[:n]
+sys.exit(0 if open('$T/rec.bin', 'rb').read() == want else 1)
+" || { wait_file "$T/info.json"; false; }
+    wait_file "$T/info.json"
+    run json_field "$T/info.json" -1 end
+    assert_output "close_notify"
+}
+
+@test "TLSSHIM_LOG sends log lines to a file, one line per connection at level 1" {
+    policy
+    echo_server
+    run bash -c "printf 'logged\n' | TLSSHIM_DEBUG=1 TLSSHIM_LOG=$T/shim.log LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    assert_success
+    assert_output "logged"
+    run grep -c "^tlsshim\[[0-9]*\]: info: connect 127.0.0.1:$PORT rule=lab tls=TLSv1.3" "$T/shim.log"
+    assert_output 1
+}
+
+@test "level 0 logs nothing for a good connection and level 2 logs the call flow" {
+    policy
+    echo_server
+    run bash -c "printf 'quiet\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    assert_success
+    assert_output "quiet"
+    run bash -c "printf 'loud\n' | TLSSHIM_DEBUG=2 LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    assert_success
+    assert_output --regexp "debug: fd [0-9]+: connect 127.0.0.1:$PORT rule=lab action=tls"
+}
