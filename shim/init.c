@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "context.h"
 #include "log.h"
+#include "owner.h"
 #include "shim.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -128,8 +129,21 @@ shim_is_inet_stream(int fd)
     return ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
 }
 
+static void
+before_fork(void)
+{
+    conn_before_fork();
+}
+
+static void
+after_fork_child(void)
+{
+    owner_after_fork_child();
+}
+
 __attribute__((constructor)) static void
 shim_constructor(void)
 {
     shim_init();
+    pthread_atfork(before_fork, NULL, after_fork_child);
 }

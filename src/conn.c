@@ -89,6 +89,8 @@ conn_destroy(struct conn *c)
     free(c->wpend);
     c->wpend = NULL;
     c->wpend_len = 0;
+    owner_free(c->owner, c->forked);
+    c->owner = NULL;
     pthread_mutex_unlock(&c->lock);
     pthread_mutex_lock(&free_lock);
     c->next_free = free_list;
@@ -309,6 +311,11 @@ conn_new_client(int fd, const struct policy_rule *rule,
     if (c == NULL)
         return NULL;
     pthread_mutex_lock(&c->lock);
+    if ((c->owner = owner_alloc()) == NULL) {
+        pthread_mutex_unlock(&c->lock);
+        conn_put(c);
+        return NULL;
+    }
     c->fd = fd;
     c->fds[0] = fd;
     c->nfds = 1;
@@ -317,7 +324,6 @@ conn_new_client(int fd, const struct policy_rule *rule,
     c->rule = rule;
     c->state = CONN_CONNECTING;
     c->started_ms = util_now_ms();
-    c->creator = getpid();
     if (len > sizeof(c->peer))
         len = sizeof(c->peer);
     memcpy(&c->peer, peer, len);
@@ -659,6 +665,10 @@ conn_read(struct conn *c, void *buf, size_t len, int flags)
     for (;;) {
         short ev;
         pthread_mutex_lock(&c->lock);
+        if (owner_claim(c->owner) < 0) {
+            pthread_mutex_unlock(&c->lock);
+            return -EIO;
+        }
         nonblock = c->user_nonblock || (flags & MSG_DONTWAIT);
         ev = prepare_io(c);
         if (c->state == CONN_FAILED) {
@@ -735,6 +745,10 @@ conn_write(struct conn *c, const void *buf, size_t len, int flags)
     for (;;) {
         short ev;
         pthread_mutex_lock(&c->lock);
+        if (owner_claim(c->owner) < 0) {
+            pthread_mutex_unlock(&c->lock);
+            return -EIO;
+        }
         nonblock = c->user_nonblock || (flags & MSG_DONTWAIT);
         ev = prepare_io(c);
         if (c->state == CONN_FAILED) {
@@ -857,6 +871,11 @@ conn_poll_check(struct conn *c, short want, short kernel_revents,
     *kernel = 0;
     *deadline_ms = -1;
     pthread_mutex_lock(&c->lock);
+    if (owner_claim(c->owner) < 0) {
+        /* another process owns it: the next I/O reports EIO */
+        pthread_mutex_unlock(&c->lock);
+        return (short)(POLLERR | (want & (POLLIN | POLLOUT)));
+    }
     if (c->state == CONN_AUTO_WAIT && (want & POLLIN) && !(want & POLLOUT)) {
         /* waiting for input only before any write: handshake first */
         (void)start_tls(c);
@@ -982,10 +1001,9 @@ send_close_notify(struct conn *c)
 
     if (c->state != CONN_OPEN || c->closed_notify || c->ssl == NULL)
         return;
-    /* A forked child closing (or exiting with) its inherited copy must
-     * not end the parent's stream.  Full ownership after fork is tracked
-     * in a later version; until then only the creator says goodbye. */
-    if (getpid() != c->creator) {
+    /* A process that has not used the connection since the fork sends
+     * nothing: the stream belongs to the owner (SPEC section 5). */
+    if (!owner_mine(c->owner)) {
         c->closed_notify = 1;
         return;
     }
@@ -1023,6 +1041,10 @@ conn_shutdown(struct conn *c, int how)
     int rv = 0;
 
     pthread_mutex_lock(&c->lock);
+    if (owner_claim(c->owner) < 0) {
+        pthread_mutex_unlock(&c->lock);
+        return -EIO;
+    }
     if (how == SHUT_WR || how == SHUT_RDWR) {
         if (c->state == CONN_OPEN)
             send_close_notify(c);
@@ -1149,6 +1171,22 @@ exit_one(int fd, struct conn *c, void *arg)
     if (c->fd == fd)
         send_close_notify(c);
     pthread_mutex_unlock(&c->lock);
+}
+
+static void
+fork_one(int fd, struct conn *c, void *arg)
+{
+    /* no lock: called single-threaded in spirit, just before fork; the
+     * fields touched are this process's flag and the shared word */
+    c->forked = 1;
+    if (c->owner != NULL)
+        owner_unclaim(c->owner);
+}
+
+void
+conn_before_fork(void)
+{
+    fdtable_foreach(fork_one, NULL);
 }
 
 void

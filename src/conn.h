@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "owner.h"
 #include "policy.h"
 
 enum conn_state {
@@ -69,7 +70,8 @@ struct conn {
     char session_key[CONN_NAME_MAX * 2 + 32]; /* client cache key */
     int resumed;
     int logged;
-    pid_t creator;             /* the process that made the connection */
+    owner_word *owner;         /* shared across fork: who may use it */
+    int forked;                /* existed at a fork (owner word shared) */
     const char *ocsp;          /* "good", "revoked", "unknown", NULL: none */
 };
 
@@ -123,6 +125,8 @@ void conn_close_fd(struct conn *c, int fd);
 void conn_forget_fd(struct conn *c, int fd);
 /* Detach every fd (auto pass-through); the program owns the socket. */
 void conn_release_all(struct conn *c);
+/* Before fork: every connection this process owns becomes unclaimed. */
+void conn_before_fork(void);
 /* At exit: flush and close_notify every open connection. */
 void conn_exit_all(void);
 

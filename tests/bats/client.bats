@@ -473,3 +473,35 @@ sys.exit(0 if open('$T/rec.bin', 'rb').read() == want else 1)
     assert_success
     assert_output --regexp "debug: fd [0-9]+: connect 127.0.0.1:$PORT rule=lab action=tls"
 }
+
+@test "after fork the first process to use a connection owns it and the other gets EIO" {
+    policy
+    echo_server
+    run shim_run /usr/bin/python3 -c "
+import os, socket, errno
+s = socket.create_connection(('127.0.0.1', $PORT))
+s.sendall(b'parent before\n'); print(s.recv(100).decode().strip())
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    s.sendall(b'child owns it\n'); print(s.recv(100).decode().strip(), flush=True)
+    os.write(w, b'x')
+    s.close()
+    os._exit(0)
+os.close(w)
+os.read(r, 1)
+try:
+    s.sendall(b'parent again\n')
+    print('parent wrote')
+except OSError as e:
+    print('parent', errno.errorcode[e.errno])
+os.waitpid(pid, 0)
+"
+    assert_success
+    assert_line --index 0 "parent before"
+    assert_line --index 1 "child owns it"
+    assert_line --index 2 "parent EIO"
+    run grep -c "parent again" "$T/rec.bin"
+    assert_output 0
+}
