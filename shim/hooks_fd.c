@@ -8,11 +8,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "fdtable.h"
 #include "log.h"
+#include "relay.h"
 #include "shim.h"
 
 HOOK int
@@ -34,31 +36,46 @@ close(int fd)
 
 /*
  * On fds 0-2, stdio writes through libc-internal paths the hooks never
- * see, so a TLS connection there would leak plaintext into its stream.
- * Until such connections are handed to a relay process, moving one there
- * is refused: fail closed.
+ * see, so a TLS connection placed there is first handed to a relay: the
+ * fd then carries plaintext to it (SPEC section 9).  Returns 1 when c was
+ * handed over (the caller then just does the real call on the plain fd),
+ * 0 when newfd is not a standard stream, -1 with errno on failure.
  */
 static int
-refuse_std(struct conn *c, int newfd)
+escape_std(struct conn *c, int newfd)
 {
+    int rv;
+
     if (newfd > 2)
         return 0;
-    log_error("fd %d: a TLS connection cannot be placed on fd %d "
-              "(standard streams bypass tlsshim); refused",
-              c->fd, newfd);
-    errno = EACCES;
+    rv = relay_handoff(c);
+    if (rv < 0) {
+        log_error("fd %d: cannot hand the TLS connection to a relay before "
+                  "it goes on fd %d: %s; refused", c->fd, newfd,
+                  strerror(-rv));
+        errno = -rv;
+        return -1;
+    }
     return 1;
 }
 
 /* newfd now refers to c's socket; an old connection on newfd is closed. */
 static int
-attach(struct conn *c, int newfd)
+attach(struct conn *c, int newfd, int srcfd)
 {
     int rv;
 
-    if (refuse_std(c, newfd)) {
-        real.close(newfd);
-        return -1;
+    if (newfd <= 2) {
+        /* dup() or F_DUPFD landed on a standard stream */
+        rv = relay_handoff(c);
+        if (rv < 0) {
+            real.close(newfd);
+            errno = -rv;
+            return -1;
+        }
+        /* newfd is still a copy of the TLS socket: make it a copy of the
+         * plain end srcfd has become */
+        return real.dup2(srcfd, newfd);
     }
     rv = conn_attach_fd(c, newfd);
 
@@ -92,7 +109,7 @@ dup(int fd)
     nfd = real.dup(fd);
     if (nfd < 0 || (c = conn_get(fd)) == NULL)
         return nfd;
-    nfd = attach(c, nfd);
+    nfd = attach(c, nfd, fd);
     conn_put(c);
     return nfd;
 }
@@ -107,15 +124,18 @@ dup2(int fd, int newfd)
     if (fd == newfd)
         return real.dup2(fd, newfd);
     c = conn_get(fd);
-    if (c != NULL && refuse_std(c, newfd)) {
-        conn_put(c);
-        return -1;
+    if (c != NULL) {
+        int esc = escape_std(c, newfd);
+        if (esc != 0) {
+            conn_put(c);
+            return esc < 0 ? -1 : real.dup2(fd, newfd);
+        }
     }
     /* dup2 closes newfd silently: the connection on it ends here. */
     drop_target(newfd);
     rv = real.dup2(fd, newfd);
     if (rv >= 0 && c != NULL)
-        rv = attach(c, rv);
+        rv = attach(c, rv, fd);
     if (c != NULL)
         conn_put(c);
     return rv;
@@ -131,14 +151,17 @@ dup3(int fd, int newfd, int flags)
     if (fd == newfd)
         return real.dup3(fd, newfd, flags);
     c = conn_get(fd);
-    if (c != NULL && refuse_std(c, newfd)) {
-        conn_put(c);
-        return -1;
+    if (c != NULL) {
+        int esc = escape_std(c, newfd);
+        if (esc != 0) {
+            conn_put(c);
+            return esc < 0 ? -1 : real.dup3(fd, newfd, flags);
+        }
     }
     drop_target(newfd);
     rv = real.dup3(fd, newfd, flags);
     if (rv >= 0 && c != NULL)
-        rv = attach(c, rv);
+        rv = attach(c, rv, fd);
     if (c != NULL)
         conn_put(c);
     return rv;

@@ -51,6 +51,9 @@ int __poll_chk(struct pollfd *, nfds_t, int, size_t);
 int __ppoll_chk(struct pollfd *, nfds_t, const struct timespec *,
                 const sigset_t *, size_t);
 int __select(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+int __dprintf_chk(int, int, const char *, ...);
+#include <stdarg.h>
+int __vdprintf_chk(int, int, const char *, va_list);
 
 /* epoll bookkeeping for tracked fds (hooks_poll.c), dropped at close. */
 void shim_epoll_forget_fd(int fd);

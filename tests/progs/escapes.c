@@ -1,0 +1,135 @@
+/*
+ * escapes MODE HOST PORT: connect (a plain TCP client; under tlsshim a TLS
+ * one), then let the connection escape the hooked calls in one of the
+ * ways SPEC section 9 lists, send one line through it and print the
+ * echoed line:
+ *   stdout   dup2 the socket onto fd 1 and printf (stdio, libc-internal)
+ *   system   system("echo via-system >&3; head -n1 <&3")
+ *   popen    popen("echo via-popen >&3; head -n1 <&3", "r")
+ *   fdopen   fdopen + fprintf/fgets
+ *   dprintf  dprintf, then read
+ *   exec     an inetd-style hand-over: exec /bin/sh on fd 0/1
+ *   dup      dup onto the lowest free fd after closing 0
+ * The socket is created without SOCK_CLOEXEC so that children inherit it.
+ */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int
+connect_to(const char *host, const char *port)
+{
+    struct addrinfo hints, *res;
+    int fd;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, port, &hints, &res) != 0)
+        exit(3);
+    fd = socket(res->ai_family, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
+        perror("escapes: connect");
+        exit(3);
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static void
+read_line(int fd, const char *tag)
+{
+    char buf[256];
+    size_t n = 0;
+
+    while (n < sizeof(buf) - 1) {
+        ssize_t r = read(fd, buf + n, 1);
+        if (r <= 0)
+            break;
+        if (buf[n++] == '\n')
+            break;
+    }
+    buf[n] = '\0';
+    fprintf(stderr, "%s got: %s", tag, buf);
+}
+
+int
+main(int argc, char **argv)
+{
+    int fd;
+
+    if (argc != 4) {
+        fprintf(stderr, "usage: escapes MODE HOST PORT\n");
+        return 2;
+    }
+    alarm(20);
+    fd = connect_to(argv[2], argv[3]);
+    const char *mode = argv[1];
+    if (strcmp(mode, "stdout") == 0) {
+        int saved = dup(1);
+        if (dup2(fd, 1) < 0) {
+            perror("escapes: dup2");
+            return 4;
+        }
+        printf("via-stdout\n");
+        fflush(stdout);
+        read_line(1, "stdout");
+        dup2(saved, 1);
+    } else if (strcmp(mode, "system") == 0) {
+        char cmd[128];
+        if (fd != 3 && dup2(fd, 3) < 0)
+            return 4;
+        snprintf(cmd, sizeof(cmd), "echo via-system >&3; head -n1 <&3 >&2");
+        if (system(cmd) != 0)
+            return 4;
+    } else if (strcmp(mode, "popen") == 0) {
+        char line[256];
+        if (fd != 3 && dup2(fd, 3) < 0)
+            return 4;
+        FILE *p = popen("echo via-popen >&3; head -n1 <&3", "r");
+        if (p == NULL || fgets(line, sizeof(line), p) == NULL)
+            return 4;
+        fprintf(stderr, "popen got: %s", line);
+        pclose(p);
+    } else if (strcmp(mode, "fdopen") == 0) {
+        char line[256];
+        FILE *f = fdopen(fd, "r+");
+        if (f == NULL) {
+            perror("escapes: fdopen");
+            return 4;
+        }
+        fprintf(f, "via-fdopen\n");
+        fflush(f);
+        if (fgets(line, sizeof(line), f) == NULL)
+            return 4;
+        fprintf(stderr, "fdopen got: %s", line);
+        fclose(f);
+        return 0;
+    } else if (strcmp(mode, "dprintf") == 0) {
+        if (dprintf(fd, "via-%s\n", "dprintf") < 0)
+            return 4;
+        read_line(fd, "dprintf");
+    } else if (strcmp(mode, "exec") == 0) {
+        if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0)
+            return 4;
+        close(fd);
+        execl("/bin/sh", "sh", "-c", "echo via-exec; head -n1 >&2", (char *)NULL);
+        perror("escapes: exec");
+        return 4;
+    } else if (strcmp(mode, "dup") == 0) {
+        close(0);
+        int nfd = dup(fd);    /* lands on 0 */
+        if (nfd != 0)
+            return 4;
+        close(fd);
+        if (write(0, "via-dup\n", 8) != 8)
+            return 4;
+        read_line(0, "dup");
+    } else {
+        return 2;
+    }
+    close(fd);
+    return 0;
+}
