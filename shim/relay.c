@@ -264,11 +264,38 @@ collect(int fd, struct conn *c, void *arg)
     }
 }
 
+static void
+close_inherited(int fd, struct conn *c, void *arg)
+{
+    int flags = real.fcntl(fd, F_GETFD);
+
+    if (flags >= 0 && !(flags & FD_CLOEXEC)) {
+        real.close(fd);
+        *(int *)arg += 1;
+    }
+}
+
 void
 relay_escape_inherited(void)
 {
     struct escape_list l;
 
+    /*
+     * In a vfork() child (memory shared with the suspended parent, which
+     * no fork handler told us about), nothing of ours may change: no
+     * relay can be made.  The inherited TLS fds are closed in the
+     * child's own descriptor table instead, so the new image cannot
+     * write plaintext into them (fail closed).
+     */
+    if (getpid() != owner_self()) {
+        int closed = 0;
+        fdtable_foreach(close_inherited, &closed);
+        if (closed > 0)
+            log_warn("exec after vfork: %d inherited TLS connection(s) "
+                     "closed in the child (no relay can be made there)",
+                     closed);
+        return;
+    }
     l.n = 0;
     fdtable_foreach(collect, &l);
     for (int i = 0; i < l.n; i++) {

@@ -109,3 +109,11 @@ s.sendall(b'from env -i\n'); print(s.recv(100).decode().strip())"
     assert_failure 7
     assert_output --partial "warning: exec $T/static: tlsshim cannot cover it: statically linked"
 }
+
+@test "a vfork child cannot write into an inherited connection, and the parent keeps it" {
+    run shim_run "$PROGS/escapes" vfork 127.0.0.1 "$PORT"
+    assert_success
+    assert_output --partial "closed in the child"
+    assert_output --partial "vfork got: via-vfork"
+    assert_tls_line "via-vfork"
+}

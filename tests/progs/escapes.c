@@ -10,6 +10,8 @@
  *   dprintf  dprintf, then read
  *   exec     an inetd-style hand-over: exec /bin/sh on fd 0/1
  *   dup      dup onto the lowest free fd after closing 0
+ *   vfork    a vfork()ed child execs a shell that tries to write into the
+ *            inherited connection; then the parent uses it
  * The socket is created without SOCK_CLOEXEC so that children inherit it.
  */
 #include <netdb.h>
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int
@@ -58,7 +61,7 @@ read_line(int fd, const char *tag)
 int
 main(int argc, char **argv)
 {
-    int fd;
+    volatile int fd;   /* survives vfork */
 
     if (argc != 4) {
         fprintf(stderr, "usage: escapes MODE HOST PORT\n");
@@ -127,6 +130,22 @@ main(int argc, char **argv)
         if (write(0, "via-dup\n", 8) != 8)
             return 4;
         read_line(0, "dup");
+    } else if (strcmp(mode, "vfork") == 0) {
+        int status;
+        if (fd != 3 && (dup2(fd, 3) < 0 || close(fd) < 0))
+            return 4;
+        fd = 3;
+        pid_t pid = vfork();
+        if (pid == 0) {
+            execl("/bin/sh", "sh", "-c", "echo LEAKED-PLAINTEXT >&3",
+                  (char *)NULL);
+            _exit(127);
+        }
+        if (pid < 0 || waitpid(pid, &status, 0) < 0)
+            return 4;
+        if (write(fd, "via-vfork\n", 10) != 10)
+            return 4;
+        read_line(fd, "vfork");
     } else {
         return 2;
     }
