@@ -116,18 +116,6 @@ open('$T/out.bin', 'wb').write(got)
     assert_output "perl line"
 }
 
-@test "bash /dev/tcp redirected onto stdout is refused rather than leaking plaintext" {
-    # bash's printf >&3 writes through stdio on fd 1, which no hook sees:
-    # until such connections go to a relay, placing one on fd 0-2 fails.
-    policy
-    echo_server
-    run shim_run bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; printf 'from bash\n' >&3"
-    assert_failure
-    assert_output --partial "cannot be placed on fd 1"
-    run grep -c "from bash" "$T/rec.bin"
-    assert_output 0
-}
-
 @test "a wrong-host certificate fails connect with ECONNREFUSED and sends nothing" {
     policy
     echo_server wronghost
