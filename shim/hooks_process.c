@@ -420,6 +420,50 @@ execveat(int dirfd, const char *path, char *const argv[],
     return rv;
 }
 
+/*
+ * posix_spawn file actions can dup2 a close-on-exec TLS fd into the child.
+ * glibc keeps the actions in a private array (spawn_int.h): an enum tag,
+ * then for dup2 the source and target fds.  Every dup2 source that is a
+ * TLS connection goes to a relay first.
+ */
+struct glibc_spawn_action {
+    int tag;                  /* 1: spawn_do_dup2 */
+    union {                   /* as large and aligned as glibc's (its open
+                               * action holds a pointer): 24 bytes at 8 */
+        struct {
+            int fd, newfd;
+        } dup2_action;
+        void *align;
+        char pad[24];
+    } action;
+};
+_Static_assert(sizeof(struct glibc_spawn_action) == 32,
+               "glibc's struct __spawn_action is 32 bytes on LP64");
+
+static void
+relay_dup2_sources(const posix_spawn_file_actions_t *fa)
+{
+    const struct {
+        int allocated, used;
+        struct glibc_spawn_action *actions;
+    } *raw = (const void *)fa;
+
+    if (fa == NULL || raw->actions == NULL || raw->used < 0 ||
+        raw->used > raw->allocated || raw->used > 4096)
+        return;
+    for (int i = 0; i < raw->used; i++) {
+        struct conn *c;
+        if (raw->actions[i].tag != 1 ||
+            (c = conn_get(raw->actions[i].action.dup2_action.fd)) == NULL)
+            continue;
+        int rv = relay_handoff(c);
+        conn_put(c);
+        if (rv < 0)
+            log_error("posix_spawn: cannot hand fd %d to a relay: %s",
+                      raw->actions[i].action.dup2_action.fd, strerror(-rv));
+    }
+}
+
 static int
 run_spawn(spawn_fn fn, int search, pid_t *pid, const char *path,
           const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *at,
@@ -430,6 +474,7 @@ run_spawn(spawn_fn fn, int search, pid_t *pid, const char *path,
 
     if (before_exec(path, search, envp) < 0)
         return EACCES;
+    relay_dup2_sources(fa);
     fixed = env_fixed(envp, &extra);
     rv = fn(pid, path, fa, at, argv, fixed ? fixed : envp);
     free(fixed);

@@ -117,3 +117,7 @@ s.sendall(b'from env -i\n'); print(s.recv(100).decode().strip())"
     assert_output --partial "vfork got: via-vfork"
     assert_tls_line "via-vfork"
 }
+
+@test "posix_spawn file actions that dup2 a close-on-exec TLS socket into the child keep it TLS" {
+    escape spawn
+}

@@ -10,17 +10,23 @@
  *   dprintf  dprintf, then read
  *   exec     an inetd-style hand-over: exec /bin/sh on fd 0/1
  *   dup      dup onto the lowest free fd after closing 0
+ *   spawn    posix_spawn a shell with a close-on-exec TLS socket dup2ed
+ *            onto its stdin and stdout by the file actions
  *   vfork    a vfork()ed child execs a shell that tries to write into the
  *            inherited connection; then the parent uses it
  * The socket is created without SOCK_CLOEXEC so that children inherit it.
  */
+#include <fcntl.h>
 #include <netdb.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static int
 connect_to(const char *host, const char *port)
@@ -130,6 +136,18 @@ main(int argc, char **argv)
         if (write(0, "via-dup\n", 8) != 8)
             return 4;
         read_line(0, "dup");
+    } else if (strcmp(mode, "spawn") == 0) {
+        posix_spawn_file_actions_t fa;
+        pid_t pid;
+        int status;
+        char *args[] = {"sh", "-c", "echo via-spawn; head -n1 >&2", NULL};
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
+            posix_spawn_file_actions_init(&fa) != 0 ||
+            posix_spawn_file_actions_adddup2(&fa, fd, 0) != 0 ||
+            posix_spawn_file_actions_adddup2(&fa, fd, 1) != 0 ||
+            posix_spawn(&pid, "/bin/sh", &fa, NULL, args, environ) != 0 ||
+            waitpid(pid, &status, 0) < 0 || status != 0)
+            return 4;
     } else if (strcmp(mode, "vfork") == 0) {
         int status;
         if (fd != 3 && (dup2(fd, 3) < 0 || close(fd) < 0))
