@@ -115,14 +115,19 @@ static int
 choose_rule(const struct policy *p, const struct sockaddr *sa,
             const struct policy_rule **rule, char *name, size_t namelen)
 {
-    char names[NAMES_PER_ADDR][NAMES_MAX_LEN];
+    char names[NAMES_PER_ADDR][NAMES_MAX_LEN], lookup[NAMES_MAX_LEN];
     const char *matched = NULL;
     int n;
 
+    /* name gets the name that matched (a name pattern, or a catch-all
+     * that keeps the program's name), not merely the one looked up: that
+     * is the name verified (SPEC section 4, verifycn_name) */
     name[0] = '\0';
-    if (names_thread_lookup(sa, name, namelen)) {
-        *rule = policy_match_connect(p, sa, name, rule_resolve, NULL,
+    if (names_thread_lookup(sa, lookup, sizeof(lookup))) {
+        *rule = policy_match_connect(p, sa, lookup, rule_resolve, NULL,
                                      &matched);
+        if (matched != NULL)
+            util_strlcpy(name, matched, namelen);
         return 0;
     }
     n = names_global_lookup(sa, names, NAMES_PER_ADDR);
@@ -134,30 +139,29 @@ choose_rule(const struct policy *p, const struct sockaddr *sa,
         return 0;
     }
     const struct policy_rule *first = NULL;
-    const char *first_vname = NULL;
+    char first_vname[NAMES_MAX_LEN] = "";
     int all_plain = 1;
     for (int i = 0; i < n; i++) {
-        const struct policy_rule *r =
-            policy_match_connect(p, sa, names[i], rule_resolve, NULL, &matched);
+        const struct policy_rule *r = policy_match_connect(
+            p, sa, names[i], rule_resolve, NULL, &matched);
         const char *vname = r != NULL && r->verifycn_name != NULL
                                 ? r->verifycn_name
-                                : names[i];
+                                : (matched != NULL ? matched : "");
         enum policy_action a = action_of(p, r);
         if (a != POLICY_PLAIN)
             all_plain = 0;
         if (i == 0) {
             first = r;
-            first_vname = vname;
+            util_strlcpy(first_vname, vname, sizeof(first_vname));
+            util_strlcpy(name, matched != NULL ? matched : "", namelen);
             continue;
         }
-        if (r != first || strcmp(vname, first_vname) != 0) {
-            if (!all_plain || action_of(p, first) != POLICY_PLAIN ||
-                a != POLICY_PLAIN)
-                return -1;
-        }
+        if ((r != first || strcmp(vname, first_vname) != 0) &&
+            (!all_plain || action_of(p, first) != POLICY_PLAIN ||
+             a != POLICY_PLAIN))
+            return -1;
     }
     *rule = first;
-    util_strlcpy(name, names[0], namelen);
     return 0;
 }
 

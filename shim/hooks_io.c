@@ -2,7 +2,12 @@
  * The data path: every read and write entry point of libc, including the
  * _FORTIFY_SOURCE variants distribution binaries call.  An untracked fd
  * costs a table lookup and goes straight to the real call; a tracked one
- * goes to the connection engine, which returns plaintext.
+ * goes to the connection engine, which returns plaintext.  Every call on
+ * a tracked fd is reported to the epoll bookkeeping (hooks_poll.c), which
+ * re-arms edge-triggered registrations after EAGAIN.  The batch and
+ * zero-copy calls (recvmmsg, sendmmsg, sendfile, splice) are emulated one
+ * message or one record at a time; splice from a TLS socket is not
+ * supported (EINVAL).
  */
 #include "config.h"
 
@@ -12,15 +17,20 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "fdtable.h"
 #include "shim.h"
 
 #define GATHER_MAX 65536   /* iovecs up to this size are sent as one write */
+#define COPY_CHUNK 16384   /* sendfile/splice: one TLS record at a time */
 
 #define ENSURE(fn) \
     do { \
@@ -38,21 +48,44 @@ write_result(ssize_t rv, int flags)
     return shim_ret(rv);
 }
 
+/* The engine calls, with the epoll bookkeeping told of the outcome. */
 static ssize_t
-tracked_read(struct conn *c, void *buf, size_t len, int flags)
+engine_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 {
     ssize_t rv = conn_read(c, buf, len, flags);
+
+    shim_epoll_note_io(fd, c, rv == -EAGAIN ? EPOLLIN : 0);
+    return rv;
+}
+
+static ssize_t
+engine_write(struct conn *c, int fd, const void *buf, size_t len, int flags)
+{
+    int dead = conn_failed_on_data(c);
+    ssize_t rv = conn_write(c, buf, len, flags);
+
+    /* The kernel reports a reset once (ECONNRESET, to a read or a write),
+     * then refuses writes with EPIPE (and SIGPIPE, see write_result). */
+    if (rv == -ECONNRESET && dead)
+        rv = -EPIPE;
+    shim_epoll_note_io(fd, c, rv == -EAGAIN ? EPOLLOUT : 0);
+    return rv;
+}
+
+static ssize_t
+tracked_read(struct conn *c, int fd, void *buf, size_t len, int flags)
+{
+    ssize_t rv = engine_read(c, fd, buf, len, flags);
 
     conn_put(c);
     return shim_ret(rv);
 }
 
 static ssize_t
-tracked_write(struct conn *c, const void *buf, size_t len, int flags)
+tracked_write(struct conn *c, int fd, const void *buf, size_t len, int flags)
 {
-    ssize_t rv;
+    ssize_t rv = engine_write(c, fd, buf, len, flags);
 
-    rv = conn_write(c, buf, len, flags);
     conn_put(c);
     return write_result(rv, flags);
 }
@@ -80,7 +113,7 @@ read(int fd, void *buf, size_t len)
         ENSURE(read);
         return real.read(fd, buf, len);
     }
-    return tracked_read(c, buf, len, 0);
+    return tracked_read(c, fd, buf, len, 0);
 }
 
 HOOK ssize_t
@@ -91,7 +124,7 @@ __read_chk(int fd, void *buf, size_t len, size_t buflen)
     ENSURE(read_chk);
     if (len > buflen || (c = conn_get(fd)) == NULL)
         return real.read_chk(fd, buf, len, buflen);   /* fails the check */
-    return tracked_read(c, buf, len, 0);
+    return tracked_read(c, fd, buf, len, 0);
 }
 
 HOOK ssize_t
@@ -103,7 +136,7 @@ recv(int fd, void *buf, size_t len, int flags)
         ENSURE(recv);
         return real.recv(fd, buf, len, flags);
     }
-    return tracked_read(c, buf, len, flags);
+    return tracked_read(c, fd, buf, len, flags);
 }
 
 HOOK ssize_t
@@ -114,7 +147,7 @@ __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
     ENSURE(recv_chk);
     if (len > buflen || (c = conn_get(fd)) == NULL)
         return real.recv_chk(fd, buf, len, buflen, flags);
-    return tracked_read(c, buf, len, flags);
+    return tracked_read(c, fd, buf, len, flags);
 }
 
 HOOK ssize_t
@@ -129,7 +162,7 @@ recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
     }
     if (fromlen != NULL)
         *fromlen = 0;     /* a connected stream reports no address */
-    return tracked_read(c, buf, len, flags);
+    return tracked_read(c, fd, buf, len, flags);
 }
 
 HOOK ssize_t
@@ -143,7 +176,7 @@ __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
         return real.recvfrom_chk(fd, buf, len, buflen, flags, from, fromlen);
     if (fromlen != NULL)
         *fromlen = 0;
-    return tracked_read(c, buf, len, flags);
+    return tracked_read(c, fd, buf, len, flags);
 }
 
 HOOK ssize_t
@@ -157,7 +190,7 @@ write(int fd, const void *buf, size_t len)
     }
     if (passed_through(c, buf, len))
         return real.write(fd, buf, len);
-    return tracked_write(c, buf, len, 0);
+    return tracked_write(c, fd, buf, len, 0);
 }
 
 HOOK ssize_t
@@ -171,7 +204,7 @@ send(int fd, const void *buf, size_t len, int flags)
     }
     if (passed_through(c, buf, len))
         return real.send(fd, buf, len, flags);
-    return tracked_write(c, buf, len, flags);
+    return tracked_write(c, fd, buf, len, flags);
 }
 
 HOOK ssize_t
@@ -186,7 +219,7 @@ sendto(int fd, const void *buf, size_t len, int flags,
     }
     if (passed_through(c, buf, len))
         return real.sendto(fd, buf, len, flags, to, tolen);
-    return tracked_write(c, buf, len, flags);
+    return tracked_write(c, fd, buf, len, flags);
 }
 
 static size_t
@@ -200,74 +233,62 @@ iov_total(const struct iovec *iov, int n)
 }
 
 /* Scatter-gather over the engine: small vectors are coalesced into one
- * buffer (one record instead of one per element). */
+ * buffer (one record instead of one per element).  Returns the bytes
+ * taken or a negated errno; c stays referenced. */
 static ssize_t
-tracked_writev(struct conn *c, const struct iovec *iov, int n, int flags)
+engine_writev(struct conn *c, int fd, const struct iovec *iov, int n,
+              int flags)
 {
     size_t total = iov_total(iov, n);
     ssize_t rv = 0;
 
-    if (n < 0) {
-        conn_put(c);
-        errno = EINVAL;
-        return -1;
-    }
+    if (n < 0)
+        return -EINVAL;
     if (total <= GATHER_MAX) {
         unsigned char *buf = malloc(total ? total : 1);
         size_t off = 0;
-        if (buf == NULL) {
-            conn_put(c);
-            errno = ENOMEM;
-            return -1;
-        }
+        if (buf == NULL)
+            return -ENOMEM;
         for (int i = 0; i < n; i++) {
             memcpy(buf + off, iov[i].iov_base, iov[i].iov_len);
             off += iov[i].iov_len;
         }
-        rv = conn_write(c, buf, total, flags);
+        rv = engine_write(c, fd, buf, total, flags);
         free(buf);
-    } else {
-        size_t done = 0;
-        for (int i = 0; i < n; i++) {
-            if (iov[i].iov_len == 0)
-                continue;
-            ssize_t w = conn_write(c, iov[i].iov_base, iov[i].iov_len, flags);
-            if (w < 0) {
-                rv = done > 0 ? (ssize_t)done : w;
-                goto out;
-            }
-            done += (size_t)w;
-            if ((size_t)w < iov[i].iov_len)
-                break;
-        }
-        rv = (ssize_t)done;
+        return rv;
     }
-out:
-    conn_put(c);
-    return write_result(rv, flags);
+    size_t done = 0;
+    for (int i = 0; i < n; i++) {
+        if (iov[i].iov_len == 0)
+            continue;
+        ssize_t w = engine_write(c, fd, iov[i].iov_base, iov[i].iov_len,
+                                 flags);
+        if (w < 0)
+            return done > 0 ? (ssize_t)done : w;
+        done += (size_t)w;
+        if ((size_t)w < iov[i].iov_len)
+            break;
+    }
+    return (ssize_t)done;
 }
 
+/* Read into a vector through one buffer.  Returns the bytes read or a
+ * negated errno; c stays referenced. */
 static ssize_t
-tracked_readv(struct conn *c, const struct iovec *iov, int n, int flags)
+engine_readv(struct conn *c, int fd, const struct iovec *iov, int n,
+             int flags)
 {
     size_t total = iov_total(iov, n);
     size_t cap = total < GATHER_MAX ? total : GATHER_MAX;
     unsigned char *buf;
     ssize_t rv;
 
-    if (n < 0) {
-        conn_put(c);
-        errno = EINVAL;
-        return -1;
-    }
+    if (n < 0)
+        return -EINVAL;
     buf = malloc(cap ? cap : 1);
-    if (buf == NULL) {
-        conn_put(c);
-        errno = ENOMEM;
-        return -1;
-    }
-    rv = conn_read(c, buf, cap, flags);
-    conn_put(c);
+    if (buf == NULL)
+        return -ENOMEM;
+    rv = engine_read(c, fd, buf, cap, flags);
     if (rv > 0) {
         size_t off = 0;
         for (int i = 0; i < n && off < (size_t)rv; i++) {
@@ -279,6 +300,26 @@ tracked_readv(struct conn *c, const struct iovec *iov, int n, int flags)
         }
     }
     free(buf);
+    return rv;
+}
+
+static ssize_t
+tracked_writev(struct conn *c, int fd, const struct iovec *iov, int n,
+               int flags)
+{
+    ssize_t rv = engine_writev(c, fd, iov, n, flags);
+
+    conn_put(c);
+    return write_result(rv, flags);
+}
+
+static ssize_t
+tracked_readv(struct conn *c, int fd, const struct iovec *iov, int n,
+              int flags)
+{
+    ssize_t rv = engine_readv(c, fd, iov, n, flags);
+
+    conn_put(c);
     return shim_ret(rv);
 }
 
@@ -291,7 +332,7 @@ readv(int fd, const struct iovec *iov, int n)
         ENSURE(readv);
         return real.readv(fd, iov, n);
     }
-    return tracked_readv(c, iov, n, 0);
+    return tracked_readv(c, fd, iov, n, 0);
 }
 
 HOOK ssize_t
@@ -305,7 +346,7 @@ writev(int fd, const struct iovec *iov, int n)
     }
     if (n > 0 && passed_through(c, iov[0].iov_base, iov[0].iov_len))
         return real.writev(fd, iov, n);
-    return tracked_writev(c, iov, n, 0);
+    return tracked_writev(c, fd, iov, n, 0);
 }
 
 HOOK ssize_t
@@ -320,7 +361,7 @@ recvmsg(int fd, struct msghdr *msg, int flags)
     msg->msg_namelen = 0;
     msg->msg_controllen = 0;
     msg->msg_flags = 0;
-    return tracked_readv(c, msg->msg_iov, (int)msg->msg_iovlen, flags);
+    return tracked_readv(c, fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
 }
 
 HOOK ssize_t
@@ -335,7 +376,244 @@ sendmsg(int fd, const struct msghdr *msg, int flags)
     if (msg->msg_iovlen > 0 &&
         passed_through(c, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len))
         return real.sendmsg(fd, msg, flags);
-    return tracked_writev(c, msg->msg_iov, (int)msg->msg_iovlen, flags);
+    return tracked_writev(c, fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
+}
+
+/* Batches: a stream has no message boundaries, so recvmmsg fills one
+ * message after another and stops at the first that would wait (after
+ * the first one, i.e. MSG_WAITFORONE whatever the flags) or at EOF (a
+ * message of length 0); the timeout is checked after each message, as
+ * the kernel does.  UIO_MAXIOV bounds vlen as it does in the kernel. */
+#define MMSG_MAX 1024
+
+HOOK int
+recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
+         struct timespec *timeout)
+{
+    struct conn *c = conn_get(fd);
+    int64_t deadline = -1;
+    unsigned int i;
+
+    if (c == NULL) {
+        ENSURE(recvmmsg);
+        return real.recvmmsg(fd, vec, vlen, flags, timeout);
+    }
+    if (timeout != NULL)
+        deadline = util_now_ms() + (int64_t)timeout->tv_sec * 1000 +
+                   timeout->tv_nsec / 1000000;
+    if (vlen > MMSG_MAX)
+        vlen = MMSG_MAX;
+    flags &= ~MSG_WAITFORONE;
+    for (i = 0; i < vlen; i++) {
+        struct msghdr *m = &vec[i].msg_hdr;
+        ssize_t n = engine_readv(c, fd, m->msg_iov, (int)m->msg_iovlen,
+                                 i > 0 ? flags | MSG_DONTWAIT : flags);
+        if (n < 0) {
+            if (i == 0) {
+                conn_put(c);
+                return (int)shim_ret(n);
+            }
+            break;   /* the error shows at the next call */
+        }
+        m->msg_namelen = 0;
+        m->msg_controllen = 0;
+        m->msg_flags = 0;
+        vec[i].msg_len = (unsigned int)n;
+        if (n == 0 || (deadline >= 0 && util_now_ms() >= deadline)) {
+            i++;
+            break;
+        }
+    }
+    conn_put(c);
+    return (int)i;
+}
+
+HOOK int
+sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+    struct conn *c = conn_get(fd);
+    unsigned int i;
+
+    if (c == NULL) {
+        ENSURE(sendmmsg);
+        return real.sendmmsg(fd, vec, vlen, flags);
+    }
+    if (vlen > 0 && vec[0].msg_hdr.msg_iovlen > 0 &&
+        passed_through(c, vec[0].msg_hdr.msg_iov[0].iov_base,
+                       vec[0].msg_hdr.msg_iov[0].iov_len))
+        return real.sendmmsg(fd, vec, vlen, flags);
+    if (vlen > MMSG_MAX)
+        vlen = MMSG_MAX;
+    for (i = 0; i < vlen; i++) {
+        const struct msghdr *m = &vec[i].msg_hdr;
+        size_t total = iov_total(m->msg_iov, (int)m->msg_iovlen);
+        ssize_t n = engine_writev(c, fd, m->msg_iov, (int)m->msg_iovlen,
+                                  flags);
+        if (n < 0) {
+            if (i == 0) {
+                conn_put(c);
+                return (int)write_result(n, flags);
+            }
+            break;
+        }
+        vec[i].msg_len = (unsigned int)n;
+        if ((size_t)n < total) {
+            i++;
+            break;
+        }
+    }
+    conn_put(c);
+    return (int)i;
+}
+
+/* Would a write take a record now?  Asked before input is consumed, so
+ * that a non-blocking copy never reads what it cannot write. */
+static int
+writable_now(struct conn *c)
+{
+    short kernel;
+    int64_t deadline;
+
+    return (conn_poll_check(c, POLLOUT, 0, &kernel, &deadline) &
+            (POLLOUT | POLLERR)) != 0;
+}
+
+static int
+readable_now(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    return real.poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP));
+}
+
+/*
+ * sendfile/splice with a TLS socket as the destination: read the source
+ * with the real read/pread, one record at a time, and write through the
+ * engine.  offset: pread from *offset and advance it (the source's file
+ * position stays); otherwise the source's position moves by what was
+ * written (a part read but not written is sought back; a pipe cannot
+ * be, which the writability check before each read makes moot).
+ * from_pipe: after the first record, copy only what the pipe already
+ * holds.  Returns the bytes written or a negated errno.
+ */
+static ssize_t
+copy_to_conn(struct conn *c, int out_fd, int in_fd, off_t *offset,
+             size_t count, int flags, int from_pipe)
+{
+    int nonblock = (flags & MSG_DONTWAIT) || conn_get_nonblock(c);
+    unsigned char *buf = malloc(COPY_CHUNK);
+    off_t pos = offset != NULL ? *offset : 0;
+    size_t done = 0;
+    ssize_t rv = 0;
+
+    if (buf == NULL)
+        return -ENOMEM;
+    while (done < count) {
+        size_t want = count - done < COPY_CHUNK ? count - done : COPY_CHUNK;
+        if (nonblock && !writable_now(c)) {
+            rv = -EAGAIN;
+            break;
+        }
+        if (from_pipe && (done > 0 || nonblock) && !readable_now(in_fd)) {
+            rv = -EAGAIN;
+            break;
+        }
+        ssize_t n = offset != NULL
+                        ? pread(in_fd, buf, want, pos + (off_t)done)
+                        : real.read(in_fd, buf, want);
+        if (n <= 0) {
+            rv = n < 0 ? -errno : 0;
+            break;
+        }
+        ssize_t w = engine_write(c, out_fd, buf, (size_t)n, flags);
+        if (w < (ssize_t)n && offset == NULL && !from_pipe)
+            (void)lseek(in_fd, -(off_t)(n - (w > 0 ? w : 0)), SEEK_CUR);
+        if (w < 0) {
+            rv = w;
+            break;
+        }
+        done += (size_t)w;
+        if (w < n)
+            break;
+    }
+    free(buf);
+    if (offset != NULL)
+        *offset = pos + (off_t)done;
+    return done > 0 ? (ssize_t)done : rv;
+}
+
+static ssize_t
+tracked_sendfile(struct conn *c, int out_fd, int in_fd, off_t *offset,
+                 size_t count)
+{
+    struct conn *src = conn_get(in_fd);
+    ssize_t rv;
+
+    if (src != NULL) {
+        /* the kernel refuses a socket as the source */
+        conn_put(src);
+        rv = -EINVAL;
+    } else {
+        rv = copy_to_conn(c, out_fd, in_fd, offset, count, 0, 0);
+    }
+    conn_put(c);
+    return write_result(rv, 0);
+}
+
+HOOK ssize_t
+sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+    struct conn *c = conn_get(out_fd);
+
+    if (c == NULL) {
+        ENSURE(sendfile);
+        return real.sendfile(out_fd, in_fd, offset, count);
+    }
+    return tracked_sendfile(c, out_fd, in_fd, offset, count);
+}
+
+HOOK ssize_t
+sendfile64(int out_fd, int in_fd, off64_t *offset, size_t count)
+{
+    struct conn *c = conn_get(out_fd);
+
+    if (c == NULL) {
+        ENSURE(sendfile64);
+        return real.sendfile64(out_fd, in_fd, offset, count);
+    }
+    _Static_assert(sizeof(off_t) == sizeof(off64_t), "64-bit off_t");
+    return tracked_sendfile(c, out_fd, in_fd, (off_t *)offset, count);
+}
+
+/* splice into a TLS socket from a pipe.  From a TLS socket it would need
+ * the plaintext in a pipe the kernel fills: not supported (EINVAL). */
+HOOK ssize_t
+splice(int in_fd, loff_t *off_in, int out_fd, loff_t *off_out, size_t len,
+       unsigned int flags)
+{
+    struct conn *c, *src = conn_get(in_fd);
+    struct stat st;
+    ssize_t rv;
+
+    ENSURE(splice);
+    if (src != NULL) {
+        conn_put(src);
+        errno = EINVAL;
+        return -1;
+    }
+    if ((c = conn_get(out_fd)) == NULL)
+        return real.splice(in_fd, off_in, out_fd, off_out, len, flags);
+    if (fstat(in_fd, &st) < 0)
+        rv = -errno;
+    else if (!S_ISFIFO(st.st_mode))
+        rv = -EINVAL;        /* one end must be a pipe */
+    else if (off_in != NULL || off_out != NULL)
+        rv = -ESPIPE;
+    else
+        rv = copy_to_conn(c, out_fd, in_fd, NULL, len,
+                          (flags & SPLICE_F_NONBLOCK) ? MSG_DONTWAIT : 0, 1);
+    conn_put(c);
+    return write_result(rv, 0);
 }
 
 /* fcntl on a tracked socket: O_NONBLOCK is the program's view; the real
@@ -435,7 +713,7 @@ ioctl(int fd, unsigned long req, ...)
         return -1;
     }
     if (req == FIONREAD)
-        *(int *)arg = conn_pending(c);
+        *(int *)arg = conn_fionread(c);
     else
         conn_set_nonblock(c, *(int *)arg != 0);
     conn_put(c);

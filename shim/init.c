@@ -129,10 +129,15 @@ shim_is_inet_stream(int fd)
     return ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
 }
 
+__thread int shim_forking_relay __attribute__((tls_model("initial-exec")));
+
 static void
 before_fork(void)
 {
-    conn_before_fork();
+    /* The relay's own fork keeps the owner: the connection is being
+     * handed over, not left for whoever comes first. */
+    if (!shim_forking_relay)
+        conn_before_fork();
 }
 
 static void

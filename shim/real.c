@@ -53,6 +53,8 @@ real_init(void)
     RESOLVE(ppoll, "ppoll");
     RESOLVE(select, "select");
     RESOLVE(pselect, "pselect");
+    RESOLVE(epoll_create, "epoll_create");
+    RESOLVE(epoll_create1, "epoll_create1");
     RESOLVE(epoll_ctl, "epoll_ctl");
     RESOLVE(epoll_wait, "epoll_wait");
     RESOLVE(epoll_pwait, "epoll_pwait");
@@ -63,6 +65,11 @@ real_init(void)
     RESOLVE(gethostbyname2, "gethostbyname2");
     RESOLVE(gethostbyname_r, "gethostbyname_r");
     RESOLVE(gethostbyname2_r, "gethostbyname2_r");
+    RESOLVE(recvmmsg, "recvmmsg");
+    RESOLVE(sendmmsg, "sendmmsg");
+    RESOLVE(sendfile, "sendfile");
+    RESOLVE(sendfile64, "sendfile64");
+    RESOLVE(splice, "splice");
 
     tlsshim_sys.socket = real.socket;
     tlsshim_sys.connect = real.connect;

@@ -15,7 +15,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,16 +54,126 @@ close_all_but(const int *keep, int nkeep)
     (void)real.close_range(lo, ~0u, 0);
 }
 
+/*
+ * Hand-outs.  Other processes may still hold the raw TLS socket (the
+ * shell that forked the child which made this relay, say) and escape it
+ * later: they ask the relay, over an abstract unix socket named after its
+ * pid, for a copy of the plaintext end instead of making a second relay.
+ * The relay keeps that copy while a process that may ask is alive; then
+ * it drops it, so that the end's EOF means every holder closed it.
+ */
+#define WATCH_MAX 64
+
+struct holder {
+    int hold;                 /* the copy of the plaintext end, or -1 */
+    int listener;             /* where requests arrive, or -1 */
+    pid_t watch[WATCH_MAX];   /* processes that may ask */
+    int nwatch;
+};
+
+static int
+pid_alive(pid_t pid)
+{
+    char path[64], buf[256];
+    int fd;
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    real.close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp != NULL && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+}
+
+static void
+watch_add(struct holder *h, pid_t pid)
+{
+    if (pid <= 1)
+        return;
+    for (int i = 0; i < h->nwatch; i++)
+        if (h->watch[i] == pid)
+            return;
+    if (h->nwatch < WATCH_MAX)
+        h->watch[h->nwatch++] = pid;
+}
+
+static void
+holder_check(struct holder *h)
+{
+    int alive = 0;
+
+    if (h->hold < 0)
+        return;
+    for (int i = 0; i < h->nwatch; i++)
+        if (pid_alive(h->watch[i]))
+            h->watch[alive++] = h->watch[i];
+    h->nwatch = alive;
+    if (alive == 0) {
+        real.close(h->hold);
+        real.close(h->listener);
+        h->hold = h->listener = -1;
+    }
+}
+
+static void
+relay_name(pid_t pid, struct sockaddr_un *sun, socklen_t *len)
+{
+    memset(sun, 0, sizeof(*sun));
+    sun->sun_family = AF_UNIX;
+    int n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1,
+                     "tlsshim-relay-%ld", (long)pid);
+    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+/* Answer one request: the asker's parent may hold the socket too. */
+static void
+holder_serve(struct holder *h)
+{
+    int cfd = accept4(h->listener, NULL, NULL, SOCK_CLOEXEC);
+    struct ucred cred;
+    socklen_t clen = sizeof(cred);
+    int32_t ppid = 0;
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = "e", .iov_len = 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = cbuf,
+                         .msg_controllen = sizeof(cbuf)};
+
+    if (cfd < 0)
+        return;
+    struct pollfd p = {.fd = cfd, .events = POLLIN};
+    if (real.poll(&p, 1, 1000) == 1 &&
+        real.recv(cfd, &ppid, sizeof(ppid), 0) == sizeof(ppid) &&
+        getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 &&
+        cred.uid == getuid()) {
+        watch_add(h, cred.pid);
+        watch_add(h, (pid_t)ppid);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &h->hold, sizeof(int));
+        (void)sendmsg(cfd, &msg, MSG_NOSIGNAL);
+    }
+    real.close(cfd);
+}
+
 /* Copy until both directions ended.  Runs in the relay process; the TLS
  * fd goes through the hooks (poll, read, write, shutdown, close). */
 static void
-relay_run(int tls, int app)
+relay_run(int tls, int app, struct holder *h)
 {
     static unsigned char a2t[RELAY_BUF], t2a[RELAY_BUF];
     size_t a2t_len = 0, t2a_len = 0;
     int app_eof = 0, tls_eof = 0, tls_shut = 0, app_shut = 0;
 
     for (;;) {
+        holder_check(h);
         if (app_eof && a2t_len == 0 && !tls_shut) {
             (void)shutdown(tls, SHUT_WR);    /* close_notify */
             tls_shut = 1;
@@ -71,19 +184,22 @@ relay_run(int tls, int app)
         }
         if (tls_shut && app_shut)
             break;
-        struct pollfd p[2] = {
+        struct pollfd p[3] = {
             {.fd = app,
              .events = (short)((!app_eof && a2t_len < RELAY_BUF ? POLLIN : 0) |
                                (t2a_len > 0 ? POLLOUT : 0))},
             {.fd = tls,
              .events = (short)((!tls_eof && t2a_len < RELAY_BUF ? POLLIN : 0) |
                                (a2t_len > 0 ? POLLOUT : 0))},
+            {.fd = h->listener, .events = POLLIN},
         };
-        if (poll(p, 2, -1) < 0) {
+        if (poll(p, h->listener >= 0 ? 3 : 2, h->hold >= 0 ? 1000 : -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
+        if (h->listener >= 0 && (p[2].revents & POLLIN))
+            holder_serve(h);
         if (p[0].revents & (POLLIN | POLLHUP | POLLERR) && !app_eof &&
             a2t_len < RELAY_BUF) {
             ssize_t n = read(app, a2t + a2t_len, RELAY_BUF - a2t_len);
@@ -123,11 +239,16 @@ relay_run(int tls, int app)
     }
 }
 
-/* In the relay process. */
+/* In the relay process.  hold: a copy of the plaintext end to hand out;
+ * escaper and its parent may still hold the raw socket. */
 static void
-become_relay(struct conn *c, int tls, int app)
+become_relay(struct conn *c, int tls, int app, int hold, pid_t escaper,
+             pid_t escaper_parent)
 {
-    int keep[3] = {tls, app, 2};
+    struct holder h = {.hold = hold, .listener = -1};
+    struct sockaddr_un sun;
+    socklen_t sunlen;
+    int keep[4] = {tls, app, hold, 2};
     sigset_t all;
 
     (void)setsid();
@@ -137,10 +258,18 @@ become_relay(struct conn *c, int tls, int app)
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
-    /* fd 2 stays for log lines unless it is part of the connection */
-    if (fdtable_peek(2) == c)
-        keep[2] = -1;
-    close_all_but(keep, 3);
+    /* The relay keeps a log file, but never the program's stderr: a
+     * pipeline reading it (prog 2>&1 | grep) must see its EOF when the
+     * program ends, not when the relay does. */
+    keep[3] = log_fd_in_use() > 2 ? log_fd_in_use() : -1;
+    close_all_but(keep, 4);
+    if (keep[3] < 0) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0 && null != 2) {
+            (void)real.dup2(null, 2);
+            real.close(null);
+        }
+    }
     /* only the relay's own descriptor refers to the connection now */
     pthread_mutex_lock(&c->lock);
     for (int i = 0; i < c->nfds; i++) {
@@ -156,17 +285,63 @@ become_relay(struct conn *c, int tls, int app)
     c->nfds = 1;
     c->fdrefs = 1;
     c->user_nonblock = 1;
-    if (c->ssl != NULL) {
-        BIO *b = SSL_get_rbio(c->ssl);
-        if (b != NULL)
-            BIO_set_data(b, (void *)(intptr_t)tls);
-    }
+    conn_bio_set_fd(c->ssl, tls);
     pthread_mutex_unlock(&c->lock);
+    watch_add(&h, escaper);
+    watch_add(&h, escaper_parent);
+    relay_name(owner_self(), &sun, &sunlen);
+    h.listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (h.listener >= 0 &&
+        (bind(h.listener, (struct sockaddr *)&sun, sunlen) < 0 ||
+         listen(h.listener, 16) < 0)) {
+        real.close(h.listener);
+        h.listener = -1;
+    }
+    if (h.listener < 0) {
+        real.close(h.hold);
+        h.hold = -1;
+    } else {
+        owner_set_relay(c->owner, owner_self());
+    }
     (void)real.fcntl(app, F_SETFL, real.fcntl(app, F_GETFL) | O_NONBLOCK);
     log_flow("relay %ld serves fd %d", (long)owner_self(), tls);
-    relay_run(tls, app);
+    relay_run(tls, app, &h);
     (void)close(tls);      /* close_notify, through the hook */
     _exit(0);
+}
+
+/* Ask relay pid for a copy of its plaintext end; -1 if it cannot. */
+static int
+relay_request(pid_t pid)
+{
+    struct sockaddr_un sun;
+    socklen_t sunlen;
+    int32_t ppid = (int32_t)getppid();
+    char cbuf[CMSG_SPACE(sizeof(int))], byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = cbuf,
+                         .msg_controllen = sizeof(cbuf)};
+    int s, fd = -1;
+
+    relay_name(pid, &sun, &sunlen);
+    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -1;
+    if (real.connect(s, (struct sockaddr *)&sun, sunlen) == 0 &&
+        real.send(s, &ppid, sizeof(ppid), MSG_NOSIGNAL) == sizeof(ppid)) {
+        struct pollfd p = {.fd = s, .events = POLLIN};
+        if (real.poll(&p, 1, 2000) == 1 &&
+            real.recvmsg(s, &msg, MSG_CMSG_CLOEXEC) == 1) {
+            struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+            if (cm != NULL && cm->cmsg_level == SOL_SOCKET &&
+                cm->cmsg_type == SCM_RIGHTS &&
+                cm->cmsg_len == CMSG_LEN(sizeof(int)))
+                memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+        }
+    }
+    real.close(s);
+    return fd;
 }
 
 /* Put end on every fd of fds, keeping each one's close-on-exec flag. */
@@ -196,10 +371,28 @@ relay_handoff(struct conn *c)
     memcpy(fds, c->fds, sizeof(int) * (size_t)nfds);
     tls = c->fd;
     if (c->state == CONN_FAILED || owner_claim(c->owner) < 0) {
-        /* Another process owns the stream (or it failed): this process's
-         * fds become dead ends rather than a way into it. */
         pthread_mutex_unlock(&c->lock);
         real.close(sv[1]);
+        /* One relay per connection, ever: if another process made it (or
+         * is making it), take a copy of its plaintext end. */
+        int end = -1;
+        for (int tries = 0; c->state != CONN_FAILED && tries < 20; tries++) {
+            pid_t rp = owner_relay(c->owner);
+            if (rp != 0) {
+                end = relay_request(rp);
+                break;
+            }
+            usleep(50000);
+        }
+        if (end >= 0) {
+            real.close(sv[0]);
+            replace_fds(c, fds, nfds, end);
+            real.close(end);
+            log_flow("fd %d: joined the connection's relay", tls);
+            return 0;
+        }
+        /* Another process owns the stream (or it failed): this process's
+         * fds become dead ends rather than a way into it. */
         replace_fds(c, fds, nfds, sv[0]);
         real.close(sv[0]);
         log_flow("fd %d: connection not ours to relay; fds closed off", tls);
@@ -215,15 +408,19 @@ relay_handoff(struct conn *c)
         real.close(sv[1]);
         return -e;
     }
+    /* The parent may still hold the raw socket only if the connection
+     * existed when this process was forked. */
+    pid_t escaper = owner_self(), escaper_parent = c->forked ? getppid() : 0;
+    shim_forking_relay = 1;
     pid = fork();
     if (pid == 0) {
         pid_t grandchild = fork();
         if (grandchild != 0)
             _exit(grandchild < 0);
         pthread_mutex_unlock(&c->lock);
-        real.close(sv[0]);
-        become_relay(c, keep, sv[1]);
+        become_relay(c, keep, sv[1], sv[0], escaper, escaper_parent);
     }
+    shim_forking_relay = 0;
     pthread_mutex_unlock(&c->lock);
     real.close(keep);
     real.close(sv[1]);

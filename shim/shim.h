@@ -55,7 +55,14 @@ int __dprintf_chk(int, int, const char *, ...);
 #include <stdarg.h>
 int __vdprintf_chk(int, int, const char *, va_list);
 
+/* Set while relay_handoff() forks (the fork handlers leave owners). */
+extern __thread int shim_forking_relay;
+
 /* epoll bookkeeping for tracked fds (hooks_poll.c), dropped at close. */
 void shim_epoll_forget_fd(int fd);
+/* A program's read or write on tracked fd (c) returned; eagain holds
+ * EPOLLIN/EPOLLOUT when it failed with EAGAIN in that direction. */
+struct conn;
+void shim_epoll_note_io(int fd, struct conn *c, unsigned eagain);
 
 #endif

@@ -123,10 +123,17 @@ conn_get(int fd)
 
 /* --- the socket BIO: real recv/send, never our hooks ---------------------- */
 
+/* The BIO's state: the socket, and whether the peer closed TCP (OpenSSL
+ * asks BIO_eof() to tell an unexpected EOF from a broken read). */
+struct bio_sock {
+    int fd;
+    int eof;
+};
+
 static int
 bio_sock_write(BIO *b, const char *buf, size_t len, size_t *written)
 {
-    int fd = (int)(intptr_t)BIO_get_data(b);
+    int fd = ((struct bio_sock *)BIO_get_data(b))->fd;
     ssize_t n = tlsshim_sys.send(fd, buf, len, MSG_NOSIGNAL);
 
     BIO_clear_retry_flags(b);
@@ -142,8 +149,8 @@ bio_sock_write(BIO *b, const char *buf, size_t len, size_t *written)
 static int
 bio_sock_read(BIO *b, char *buf, size_t len, size_t *readbytes)
 {
-    int fd = (int)(intptr_t)BIO_get_data(b);
-    ssize_t n = tlsshim_sys.recv(fd, buf, len, 0);
+    struct bio_sock *bs = BIO_get_data(b);
+    ssize_t n = tlsshim_sys.recv(bs->fd, buf, len, 0);
 
     BIO_clear_retry_flags(b);
     if (n < 0) {
@@ -152,6 +159,7 @@ bio_sock_read(BIO *b, char *buf, size_t len, size_t *readbytes)
         return 0;
     }
     if (n == 0) {
+        bs->eof = 1;
         errno = 0;   /* EOF: no error */
         return 0;
     }
@@ -166,6 +174,8 @@ bio_sock_ctrl(BIO *b, int cmd, long num, void *ptr)
     case BIO_CTRL_FLUSH:
     case BIO_CTRL_DUP:
         return 1;
+    case BIO_CTRL_EOF:
+        return ((struct bio_sock *)BIO_get_data(b))->eof;
     case BIO_CTRL_GET_CLOSE:
         return BIO_get_shutdown(b);
     case BIO_CTRL_SET_CLOSE:
@@ -179,8 +189,31 @@ bio_sock_ctrl(BIO *b, int cmd, long num, void *ptr)
 static int
 bio_sock_create(BIO *b)
 {
+    struct bio_sock *bs = calloc(1, sizeof(*bs));
+
+    if (bs == NULL)
+        return 0;
+    bs->fd = -1;
+    BIO_set_data(b, bs);
     BIO_set_init(b, 1);
     return 1;
+}
+
+static int
+bio_sock_destroy(BIO *b)
+{
+    free(BIO_get_data(b));
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+void
+conn_bio_set_fd(SSL *ssl, int fd)
+{
+    BIO *b = ssl != NULL ? SSL_get_rbio(ssl) : NULL;
+
+    if (b != NULL && BIO_get_data(b) != NULL)
+        ((struct bio_sock *)BIO_get_data(b))->fd = fd;
 }
 
 static void
@@ -194,6 +227,7 @@ bio_init(void)
     BIO_meth_set_read_ex(m, bio_sock_read);
     BIO_meth_set_ctrl(m, bio_sock_ctrl);
     BIO_meth_set_create(m, bio_sock_create);
+    BIO_meth_set_destroy(m, bio_sock_destroy);
     bio_method = m;
 }
 
@@ -205,7 +239,7 @@ bio_for_fd(int fd)
     pthread_once(&bio_once, bio_init);
     if (bio_method == NULL || (b = BIO_new(bio_method)) == NULL)
         return NULL;
-    BIO_set_data(b, (void *)(intptr_t)fd);
+    ((struct bio_sock *)BIO_get_data(b))->fd = fd;
     return b;
 }
 
@@ -331,6 +365,9 @@ conn_new_client(int fd, const struct policy_rule *rule,
     if (matched_name != NULL)
         util_strlcpy(c->matched_name, matched_name, sizeof(c->matched_name));
     util_ip_str(peer, ip, sizeof(ip));
+    /* an IPv4-mapped destination is an IPv4 address (SPEC section 3) */
+    if (strncmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.') != NULL)
+        memmove(ip, ip + 7, strlen(ip + 7) + 1);
     if (rule->verifycn_name != NULL)
         util_strlcpy(c->verify_name, rule->verifycn_name,
                      sizeof(c->verify_name));
@@ -440,7 +477,7 @@ handshake_step(struct conn *c)
     int r, e;
 
     if (util_now_ms() >= c->handshake_deadline_ms) {
-        fail(c, ETIMEDOUT, ETIMEDOUT, "TLS handshake timed out after %d s",
+        fail(c, ETIMEDOUT, ECONNRESET, "TLS handshake timed out after %d s",
              c->rule->handshake_timeout);
         return 0;
     }
@@ -579,7 +616,10 @@ conn_connect_finish(struct conn *c)
                 return -EINPROGRESS;
             dl = tcp_deadline;
         }
-        if (wait_fd(fd, ev ? ev : POLLIN, dl) == -EINTR)
+        /* restarted after an SA_RESTART handler, as the kernel's connect
+         * is, unless SO_SNDTIMEO bounds it (signal(7)) */
+        if (wait_fd(fd, ev ? ev : POLLIN, dl) == -EINTR &&
+            (tcp_deadline >= 0 || !conn_signal_restarts()))
             return -EINTR;
     }
 }
@@ -652,7 +692,12 @@ block_for(struct conn *c, short ev, int nonblock, int opt, int64_t *deadline)
     dl = *deadline;
     if (hs_dl >= 0 && (dl < 0 || hs_dl < dl))
         dl = hs_dl;
-    return wait_fd(fd, ev, dl);
+    int w = wait_fd(fd, ev, dl);
+    /* The kernel restarts socket reads and writes after an SA_RESTART
+     * handler, unless the socket has a timeout (signal(7)). */
+    if (w == -EINTR && *deadline < 0 && conn_signal_restarts())
+        return 0;
+    return w;
 }
 
 ssize_t
@@ -1109,11 +1154,7 @@ conn_close_fd(struct conn *c, int fd)
         send_close_notify(c);
     } else if (was && c->fd == fd && c->nfds > 0) {
         c->fd = c->fds[0];
-        if (c->ssl != NULL) {
-            BIO *b = SSL_get_rbio(c->ssl);
-            if (b != NULL)
-                BIO_set_data(b, (void *)(intptr_t)c->fd);
-        }
+        conn_bio_set_fd(c->ssl, c->fd);
     }
     pthread_mutex_unlock(&c->lock);
     if (was)
@@ -1193,4 +1234,75 @@ void
 conn_exit_all(void)
 {
     fdtable_foreach(exit_one, NULL);
+}
+
+/* --- event-loop support --- */
+
+short
+conn_poll_probe(struct conn *c, short want, short kernel_revents,
+                short *kernel, int64_t *deadline_ms)
+{
+    int open;
+
+    pthread_mutex_lock(&c->lock);
+    open = c->state == CONN_OPEN;
+    pthread_mutex_unlock(&c->lock);
+    /* Only an open connection reads the kernel on POLLIN; a pass-through
+     * one would take it as the kernel's word. */
+    if (open && (want & POLLIN))
+        kernel_revents |= POLLIN;
+    return conn_poll_check(c, want, kernel_revents, kernel, deadline_ms);
+}
+
+int
+conn_fd_list(struct conn *c, int *fds, int max)
+{
+    int n;
+
+    pthread_mutex_lock(&c->lock);
+    n = c->nfds < max ? c->nfds : max;
+    memcpy(fds, c->fds, sizeof(int) * (size_t)n);
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+int
+conn_fionread(struct conn *c)
+{
+    short kernel;
+    int64_t deadline;
+
+    /* A record the kernel holds is readable too: decrypt it first. */
+    (void)conn_poll_probe(c, POLLIN, 0, &kernel, &deadline);
+    return conn_pending(c);
+}
+
+int
+conn_signal_restarts(void)
+{
+    struct sigaction sa;
+
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sigaction(sig, NULL, &sa) < 0)
+            continue;   /* SIGKILL, SIGSTOP, libc's own */
+        if (!(sa.sa_flags & SA_SIGINFO) &&
+            (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
+            continue;
+        if (!(sa.sa_flags & SA_RESTART))
+            return 0;
+    }
+    return 1;
+}
+
+int
+conn_failed_on_data(struct conn *c)
+{
+    int failed;
+
+    pthread_mutex_lock(&c->lock);
+    /* a failed handshake (fail_errno ECONNREFUSED, ETIMEDOUT, EACCES)
+     * keeps reporting ECONNRESET (SPEC section 5) */
+    failed = c->state == CONN_FAILED && c->fail_errno == ECONNRESET;
+    pthread_mutex_unlock(&c->lock);
+    return failed;
 }

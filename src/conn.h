@@ -131,5 +131,30 @@ void conn_before_fork(void);
 void conn_exit_all(void);
 
 const char *conn_state_name(enum conn_state s);
+/* Point the SSL object's socket BIO at fd (after the fd number changed). */
+void conn_bio_set_fd(SSL *ssl, int fd);
+
+/* --- event-loop support (conn.c, section at the end) --- */
+
+/* conn_poll_check, but when the connection is open and want has POLLIN,
+ * first let OpenSSL read what the kernel holds (a non-blocking read):
+ * for callers that cannot tell whether the kernel saw bytes (epoll in
+ * edge-triggered mode, where the kernel reports arrivals only once). */
+short conn_poll_probe(struct conn *c, short want, short kernel_revents,
+                      short *kernel, int64_t *deadline_ms);
+/* The fds sharing c's socket (at most max); returns how many. */
+int conn_fd_list(struct conn *c, int *fds, int max);
+/* FIONREAD: plaintext bytes readable now, reading what the kernel holds
+ * into OpenSSL if nothing is decrypted yet. */
+int conn_fionread(struct conn *c);
+/* After poll() failed with EINTR in a blocking emulation: 1 when the
+ * kernel would have restarted a socket call, i.e. every signal whose
+ * handler is a function has SA_RESTART.  (We cannot tell which signal
+ * arrived.)  Costs NSIG sigaction() calls; EINTR is rare. */
+int conn_signal_restarts(void);
+/* 1 when the connection already failed on its data path (a reset, an EOF
+ * without close_notify, a failed write): the kernel would refuse further
+ * writes with EPIPE, having reported the reset once. */
+int conn_failed_on_data(struct conn *c);
 
 #endif

@@ -43,6 +43,12 @@ log_configure(int level, const char *target)
 }
 
 int
+log_fd_in_use(void)
+{
+    return log_syslog ? -1 : log_fd;
+}
+
+int
 log_level(void)
 {
     return log_lvl;

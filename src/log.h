@@ -19,6 +19,8 @@ enum log_severity {
 /* target: NULL or "stderr", "syslog", or a file path (O_APPEND). */
 int log_configure(int level, const char *target);
 int log_level(void);
+/* The descriptor log lines go to (2 for stderr), -1 for syslog. */
+int log_fd_in_use(void);
 void log_set_level(int level);
 
 /* Write a line at the given severity if the configured level allows it:

@@ -17,7 +17,10 @@
 /* guards the free list and the current page */
 static pthread_mutex_t owner_lock = PTHREAD_MUTEX_INITIALIZER;
 union slot {
-    owner_word word;
+    struct {
+        owner_word word;
+        _Atomic int relay;     /* pid of the connection's relay, or 0 */
+    } live;
     union slot *next_free;     /* while on the free list */
 };
 static union slot *page;
@@ -52,7 +55,7 @@ owner_alloc(void)
 
     pthread_mutex_lock(&owner_lock);
     if (free_slots != NULL) {
-        w = &free_slots->word;
+        w = &free_slots->live.word;
         free_slots = free_slots->next_free;
     } else {
         if (page == NULL || page_used == PAGE_WORDS) {
@@ -65,11 +68,13 @@ owner_alloc(void)
             }
         }
         if (page != NULL && page_used < PAGE_WORDS)
-            w = &page[page_used++].word;
+            w = &page[page_used++].live.word;
     }
     pthread_mutex_unlock(&owner_lock);
-    if (w != NULL)
+    if (w != NULL) {
         atomic_store(w, owner_self());
+        atomic_store(&((union slot *)(void *)w)->live.relay, 0);
+    }
     return w;
 }
 
@@ -116,4 +121,16 @@ void
 owner_give(owner_word *w, pid_t pid)
 {
     atomic_store(w, pid);
+}
+
+void
+owner_set_relay(owner_word *w, pid_t pid)
+{
+    atomic_store(&((union slot *)(void *)w)->live.relay, pid);
+}
+
+pid_t
+owner_relay(const owner_word *w)
+{
+    return atomic_load(&((const union slot *)(const void *)w)->live.relay);
 }

@@ -30,6 +30,9 @@ int owner_mine(const owner_word *w);
 void owner_unclaim(owner_word *w);
 /* Hand the connection to pid (a relay). */
 void owner_give(owner_word *w, pid_t pid);
+/* The relay serving the connection (0: none), shared like the owner. */
+void owner_set_relay(owner_word *w, pid_t pid);
+pid_t owner_relay(const owner_word *w);
 /* The calling process's pid, cached (updated in the fork child). */
 pid_t owner_self(void);
 /* To be called in the child after fork. */

@@ -21,7 +21,7 @@ policy() {
     local f="$T/policy.conf"
     {
         echo "[lab]"
-        echo "connect = 127.0.0.1:$PORT [::1]:$PORT localhost:$PORT"
+        echo "connect = localhost:$PORT 127.0.0.1:$PORT [::1]:$PORT"
         echo "ca_file = $PKI/ca.pem"
         for kv in "$@"; do echo "$kv"; done
     } > "$f"
