@@ -493,3 +493,49 @@ os.waitpid(pid, 0)
     run grep -c "parent again" "$T/rec.bin"
     assert_output 0
 }
+
+@test "ciphersuites picks the TLS 1.3 suite that is negotiated" {
+    policy "ciphersuites = TLS_CHACHA20_POLY1305_SHA256"
+    echo_server
+    run bash -c "printf 'suite\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    assert_success
+    run grep -c '"cipher": "TLS_CHACHA20_POLY1305_SHA256"' "$T/info.json"
+    assert_output 1
+}
+
+@test "cipher_list applies to TLS 1.2" {
+    policy "max_version = TLSv1_2" "cipher_list = ECDHE-ECDSA-CHACHA20-POLY1305"
+    echo_server
+    run bash -c "printf 'list\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    assert_success
+    run grep -c '"cipher": "ECDHE-ECDSA-CHACHA20-POLY1305"' "$T/info.json"
+    assert_output 1
+}
+
+@test "a bad ecdh_curve fails the connection with EACCES and names the curve" {
+    policy "ecdh_curve = nosuchcurve"
+    echo_server
+    run bash -c "printf 'x' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    assert_failure 3
+    assert_output --partial "errno=EACCES"
+    assert_output --partial "bad ecdh_curve nosuchcurve"
+}
+
+@test "ecdh_curve limits the groups offered: a server with none of them fails the handshake" {
+    policy "ecdh_curve = secp384r1"
+    start_bg srv openssl s_server -accept "127.0.0.1:$PORT" -cert "$PKI/good.pem" \
+        -key "$PKI/good.key" -cert_chain "$PKI/inter.pem" -groups X25519 -rev
+    wait_port "$PORT"
+    run bash -c "printf 'x' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    assert_failure 3
+    assert_output --partial "errno=ECONNREFUSED"
+}
+
+@test "hostname sets the SNI sent, independently of the name verified" {
+    policy "hostname = sni.example" "verifycn_name = localhost"
+    echo_server
+    run bash -c "printf 'sni\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    assert_success
+    run grep -c '"sni": "sni.example"' "$T/info.json"
+    assert_output 1
+}
