@@ -281,14 +281,16 @@ execvpe(const char *file, char *const argv[], char *const envp[])
 }
 
 /* execl and friends: collect the arguments, then as execv*. */
+/* The arguments of an execl-style call up to its NULL; ap is taken by
+ * pointer so that execle can read the envp that follows. */
 static char **
-collect_args(const char *arg0, va_list ap, size_t *count)
+collect_args(const char *arg0, va_list *ap)
 {
     va_list cnt;
     size_t n = 1;
     char **argv;
 
-    va_copy(cnt, ap);
+    va_copy(cnt, *ap);
     if (arg0 != NULL)
         while (va_arg(cnt, char *) != NULL)
             n++;
@@ -298,79 +300,65 @@ collect_args(const char *arg0, va_list ap, size_t *count)
         return NULL;
     argv[0] = (char *)arg0;
     for (size_t i = 1; arg0 != NULL && i < n; i++)
-        argv[i] = va_arg(ap, char *);
+        argv[i] = va_arg(*ap, char *);
     argv[arg0 != NULL ? n : 0] = NULL;
     if (arg0 != NULL)
-        (void)va_arg(ap, char *);   /* the terminating NULL */
-    *count = n;
+        (void)va_arg(*ap, char *);   /* the terminating NULL */
     return argv;
+}
+
+/* run_execve() on collected arguments, which it frees if exec fails. */
+static int
+run_collected(const char *path, char **argv, char *const envp[], int search)
+{
+    int rv, e;
+
+    if (argv == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    rv = run_execve(path, argv, envp, search);
+    e = errno;
+    free(argv);
+    errno = e;
+    return rv;
 }
 
 HOOK int
 execl(const char *path, const char *arg0, ...)
 {
     va_list ap;
-    size_t n;
     char **argv;
-    int rv, e;
 
     va_start(ap, arg0);
-    argv = collect_args(arg0, ap, &n);
+    argv = collect_args(arg0, &ap);
     va_end(ap);
-    if (argv == NULL) {
-        errno = ENOMEM;
-        return -1;
-    }
-    rv = run_execve(path, argv, environ, 0);
-    e = errno;
-    free(argv);
-    errno = e;
-    return rv;
+    return run_collected(path, argv, environ, 0);
 }
 
 HOOK int
 execlp(const char *file, const char *arg0, ...)
 {
     va_list ap;
-    size_t n;
     char **argv;
-    int rv, e;
 
     va_start(ap, arg0);
-    argv = collect_args(arg0, ap, &n);
+    argv = collect_args(arg0, &ap);
     va_end(ap);
-    if (argv == NULL) {
-        errno = ENOMEM;
-        return -1;
-    }
-    rv = run_execve(file, argv, environ, 1);
-    e = errno;
-    free(argv);
-    errno = e;
-    return rv;
+    return run_collected(file, argv, environ, 1);
 }
 
 HOOK int
 execle(const char *path, const char *arg0, ...)
 {
     va_list ap;
-    size_t n;
     char **argv, **envp;
-    int rv, e;
 
     va_start(ap, arg0);
-    argv = collect_args(arg0, ap, &n);
+    argv = collect_args(arg0, &ap);
     envp = va_arg(ap, char **);
     va_end(ap);
-    if (argv == NULL) {
-        errno = ENOMEM;
-        return -1;
-    }
-    rv = run_execve(path, argv, envp, 0);
-    e = errno;
-    free(argv);
-    errno = e;
-    return rv;
+    return run_collected(path, argv, envp, 0);
 }
 
 HOOK int
