@@ -222,7 +222,10 @@ connect_again(struct conn *c)
     if (st == CONN_FAILED)
         c->so_error_pending = 0;
     int nonblock = c->user_nonblock;
+    enum policy_role role = c->role;
     pthread_mutex_unlock(&c->lock);
+    if (role == POLICY_ROLE_SERVER)
+        return (int)shim_ret(-EISCONN);
     switch (st) {
     case CONN_OPEN:
     case CONN_AUTO_WAIT:

@@ -25,6 +25,9 @@ real_init(void)
         return;
     RESOLVE(socket, "socket");
     RESOLVE(connect, "connect");
+    RESOLVE(accept, "accept");
+    RESOLVE(accept4, "accept4");
+    RESOLVE(listen, "listen");
     RESOLVE(close, "close");
     RESOLVE(dup, "dup");
     RESOLVE(dup2, "dup2");

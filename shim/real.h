@@ -20,6 +20,9 @@
 struct shim_real {
     int (*socket)(int, int, int);
     int (*connect)(int, const struct sockaddr *, socklen_t);
+    int (*accept)(int, struct sockaddr *, socklen_t *);
+    int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+    int (*listen)(int, int);
     int (*close)(int);
     int (*dup)(int);
     int (*dup2)(int, int);

@@ -134,7 +134,7 @@ relay_name(pid_t pid, struct sockaddr_un *sun, socklen_t *len)
 static void
 holder_serve(struct holder *h)
 {
-    int cfd = accept4(h->listener, NULL, NULL, SOCK_CLOEXEC);
+    int cfd = real.accept4(h->listener, NULL, NULL, SOCK_CLOEXEC);
     struct ucred cred;
     socklen_t clen = sizeof(cred);
     int32_t ppid = 0;

@@ -249,23 +249,28 @@ const char *
 conn_state_name(enum conn_state s)
 {
     static const char *const names[] = {"connecting", "auto", "handshaking",
-                                        "open", "failed", "passthrough"};
+                                        "open", "failed", "passthrough",
+                                        "accepted"};
     return (unsigned)s < TLSSHIM_NELEMS(names) ? names[s] : "?";
 }
 
-/* "NAME:PORT (IP)" or "IP:PORT" */
+/* "connect NAME:PORT (IP)" or "connect IP:PORT"; for a server connection
+ * "accept LOCAL from PEER" */
 static const char *
 peer_desc(struct conn *c, char *buf, size_t len)
 {
-    char ip[64], addr[80];
+    char ip[64], addr[80], local[80];
 
     util_addr_str((struct sockaddr *)&c->peer, addr, sizeof(addr));
-    if (c->matched_name[0] != '\0') {
+    if (c->role == POLICY_ROLE_SERVER) {
+        util_addr_str((struct sockaddr *)&c->local, local, sizeof(local));
+        snprintf(buf, len, "accept %s from %s", local, addr);
+    } else if (c->matched_name[0] != '\0') {
         util_ip_str((struct sockaddr *)&c->peer, ip, sizeof(ip));
-        snprintf(buf, len, "%.200s:%u (%s)", c->matched_name,
+        snprintf(buf, len, "connect %.200s:%u (%s)", c->matched_name,
                  util_addr_port((struct sockaddr *)&c->peer), ip);
     } else {
-        util_strlcpy(buf, addr, len);
+        snprintf(buf, len, "connect %s", addr);
     }
     return buf;
 }
@@ -287,13 +292,17 @@ fail(struct conn *c, int fail_errno, int io_errno, const char *fmt, ...)
     vsnprintf(c->error, sizeof(c->error), fmt, ap);
     va_end(ap);
     c->state = CONN_FAILED;
+    /* an accepted connection has no connect() to refuse: a failed
+     * handshake is a reset there (SPEC section 5) */
+    if (c->role == POLICY_ROLE_SERVER && fail_errno == ECONNREFUSED)
+        fail_errno = ECONNRESET;
     c->fail_errno = fail_errno;
     c->io_errno = io_errno;
     c->so_error_pending = 1;
     free(c->wpend);
     c->wpend = NULL;
     c->wpend_len = 0;
-    log_error("connect %s rule=%s: %s", peer_desc(c, desc, sizeof(desc)),
+    log_error("%s rule=%s: %s", peer_desc(c, desc, sizeof(desc)),
               c->rule->name, c->error);
     /* Release the peer at once; the program's fd keeps failing. */
     if (c->fd >= 0)
@@ -310,7 +319,19 @@ log_established(struct conn *c)
     if (log_level() < 1)
         return;
     SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
-    log_info("connect %s rule=%s tls=%s cipher=%s sni=%s verify=%s "
+    if (c->role == POLICY_ROLE_SERVER) {
+        log_info("%s rule=%s tls=%s cipher=%s sni=%s verify=%s client=%s "
+                 "resumed=%s%s%.*s",
+                 peer_desc(c, desc, sizeof(desc)), c->rule->name,
+                 SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
+                 c->sni[0] != '\0' ? c->sni : "-",
+                 c->peer_subject[0] != '\0' ? "ok" : "none",
+                 c->peer_subject[0] != '\0' ? c->peer_subject : "-",
+                 c->resumed ? "yes" : "no", alpn_len ? " alpn=" : "",
+                 (int)alpn_len, alpn_len ? (const char *)alpn : "");
+        return;
+    }
+    log_info("%s rule=%s tls=%s cipher=%s sni=%s verify=%s "
              "ocsp=%s resumed=%s%s%.*s",
              peer_desc(c, desc, sizeof(desc)), c->rule->name,
              SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
@@ -397,6 +418,48 @@ conn_new_client(int fd, const struct policy_rule *rule,
     return c;
 }
 
+struct conn *
+conn_new_server(int fd, const struct policy_rule *rule, SSL_CTX *ctx,
+                const struct sockaddr *peer, socklen_t plen,
+                const struct sockaddr *local, socklen_t llen)
+{
+    struct conn *c = conn_alloc();
+    int flags;
+
+    if (c == NULL)
+        return NULL;
+    pthread_mutex_lock(&c->lock);
+    if ((c->owner = owner_alloc()) == NULL) {
+        pthread_mutex_unlock(&c->lock);
+        conn_put(c);
+        return NULL;
+    }
+    c->fd = fd;
+    c->fds[0] = fd;
+    c->nfds = 1;
+    c->fdrefs = 1;
+    c->role = POLICY_ROLE_SERVER;
+    c->rule = rule;
+    c->server_ctx = ctx;
+    c->state = CONN_ACCEPTED;
+    c->started_ms = util_now_ms();
+    c->connect_reported = 1;
+    if (plen > sizeof(c->peer))
+        plen = sizeof(c->peer);
+    memcpy(&c->peer, peer, plen);
+    c->peer_len = plen;
+    if (llen > sizeof(c->local))
+        llen = sizeof(c->local);
+    memcpy(&c->local, local, llen);
+    c->local_len = llen;
+    flags = tlsshim_sys.fcntl(fd, F_GETFL);
+    c->user_nonblock = flags >= 0 && (flags & O_NONBLOCK);
+    if (flags >= 0 && !(flags & O_NONBLOCK))
+        (void)tlsshim_sys.fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    pthread_mutex_unlock(&c->lock);
+    return c;
+}
+
 /* --- progress ---------------------------------------------------------------- */
 
 static short handshake_step(struct conn *c);
@@ -406,7 +469,9 @@ static int
 start_tls(struct conn *c)
 {
     char err[256];
-    SSL_CTX *ctx = context_client(c->rule, err, sizeof(err));
+    SSL_CTX *ctx = c->role == POLICY_ROLE_SERVER
+                       ? c->server_ctx
+                       : context_client(c->rule, err, sizeof(err));
     BIO *bio;
 
     if (ctx == NULL) {
@@ -423,6 +488,15 @@ start_tls(struct conn *c)
     }
     SSL_set_bio(c->ssl, bio, bio);
     SSL_set_ex_data(c->ssl, context_conn_index(), c);
+    c->handshake_deadline_ms =
+        util_now_ms() + (int64_t)c->rule->handshake_timeout * 1000;
+    if (c->role == POLICY_ROLE_SERVER) {
+        /* the clock starts when the program first uses the connection */
+        c->started_ms = util_now_ms();
+        SSL_set_accept_state(c->ssl);
+        c->state = CONN_HANDSHAKING;
+        return 0;
+    }
     SSL_set_connect_state(c->ssl);
     if (c->sni[0] != '\0' && !SSL_set_tlsext_host_name(c->ssl, c->sni)) {
         fail(c, ECONNREFUSED, ECONNRESET, "bad SNI name %s", c->sni);
@@ -469,6 +543,20 @@ handshake_failed(struct conn *c, int ssl_err)
              "TLS handshake failed: the peer closed the connection");
 }
 
+/* A server handshake ended: note what the client showed. */
+static void
+server_established(struct conn *c)
+{
+    const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+
+    if (sni != NULL)
+        util_strlcpy(c->sni, sni, sizeof(c->sni));
+    if (peer != NULL)
+        X509_NAME_oneline(X509_get_subject_name(peer), c->peer_subject,
+                          sizeof(c->peer_subject));
+}
+
 /* One non-blocking handshake step.  Lock held.  Returns the events the
  * handshake waits for, or 0 when it ended (open or failed). */
 static short
@@ -488,6 +576,8 @@ handshake_step(struct conn *c)
         c->state = CONN_OPEN;
         c->handshake_ms = util_now_ms() - c->started_ms;
         c->resumed = SSL_session_reused(c->ssl);
+        if (c->role == POLICY_ROLE_SERVER)
+            server_established(c);
         log_established(c);
         return 0;
     }
@@ -506,6 +596,8 @@ handshake_step(struct conn *c)
 static short
 advance(struct conn *c)
 {
+    if (c->state == CONN_ACCEPTED && start_tls(c) < 0)
+        return 0;
     if (c->state == CONN_CONNECTING) {
         struct pollfd p = {.fd = c->fd, .events = POLLOUT};
         int err = 0;
@@ -661,7 +753,8 @@ prepare_io(struct conn *c)
         if (start_tls(c) < 0)
             return 0;
     }
-    if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING)
+    if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING ||
+        c->state == CONN_ACCEPTED)
         return advance(c);
     return 0;
 }
@@ -925,7 +1018,8 @@ conn_poll_check(struct conn *c, short want, short kernel_revents,
         /* waiting for input only before any write: handshake first */
         (void)start_tls(c);
     }
-    if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING)
+    if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING ||
+        c->state == CONN_ACCEPTED)
         need = advance(c);
 
     switch (c->state) {
@@ -933,6 +1027,7 @@ conn_poll_check(struct conn *c, short want, short kernel_revents,
         need |= POLLOUT;
         break;
     case CONN_HANDSHAKING:
+    case CONN_ACCEPTED:
         *deadline_ms = c->handshake_deadline_ms;
         break;
     case CONN_AUTO_WAIT:
@@ -1006,7 +1101,8 @@ conn_take_so_error(struct conn *c)
     int e = 0;
 
     pthread_mutex_lock(&c->lock);
-    if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING)
+    if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING ||
+        c->state == CONN_ACCEPTED)
         (void)advance(c);
     if (c->state == CONN_FAILED && c->so_error_pending) {
         e = c->fail_errno;
@@ -1063,9 +1159,12 @@ send_close_notify(struct conn *c)
         if (c->state != CONN_OPEN)
             return;
     }
-    if (c->wpend_len > 0)
-        log_error("connect rule=%s: %zu bytes not sent before close",
-                  c->rule->name, c->wpend_len);
+    if (c->wpend_len > 0) {
+        char desc[320];
+        log_error("%s rule=%s: %zu bytes not sent before close",
+                  peer_desc(c, desc, sizeof(desc)), c->rule->name,
+                  c->wpend_len);
+    }
     c->closed_notify = 1;
     /* Let OpenSSL take in what carries no data (session tickets) so that
      * the kernel does not answer our close with a reset for unread bytes,

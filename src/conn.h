@@ -28,6 +28,7 @@ enum conn_state {
     CONN_OPEN,
     CONN_FAILED,          /* fails every I/O until closed */
     CONN_PASSTHROUGH,     /* auto: the program speaks TLS itself */
+    CONN_ACCEPTED,        /* server: accepted, handshake not started */
 };
 
 #define CONN_NAME_MAX 256
@@ -63,6 +64,10 @@ struct conn {
     uint64_t bytes_in, bytes_out;
     struct sockaddr_storage peer;
     socklen_t peer_len;
+    struct sockaddr_storage local;     /* server: the accepted local address */
+    socklen_t local_len;
+    SSL_CTX *server_ctx;               /* server: the context to accept with */
+    char peer_subject[256];            /* server: the client certificate */
     char matched_name[CONN_NAME_MAX];  /* "" if none */
     char verify_name[CONN_NAME_MAX];
     char sni[CONN_NAME_MAX];           /* "" if none */
@@ -80,6 +85,14 @@ struct conn {
 struct conn *conn_new_client(int fd, const struct policy_rule *rule,
                              const struct sockaddr *peer, socklen_t len,
                              const char *matched_name);
+
+/* A new server connection for an accepted fd, matched to rule; the
+ * handshake starts at the first I/O or readiness call.  ctx: the rule's
+ * server context.  NULL on ENOMEM. */
+struct conn *conn_new_server(int fd, const struct policy_rule *rule,
+                             SSL_CTX *ctx, const struct sockaddr *peer,
+                             socklen_t plen, const struct sockaddr *local,
+                             socklen_t llen);
 
 /* Start the TCP connect: 0 when connected at once, -EINPROGRESS, or a
  * negated TCP errno. */

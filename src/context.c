@@ -20,12 +20,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "autocert.h"
 #include "conn.h"
 #include "context.h"
 #include "log.h"
+#include "tickets.h"
 #include "util.h"
 #include "verify.h"
 
@@ -39,16 +42,33 @@ struct session_entry {
     uint64_t used;
 };
 
-struct rule_ctx {
+/* A server context made for one listening address (cert_file = auto). */
+struct auto_entry {
+    char addr[80];
     SSL_CTX *ctx;
+};
+
+struct rule_ctx {
+    SSL_CTX *ctx;                     /* client, or server without auto */
     struct session_entry *sessions;   /* guarded by ctx_lock */
     int nsessions;
+    struct auto_entry *autos;         /* cert_file = auto, per address */
+    size_t nautos;
+};
+
+/* What the callbacks of a server context need; never freed while the
+ * process runs (contexts are not either). */
+struct server_data {
+    const struct policy_rule *r;
+    SSL_CTX **sni;                    /* one per r->sni_certs entry */
+    struct tickets *tickets;          /* NULL: OpenSSL's own keys */
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_ok;
 static OSSL_LIB_CTX *libctx;
 static int conn_idx = -1;
+static int server_idx = -1;   /* SSL_CTX ex_data: struct server_data */
 
 /* guards the table below and every session cache */
 static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -67,7 +87,8 @@ do_init(void)
     if (OSSL_PROVIDER_load(libctx, "default") == NULL)
         return;
     conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-    if (conn_idx < 0)
+    server_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (conn_idx < 0 || server_idx < 0)
         return;
     init_ok = 1;
 }
@@ -83,6 +104,12 @@ int
 context_conn_index(void)
 {
     return conn_idx;
+}
+
+OSSL_LIB_CTX *
+context_libctx(void)
+{
+    return libctx;
 }
 
 /* The last OpenSSL error as text, or fallback. */
@@ -135,6 +162,9 @@ cert_verify_cb(X509_STORE_CTX *x, void *arg)
                  r->nfingerprints > 0 ? "; no fingerprint matched" : "");
         return 0;
     }
+    /* a client certificate is not checked against a name */
+    if (c->role == POLICY_ROLE_SERVER)
+        return 1;
     if (!verify_identity(leaf, c->verify_name, r->verifycn_scheme,
                          r->verifycn_publicsuffix)) {
         verify_cert_names(leaf, names, sizeof(names));
@@ -496,14 +526,17 @@ err:
     return rv;
 }
 
+/* What client and server contexts share: protocols, ciphers, groups,
+ * the trust store and the verify callback, modes.  NULL with err set. */
 static SSL_CTX *
-build_client(const struct policy_rule *r, char *err, size_t errlen)
+build_common(const struct policy_rule *r, const SSL_METHOD *method,
+             char *err, size_t errlen)
 {
     SSL_CTX *ctx;
     char why[160];
 
     ERR_clear_error();
-    ctx = SSL_CTX_new_ex(libctx, NULL, TLS_client_method());
+    ctx = SSL_CTX_new_ex(libctx, NULL, method);
     if (ctx == NULL) {
         snprintf(err, errlen, "cannot create TLS context: %s",
                  ssl_reason(why, sizeof(why), "error"));
@@ -552,6 +585,28 @@ build_client(const struct policy_rule *r, char *err, size_t errlen)
             goto err;
         }
     }
+    SSL_CTX_set_cert_verify_callback(ctx, cert_verify_cb, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+                                 (r->strict_eof ? 0
+                                                : SSL_OP_IGNORE_UNEXPECTED_EOF));
+    SSL_CTX_set_read_ahead(ctx, 1);
+    return ctx;
+err:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static SSL_CTX *
+build_client(const struct policy_rule *r, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = build_common(r, TLS_client_method(), err, errlen);
+
+    if (ctx == NULL)
+        return NULL;
     if (r->cert_file != NULL &&
         load_identity(ctx, r->cert_file, r->key_file, r->passwd_file, err,
                       errlen) < 0)
@@ -568,20 +623,11 @@ build_client(const struct policy_rule *r, char *err, size_t errlen)
                            ? SSL_VERIFY_PEER
                            : SSL_VERIFY_NONE,
                        NULL);
-    SSL_CTX_set_cert_verify_callback(ctx, cert_verify_cb, NULL);
     if (r->verify_mode != POLICY_VERIFY_NONE &&
         !(r->ocsp_mode & POLICY_OCSP_NO_STAPLE)) {
         SSL_CTX_set_tlsext_status_type(ctx, TLSEXT_STATUSTYPE_ocsp);
         SSL_CTX_set_tlsext_status_cb(ctx, status_cb);
     }
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                              SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-                                 (r->strict_eof ? 0
-                                                : SSL_OP_IGNORE_UNEXPECTED_EOF));
-    SSL_CTX_set_read_ahead(ctx, 1);
     if (r->session_cache_size > 0) {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
                                                 SSL_SESS_CACHE_NO_INTERNAL_STORE);
@@ -618,6 +664,237 @@ context_client(const struct policy_rule *r, char *err, size_t errlen)
     return ctx;
 }
 
+/* --- server contexts ---------------------------------------------------- */
+
+/* An sni_cert name: exact (case-insensitive, trailing dot ignored), or
+ * "*.suffix" for one or more leading labels, as policy patterns. */
+static int
+sni_name_matches(const char *pattern, const char *name)
+{
+    size_t pl = strlen(pattern), nl = strlen(name);
+
+    if (nl > 0 && name[nl - 1] == '.')
+        nl--;
+    if (pl > 2 && pattern[0] == '*' && pattern[1] == '.') {
+        size_t sl = pl - 1;   /* ".suffix" */
+        return nl > sl && strncasecmp(name + nl - sl, pattern + 1, sl) == 0;
+    }
+    return nl == pl && strncasecmp(name, pattern, nl) == 0;
+}
+
+/* The client's SNI picks the sni_cert whose name it asks for; the rule's
+ * cert_file otherwise. */
+static int
+servername_cb(SSL *ssl, int *alert, void *arg)
+{
+    struct server_data *sd = arg;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+
+    if (name == NULL)
+        return SSL_TLSEXT_ERR_NOACK;
+    for (size_t i = 0; i < sd->r->nsni_certs; i++) {
+        if (sni_name_matches(sd->r->sni_certs[i].name, name)) {
+            if (SSL_set_SSL_CTX(ssl, sd->sni[i]) == NULL) {
+                *alert = SSL_AD_INTERNAL_ERROR;
+                return SSL_TLSEXT_ERR_ALERT_FATAL;
+            }
+            return SSL_TLSEXT_ERR_OK;
+        }
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* ALPN: the first protocol of the rule's list that the client offers.
+ * None in common: no ALPN, as a plain server would answer. */
+static int
+alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+               const unsigned char *in, unsigned inlen, void *arg)
+{
+    struct server_data *sd = arg;
+    unsigned char *sel = NULL;
+
+    if (SSL_select_next_proto(&sel, outlen, sd->r->alpn_wire,
+                              (unsigned)sd->r->alpn_wire_len, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int
+ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
+          EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+    SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+    struct conn *c = SSL_get_ex_data(ssl, conn_idx);
+    struct server_data *sd;
+
+    /* The context that issued the ticket is the one the connection was
+     * accepted with, even after an SNI switch. */
+    if (c != NULL && c->server_ctx != NULL)
+        ctx = c->server_ctx;
+    sd = SSL_CTX_get_ex_data(ctx, server_idx);
+    if (sd == NULL || sd->tickets == NULL)
+        return enc ? -1 : 0;
+    return tickets_crypt(sd->tickets, libctx, name, iv, cctx, hctx, enc);
+}
+
+/* The settings of a server rule that every context of it shares: the
+ * main one and those of its sni_cert names. */
+static SSL_CTX *
+build_server_one(const struct policy_rule *r, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = build_common(r, TLS_server_method(), err, errlen);
+    unsigned char sid[SSL_MAX_SID_CTX_LENGTH];
+    int mode = SSL_VERIFY_NONE;
+
+    if (ctx == NULL)
+        return NULL;
+    if (r->verify_mode != POLICY_VERIFY_NONE || r->nfingerprints > 0)
+        mode = SSL_VERIFY_PEER;
+    if (r->verify_mode == POLICY_VERIFY_REQUIRE)
+        mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    SSL_CTX_set_verify(ctx, mode, NULL);
+    if (r->client_ca_file != NULL) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file_ex(
+            r->client_ca_file, libctx, NULL);
+        if (names == NULL) {
+            char why[160];
+            snprintf(err, errlen, "rule %s: cannot read client_ca_file %s: "
+                     "%s", r->name, r->client_ca_file,
+                     ssl_reason(why, sizeof(why), "no certificate in it"));
+            SSL_CTX_free(ctx);
+            return NULL;
+        }
+        SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    if (r->honor_cipher_order)
+        SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* Sessions are bound to the rule: a session of one rule never
+     * resumes under another (whose verification may differ). */
+    int n = snprintf((char *)sid, sizeof(sid), "tlsshim:%d:%.16s", r->index,
+                     r->name);
+    SSL_CTX_set_session_id_context(ctx, sid,
+                                   (unsigned)(n < (int)sizeof(sid)
+                                                  ? n
+                                                  : (int)sizeof(sid) - 1));
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    return ctx;
+}
+
+static SSL_CTX *
+build_server(const struct policy_rule *r, const struct sockaddr *bound,
+             char *err, size_t errlen)
+{
+    struct server_data *sd = calloc(1, sizeof(*sd));
+    SSL_CTX *ctx = NULL;
+    size_t i;
+
+    if (sd == NULL) {
+        util_strlcpy(err, "out of memory", errlen);
+        return NULL;
+    }
+    sd->r = r;
+    if ((ctx = build_server_one(r, err, errlen)) == NULL)
+        goto err;
+    if (strcmp(r->cert_file, "auto") == 0) {
+        if (autocert_load(ctx, libctx, r->auto_ca_dir, bound, err,
+                          errlen) < 0)
+            goto err;
+    } else if (load_identity(ctx, r->cert_file, r->key_file, r->passwd_file,
+                             err, errlen) < 0) {
+        goto err;
+    }
+    if (r->nsni_certs > 0) {
+        sd->sni = calloc(r->nsni_certs, sizeof(*sd->sni));
+        if (sd->sni == NULL) {
+            util_strlcpy(err, "out of memory", errlen);
+            goto err;
+        }
+        for (i = 0; i < r->nsni_certs; i++) {
+            const struct policy_sni_cert *sc = &r->sni_certs[i];
+            char why[256];
+            if ((sd->sni[i] = build_server_one(r, err, errlen)) == NULL)
+                goto err;
+            if (load_identity(sd->sni[i], sc->cert_file, sc->key_file,
+                              r->passwd_file, why, sizeof(why)) < 0) {
+                snprintf(err, errlen, "sni_cert %s: %s", sc->name, why);
+                goto err;
+            }
+        }
+        SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
+        SSL_CTX_set_tlsext_servername_arg(ctx, sd);
+    }
+    if (r->alpn_wire_len > 0)
+        SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, sd);
+    if (r->ticket_key_file != NULL) {
+        if ((sd->tickets = tickets_open(r->ticket_key_file, err,
+                                        errlen)) == NULL)
+            goto err;
+        SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+    }
+    /* Without a ticket key file, the keys OpenSSL made with this context
+     * at listen() are inherited by forked workers, so a client resumes
+     * whichever worker it reaches. */
+    SSL_CTX_set_ex_data(ctx, server_idx, sd);
+    return ctx;
+err:
+    if (sd->sni != NULL)
+        for (i = 0; i < r->nsni_certs; i++)
+            SSL_CTX_free(sd->sni[i]);
+    free(sd->sni);
+    tickets_free(sd->tickets);
+    free(sd);
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+SSL_CTX *
+context_server(const struct policy_rule *r, const struct sockaddr *bound,
+               char *err, size_t errlen)
+{
+    SSL_CTX *ctx = NULL;
+    char addr[80] = "";
+
+    if (context_init() < 0) {
+        util_strlcpy(err, "cannot initialise OpenSSL", errlen);
+        return NULL;
+    }
+    int is_auto = strcmp(r->cert_file, "auto") == 0;
+    if (is_auto)
+        util_ip_str(bound, addr, sizeof(addr));
+    pthread_mutex_lock(&ctx_lock);
+    struct rule_ctx *e = entry_for(r);
+    if (e == NULL) {
+        util_strlcpy(err, "out of memory", errlen);
+    } else if (!is_auto) {
+        if (e->ctx == NULL)
+            e->ctx = build_server(r, bound, err, errlen);
+        ctx = e->ctx;
+    } else {
+        for (size_t i = 0; i < e->nautos && ctx == NULL; i++)
+            if (strcmp(e->autos[i].addr, addr) == 0)
+                ctx = e->autos[i].ctx;
+        if (ctx == NULL) {
+            struct auto_entry *n = realloc(e->autos,
+                                           (e->nautos + 1) * sizeof(*n));
+            if (n == NULL) {
+                util_strlcpy(err, "out of memory", errlen);
+            } else {
+                e->autos = n;
+                ctx = build_server(r, bound, err, errlen);
+                if (ctx != NULL) {
+                    util_strlcpy(n[e->nautos].addr, addr,
+                                 sizeof(n[e->nautos].addr));
+                    n[e->nautos++].ctx = ctx;
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&ctx_lock);
+    return ctx;
+}
+
 void
 context_free_all(void)
 {
@@ -629,6 +906,9 @@ context_free_all(void)
             SSL_SESSION_free(rule_ctxs[i].sessions[j].sess);
         }
         free(rule_ctxs[i].sessions);
+        for (size_t j = 0; j < rule_ctxs[i].nautos; j++)
+            SSL_CTX_free(rule_ctxs[i].autos[j].ctx);
+        free(rule_ctxs[i].autos);
     }
     free(rule_ctxs);
     rule_ctxs = NULL;

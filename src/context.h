@@ -9,6 +9,7 @@
 
 #include <openssl/ssl.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "policy.h"
 
@@ -16,6 +17,13 @@
 int context_init(void) TLSSHIM_WARN_UNUSED;
 /* The client context of rule r, or NULL with the reason in err. */
 SSL_CTX *context_client(const struct policy_rule *r, char *err, size_t len);
+/* The server context of rule r for a socket bound to bound (which only
+ * matters for cert_file = auto), built on first use: certificates are
+ * read here, at listen().  NULL with the reason in err. */
+SSL_CTX *context_server(const struct policy_rule *r,
+                        const struct sockaddr *bound, char *err, size_t len);
+/* tlsshim's own OpenSSL library context. */
+OSSL_LIB_CTX *context_libctx(void);
 /* A cached session for key (a new reference), or NULL. */
 SSL_SESSION *context_session_get(const struct policy_rule *r,
                                  const char *key);

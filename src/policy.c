@@ -141,7 +141,6 @@ static const struct unsupported {
     const char *value;
     const char *message; /* NULL: the standard message */
 } unsupported[] = {
-    { 0, PK_LISTEN, NULL, "listen rules are not supported yet" },
     { 0, PK_ACTION, "enforce", NULL },
     { 0, PK_ACTION, "audit", NULL },
     { 0, PK_PUBKEY_PIN, NULL, NULL },
@@ -151,12 +150,6 @@ static const struct unsupported {
     { 0, PK_OCSP_MODE, "fail_hard", NULL },
     { 0, PK_OCSP_MODE, "full_chain", NULL },
     { 0, PK_OCSP_MODE, "resolve", NULL },
-    { 0, PK_SNI_CERT, NULL, NULL },
-    { 0, PK_CLIENT_CA_FILE, NULL, NULL },
-    { 0, PK_TICKET_KEY_FILE, NULL, NULL },
-    { 0, PK_AUTO_CA_DIR, NULL, NULL },
-    /* cert_file = auto is made with auto_ca_dir's CA. */
-    { 0, PK_CERT_FILE, "auto", NULL },
     { 0, PK_STARTTLS, NULL, NULL },
     { 0, PK_STARTTLS_REQUIRED, NULL, NULL },
     { 0, PK_REDIRECT, NULL, NULL },
@@ -2466,6 +2459,16 @@ check_rule(struct parser *ps, const struct policy_rule *r, int is_defaults)
     if (!is_defaults && server && r->action == POLICY_TLS &&
         r->cert_file == NULL)
         return fail(ps, r->line, "listen rule [%s] needs cert_file", title);
+    if (!is_defaults && server && r->action == POLICY_TLS &&
+        strcmp(r->cert_file, "auto") == 0 && r->auto_ca_dir == NULL)
+        return fail(ps, r->value_line[PK_CERT_FILE], "cert_file = auto needs "
+                    "auto_ca_dir (where the CA that signs it is kept) in [%s]",
+                    title);
+    if (r->cert_file != NULL && strcmp(r->cert_file, "auto") == 0 &&
+        (r->key_file != NULL || r->passwd_file != NULL))
+        return fail(ps, blame_line(r, PK_KEY_FILE, PK_PASSWD_FILE),
+                    "cert_file = auto makes its own key: key_file and "
+                    "passwd_file do not apply in [%s]", title);
     return 0;
 }
 
@@ -2509,6 +2512,7 @@ check_secret_files(struct parser *ps)
         const struct setting *key = &s->key[PK_KEY_FILE];
         const struct setting *pw = &s->key[PK_PASSWD_FILE];
         const struct setting *sni = &s->key[PK_SNI_CERT];
+        const struct setting *tk = &s->key[PK_TICKET_KEY_FILE];
 
         if (key->nvals > 0 &&
             check_secret_file(ps, "key file", key->vals[0], key->line) == -1)
@@ -2516,6 +2520,10 @@ check_secret_files(struct parser *ps)
         if (pw->nvals > 0 &&
             check_secret_file(ps, "passphrase file", pw->vals[0],
                               pw->line) == -1)
+            return -1;
+        if (tk->nvals > 0 &&
+            check_secret_file(ps, "ticket key file", tk->vals[0],
+                              tk->line) == -1)
             return -1;
         for (j = 0; j < sni->nvals; j++) {
             /* The key is the last of NAME CERT KEY (normalised). */
@@ -2927,32 +2935,40 @@ policy_match_listen(const struct policy *p, const struct sockaddr *local)
 }
 
 int
-policy_listen_may_match(const struct policy *p, const struct sockaddr *bound)
+policy_listen_rule_may_match(const struct policy_rule *r,
+                             const struct sockaddr *bound)
 {
     static const unsigned char zero[16];
     struct endpoint e;
-    size_t i, j;
+    size_t j;
     int wildcard;
 
-    if (p == NULL || endpoint_init(&e, bound) == -1)
+    if (r->role != POLICY_ROLE_SERVER || endpoint_init(&e, bound) == -1)
         return 0;
     /* 0.0.0.0 and :: accept on every local address, of both families for
      * a dual-stack ::, so any pattern may match. */
     wildcard = memcmp(e.addr, zero, e.v4 ? 4 : 16) == 0;
-    for (i = 0; i < p->nrules; i++) {
-        const struct policy_rule *r = &p->rules[i];
+    for (j = 0; j < r->npatterns; j++) {
+        const struct policy_pattern *pat = &r->patterns[j];
 
-        if (r->role != POLICY_ROLE_SERVER)
+        if (!port_matches(pat, e.port))
             continue;
-        for (j = 0; j < r->npatterns; j++) {
-            const struct policy_pattern *pat = &r->patterns[j];
-
-            if (!port_matches(pat, e.port))
-                continue;
-            if (wildcard ? pat->kind != PAT_NAME : address_matches(pat, &e))
-                return 1;
-        }
+        if (wildcard ? pat->kind != PAT_NAME : address_matches(pat, &e))
+            return 1;
     }
+    return 0;
+}
+
+int
+policy_listen_may_match(const struct policy *p, const struct sockaddr *bound)
+{
+    size_t i;
+
+    if (p == NULL)
+        return 0;
+    for (i = 0; i < p->nrules; i++)
+        if (policy_listen_rule_may_match(&p->rules[i], bound))
+            return 1;
     return 0;
 }
 

@@ -240,6 +240,9 @@ const struct policy_rule *policy_match_listen(const struct policy *p,
  * a wildcard address): used at listen() to load server keys early. */
 int policy_listen_may_match(const struct policy *p,
                             const struct sockaddr *bound);
+/* The same for one rule (0 for a connect rule). */
+int policy_listen_rule_may_match(const struct policy_rule *r,
+                                 const struct sockaddr *bound);
 
 /* Name matching as DNS patterns do: "*.example.com" matches one or more
  * leading labels.  Case-insensitive, trailing dots ignored. */

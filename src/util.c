@@ -61,6 +61,10 @@ util_ip_str(const struct sockaddr *sa, char *buf, size_t len)
             return buf;
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+        /* an IPv4-mapped address is the IPv4 one (SPEC section 3) */
+        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) &&
+            inet_ntop(AF_INET, sin6->sin6_addr.s6_addr + 12, buf, len) != NULL)
+            return buf;
         if (inet_ntop(AF_INET6, &sin6->sin6_addr, buf, len) != NULL)
             return buf;
     }
@@ -84,7 +88,7 @@ util_addr_str(const struct sockaddr *sa, char *buf, size_t len)
     char ip[INET6_ADDRSTRLEN];
 
     util_ip_str(sa, ip, sizeof(ip));
-    if (sa->sa_family == AF_INET6)
+    if (sa->sa_family == AF_INET6 && strchr(ip, ':') != NULL)
         snprintf(buf, len, "[%s]:%u", ip, util_addr_port(sa));
     else
         snprintf(buf, len, "%s:%u", ip, util_addr_port(sa));
