@@ -32,12 +32,14 @@
 #include "context.h"
 #include "fdtable.h"
 #include "log.h"
+#include "ocsp.h"
 #include "sniff.h"
 #include "sys.h"
 #include "util.h"
 
 #define CHUNK 16384          /* one TLS record of plaintext */
 #define CLOSE_FLUSH_MS 2000  /* how long close() may wait to finish a record */
+#define VERIFY_RECHECK_MS 20 /* readiness calls look at OCSP queries this often */
 
 /* guards the free list */
 static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -72,6 +74,7 @@ conn_alloc(void)
     size_t off = offsetof(struct conn, fdrefs);
     memset((char *)c + off, 0, sizeof(*c) - off);
     c->fd = -1;
+    c->aux_fd = -1;
     pthread_mutex_unlock(&c->lock);
     atomic_store(conn_live(c), 1);
     atomic_fetch_add(&c->users, 1);
@@ -89,6 +92,8 @@ conn_destroy(struct conn *c)
     free(c->wpend);
     c->wpend = NULL;
     c->wpend_len = 0;
+    ocsp_job_free(c->ocsp_job);
+    c->ocsp_job = NULL;
     owner_free(c->owner, c->forked);
     c->owner = NULL;
     pthread_mutex_unlock(&c->lock);
@@ -243,6 +248,12 @@ bio_for_fd(int fd)
     return b;
 }
 
+BIO *
+conn_socket_bio(int fd)
+{
+    return bio_for_fd(fd);
+}
+
 /* --- naming and logging ---------------------------------------------------- */
 
 const char *
@@ -250,7 +261,7 @@ conn_state_name(enum conn_state s)
 {
     static const char *const names[] = {"connecting", "auto", "handshaking",
                                         "open", "failed", "passthrough",
-                                        "accepted"};
+                                        "accepted", "verifying"};
     return (unsigned)s < TLSSHIM_NELEMS(names) ? names[s] : "?";
 }
 
@@ -336,7 +347,8 @@ log_established(struct conn *c)
              peer_desc(c, desc, sizeof(desc)), c->rule->name,
              SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
              c->sni[0] != '\0' ? c->sni : "-",
-             c->rule->verify_mode == POLICY_VERIFY_NONE &&
+             c->fp_accepted ? "pinned"
+             : c->rule->verify_mode == POLICY_VERIFY_NONE &&
                      c->rule->nfingerprints == 0
                  ? "none"
                  : "ok",
@@ -463,6 +475,7 @@ conn_new_server(int fd, const struct policy_rule *rule, SSL_CTX *ctx,
 /* --- progress ---------------------------------------------------------------- */
 
 static short handshake_step(struct conn *c);
+static short verify_step(struct conn *c);
 
 /* Create the SSL object and begin the handshake.  Lock held. */
 static int
@@ -557,6 +570,55 @@ server_established(struct conn *c)
                           sizeof(c->peer_subject));
 }
 
+static void
+established(struct conn *c)
+{
+    c->state = CONN_OPEN;
+    c->handshake_ms = util_now_ms() - c->started_ms;
+    log_established(c);
+}
+
+/* The OCSP verdict: -1 when it failed the connection. */
+static int
+ocsp_done(struct conn *c, struct ocsp_result *res)
+{
+    c->ocsp = res->status;
+    if (res->note[0] != '\0' && res->error[0] == '\0') {
+        char desc[320];
+        log_warn("%s rule=%s: %s", peer_desc(c, desc, sizeof(desc)),
+                 c->rule->name, res->note);
+    }
+    if (res->error[0] != '\0') {
+        fail(c, ECONNREFUSED, ECONNRESET, "%s", res->error);
+        return -1;
+    }
+    return 0;
+}
+
+/* Advance the OCSP queries.  Lock held.  Returns the events awaited on
+ * aux_fd, or 0 when decided (open or failed). */
+static short
+verify_step(struct conn *c)
+{
+    struct ocsp_result res;
+    int fd = -1;
+    short ev = 0;
+    int64_t dl = -1;
+
+    if (ocsp_continue(c->ocsp_job, &res, &fd, &ev, &dl)) {
+        c->aux_fd = fd;
+        c->aux_events = ev;
+        c->aux_deadline_ms = dl;
+        return ev;
+    }
+    ocsp_job_free(c->ocsp_job);
+    c->ocsp_job = NULL;
+    c->aux_fd = -1;
+    if (ocsp_done(c, &res) == 0)
+        established(c);
+    return 0;
+}
+
 /* One non-blocking handshake step.  Lock held.  Returns the events the
  * handshake waits for, or 0 when it ended (open or failed). */
 static short
@@ -573,12 +635,19 @@ handshake_step(struct conn *c)
     errno = 0;
     r = SSL_do_handshake(c->ssl);
     if (r == 1) {
-        c->state = CONN_OPEN;
-        c->handshake_ms = util_now_ms() - c->started_ms;
         c->resumed = SSL_session_reused(c->ssl);
         if (c->role == POLICY_ROLE_SERVER)
             server_established(c);
-        log_established(c);
+        if (!c->fp_accepted && ocsp_needed(c->rule)) {
+            struct ocsp_result res;
+            if (ocsp_start(c->rule, c->ssl, c->ocsp, &c->ocsp_job, &res)) {
+                c->state = CONN_VERIFYING;
+                return verify_step(c);
+            }
+            if (ocsp_done(c, &res) < 0)
+                return 0;
+        }
+        established(c);
         return 0;
     }
     e = SSL_get_error(c->ssl, r);
@@ -598,6 +667,8 @@ advance(struct conn *c)
 {
     if (c->state == CONN_ACCEPTED && start_tls(c) < 0)
         return 0;
+    if (c->state == CONN_VERIFYING)
+        return verify_step(c);
     if (c->state == CONN_CONNECTING) {
         struct pollfd p = {.fd = c->fd, .events = POLLOUT};
         int err = 0;
@@ -690,8 +761,9 @@ conn_connect_finish(struct conn *c)
         pthread_mutex_lock(&c->lock);
         short ev = advance(c);
         enum conn_state st = c->state;
-        int fd = c->fd;
-        int64_t dl = c->handshake_deadline_ms;
+        int fd = st == CONN_VERIFYING ? c->aux_fd : c->fd;
+        int64_t dl = st == CONN_VERIFYING ? c->aux_deadline_ms
+                                          : c->handshake_deadline_ms;
         int ferr = c->fail_errno;
         if (st == CONN_FAILED)
             c->so_error_pending = 0;
@@ -754,7 +826,7 @@ prepare_io(struct conn *c)
             return 0;
     }
     if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING ||
-        c->state == CONN_ACCEPTED)
+        c->state == CONN_ACCEPTED || c->state == CONN_VERIFYING)
         return advance(c);
     return 0;
 }
@@ -772,6 +844,11 @@ block_for(struct conn *c, short ev, int nonblock, int opt, int64_t *deadline)
     int fd = c->fd;
     int64_t dl, hs_dl = c->state == CONN_HANDSHAKING ? c->handshake_deadline_ms
                                                      : -1;
+
+    if (c->state == CONN_VERIFYING) {
+        fd = c->aux_fd;
+        hs_dl = c->aux_deadline_ms;
+    }
 
     pthread_mutex_unlock(&c->lock);
     if (ev == 0)
@@ -1019,7 +1096,7 @@ conn_poll_check(struct conn *c, short want, short kernel_revents,
         (void)start_tls(c);
     }
     if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING ||
-        c->state == CONN_ACCEPTED)
+        c->state == CONN_ACCEPTED || c->state == CONN_VERIFYING)
         need = advance(c);
 
     switch (c->state) {
@@ -1029,6 +1106,14 @@ conn_poll_check(struct conn *c, short want, short kernel_revents,
     case CONN_HANDSHAKING:
     case CONN_ACCEPTED:
         *deadline_ms = c->handshake_deadline_ms;
+        break;
+    case CONN_VERIFYING:
+        /* the responder's socket is ours, not in the program's set: look
+         * again soon (and at the query's deadline) */
+        need = 0;
+        *deadline_ms = util_now_ms() + VERIFY_RECHECK_MS;
+        if (c->aux_deadline_ms < *deadline_ms)
+            *deadline_ms = c->aux_deadline_ms;
         break;
     case CONN_AUTO_WAIT:
         ready = want & POLLOUT;
@@ -1102,7 +1187,7 @@ conn_take_so_error(struct conn *c)
 
     pthread_mutex_lock(&c->lock);
     if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING ||
-        c->state == CONN_ACCEPTED)
+        c->state == CONN_ACCEPTED || c->state == CONN_VERIFYING)
         (void)advance(c);
     if (c->state == CONN_FAILED && c->so_error_pending) {
         e = c->fail_errno;

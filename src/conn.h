@@ -29,6 +29,7 @@ enum conn_state {
     CONN_FAILED,          /* fails every I/O until closed */
     CONN_PASSTHROUGH,     /* auto: the program speaks TLS itself */
     CONN_ACCEPTED,        /* server: accepted, handshake not started */
+    CONN_VERIFYING,       /* handshake done, OCSP answers awaited */
 };
 
 #define CONN_NAME_MAX 256
@@ -78,6 +79,11 @@ struct conn {
     owner_word *owner;         /* shared across fork: who may use it */
     int forked;                /* existed at a fork (owner word shared) */
     const char *ocsp;          /* "good", "revoked", "unknown", NULL: none */
+    int fp_accepted;           /* a fingerprint accepted the peer's leaf */
+    struct ocsp_job *ocsp_job; /* CONN_VERIFYING: the queries */
+    int aux_fd;                /* CONN_VERIFYING: the socket waited on */
+    short aux_events;
+    int64_t aux_deadline_ms;
 };
 
 /* A new client connection for fd, matched to rule; the program's socket
@@ -144,6 +150,9 @@ void conn_before_fork(void);
 void conn_exit_all(void);
 
 const char *conn_state_name(enum conn_state s);
+/* A BIO on a socket that makes the real system calls (non-blocking use:
+ * retries are flagged), for tlsshim's own connections. */
+BIO *conn_socket_bio(int fd);
 /* Point the SSL object's socket BIO at fd (after the fd number changed). */
 void conn_bio_set_fd(SSL *ssl, int fd);
 

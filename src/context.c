@@ -129,6 +129,42 @@ ssl_reason(char *buf, size_t len, const char *fallback)
     return buf;
 }
 
+/*
+ * pubkey_pin: 1 when the SHA-256 of some SubjectPublicKeyInfo of the
+ * verified chain (leaf, intermediate or root) is pinned.  have gets the
+ * chain's pins, for the message.
+ */
+static int
+pins_match(STACK_OF(X509) *chain, const struct policy_rule *r, char *have,
+           size_t len)
+{
+    int found = 0;
+
+    have[0] = '\0';
+    for (int i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
+        unsigned char *der = NULL, md[32];
+        char b64[64], pin[80];
+        unsigned mdlen = 0;
+        int dlen = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(sk_X509_value(chain,
+                                                                      i)),
+                                   &der);
+        if (dlen <= 0 ||
+            !EVP_Digest(der, (size_t)dlen, md, &mdlen, EVP_sha256(), NULL)) {
+            OPENSSL_free(der);
+            continue;
+        }
+        OPENSSL_free(der);
+        EVP_EncodeBlock((unsigned char *)b64, md, (int)mdlen);
+        snprintf(pin, sizeof(pin), "sha256//%s", b64);
+        for (size_t j = 0; j < r->npubkey_pins; j++)
+            if (strcmp(r->pubkey_pins[j] + 8, b64) == 0)
+                found = 1;
+        size_t used = strlen(have);
+        snprintf(have + used, len - used, "%s%s", used ? ", " : "", pin);
+    }
+    return found;
+}
+
 static int
 cert_verify_cb(X509_STORE_CTX *x, void *arg)
 {
@@ -145,6 +181,7 @@ cert_verify_cb(X509_STORE_CTX *x, void *arg)
         verify_fingerprint(leaf, r->fingerprints, r->nfingerprints)) {
         X509_STORE_CTX_set_error(x, X509_V_OK);
         util_strlcpy(c->verify_error, "", sizeof(c->verify_error));
+        c->fp_accepted = 1;
         return 1;
     }
     if (r->verify_mode == POLICY_VERIFY_NONE)
@@ -160,6 +197,14 @@ cert_verify_cb(X509_STORE_CTX *x, void *arg)
                  "certificate verify failed: %s (depth %d, %.160s)%s",
                  X509_verify_cert_error_string(err), depth, subj,
                  r->nfingerprints > 0 ? "; no fingerprint matched" : "");
+        return 0;
+    }
+    if (r->npubkey_pins > 0 &&
+        !pins_match(X509_STORE_CTX_get0_chain(x), r, names, sizeof(names))) {
+        snprintf(c->verify_error, sizeof(c->verify_error),
+                 "certificate verify failed: no key of the chain matches "
+                 "pubkey_pin (the chain has %.380s)", names);
+        X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
         return 0;
     }
     /* a client certificate is not checked against a name */
@@ -583,6 +628,23 @@ build_common(const struct policy_rule *r, const SSL_METHOD *method,
                      r->name, r->ca_path,
                      ssl_reason(why, sizeof(why), "error"));
             goto err;
+        }
+    }
+    if (r->check_crl) {
+        /* the peer's certificate, as IO::Socket::SSL's check_crl */
+        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+        if (r->crl_file != NULL) {
+            X509_LOOKUP *lu = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+            if (lu == NULL ||
+                (X509_load_crl_file(lu, r->crl_file, X509_FILETYPE_PEM) <= 0 &&
+                 X509_load_crl_file(lu, r->crl_file, X509_FILETYPE_ASN1) <= 0)) {
+                snprintf(err, errlen, "rule %s: cannot load crl_file %s: %s",
+                         r->name, r->crl_file,
+                         ssl_reason(why, sizeof(why), "no CRL in it"));
+                goto err;
+            }
+            ERR_clear_error();
         }
     }
     SSL_CTX_set_cert_verify_callback(ctx, cert_verify_cb, NULL);

@@ -143,13 +143,6 @@ static const struct unsupported {
 } unsupported[] = {
     { 0, PK_ACTION, "enforce", NULL },
     { 0, PK_ACTION, "audit", NULL },
-    { 0, PK_PUBKEY_PIN, NULL, NULL },
-    { 0, PK_CHECK_CRL, "yes", NULL },
-    { 0, PK_CRL_FILE, NULL, NULL },
-    { 0, PK_OCSP_MODE, "must_staple", NULL },
-    { 0, PK_OCSP_MODE, "fail_hard", NULL },
-    { 0, PK_OCSP_MODE, "full_chain", NULL },
-    { 0, PK_OCSP_MODE, "resolve", NULL },
     { 0, PK_STARTTLS, NULL, NULL },
     { 0, PK_STARTTLS_REQUIRED, NULL, NULL },
     { 0, PK_REDIRECT, NULL, NULL },
@@ -2450,6 +2443,9 @@ check_rule(struct parser *ps, const struct policy_rule *r, int is_defaults)
                     "TLS 1.0/1.1 need security_level = 0 (in [%s], the "
                     "lowest protocol is %s and security_level is %d)", title,
                     version_name(r->min_version), r->security_level);
+    if (r->crl_file != NULL && !r->check_crl)
+        return fail(ps, r->value_line[PK_CRL_FILE], "crl_file is only read "
+                    "with check_crl = yes, which [%s] does not set", title);
     if (r->key_file != NULL && r->cert_file == NULL)
         return fail(ps, r->value_line[PK_KEY_FILE], "key_file without "
                     "cert_file in [%s]", title);

@@ -200,9 +200,9 @@ static const struct parse_row parse_rows[] = {
     { R "fingerprint = sha1$:" HEX20 "\n", 0, 3, "bad fingerprint" },
     { R "fingerprint = sha1$" HEX20 "0\n", 0, 3, "bad fingerprint" },
 
-    /* pubkey_pin: validated, then refused */
-    { R "pubkey_pin = sha256//" PIN32 "\n", 0, 3,
-      "key pubkey_pin is not supported yet" },
+    /* pubkey_pin */
+    { R "pubkey_pin = sha256//" PIN32 "\n", 1, 0, NULL },
+    { R "pubkey_pin = sha256//" PIN32 ", SHA256//" PIN32 "\n", 1, 0, NULL },
     { R "pubkey_pin = sha256//AAAAAAAAAAAAAAAAAAAAAA==\n", 0, 3,
       "32-byte" },
     { R "pubkey_pin = sha256//not*base64\n", 0, 3, "bad pubkey_pin" },
@@ -211,24 +211,23 @@ static const struct parse_row parse_rows[] = {
     /* check_crl, crl_file */
     { R "check_crl = no\n", 1, 0, NULL },
     { R "check_crl = off\n", 1, 0, NULL },
-    { R "check_crl = yes\n", 0, 3,
-      "value yes of key check_crl is not supported yet" },
-    { R "check_crl = true\n", 0, 3, "value yes of key check_crl" },
+    { R "check_crl = yes\n", 1, 0, NULL },
+    { R "check_crl = true\n", 1, 0, NULL },
+    { R "check_crl = yes\ncrl_file = /etc/crl.pem\n", 1, 0, NULL },
     { R "check_crl = maybe\n", 0, 3, "bad value \"maybe\" for check_crl" },
-    { R "crl_file = /etc/crl.pem\n", 0, 3, "key crl_file is not supported "
-      "yet" },
+    { R "crl_file = /etc/crl.pem\n", 0, 3, "crl_file is only read with "
+      "check_crl = yes, which [r] does not set" },
 
     /* ocsp_mode */
     { R "ocsp_mode = try_staple\n", 1, 0, NULL },
     { R "ocsp_mode = no_staple\n", 1, 0, NULL },
     { R "ocsp_mode = TRY_STAPLE\n", 1, 0, NULL },
-    { R "ocsp_mode = must_staple\n", 0, 3,
-      "value must_staple of key ocsp_mode is not supported yet" },
-    { R "ocsp_mode = try_staple | fail_hard\n", 0, 3,
-      "value fail_hard of key ocsp_mode is not supported yet" },
+    { R "ocsp_mode = must_staple\n", 1, 0, NULL },
+    { R "ocsp_mode = try_staple | fail_hard\n", 1, 0, NULL },
     { R "ocsp_mode = full_chain\n", 0, 3, "full_chain needs resolve" },
-    { R "ocsp_mode = full_chain|resolve\n", 0, 3, "not supported yet" },
-    { R "ocsp_mode = resolve\n", 0, 3, "value resolve of key ocsp_mode" },
+    { R "ocsp_mode = full_chain|resolve\n", 1, 0, NULL },
+    { R "ocsp_mode = resolve\n", 1, 0, NULL },
+    { R "ocsp_mode = no_staple|must_staple\n", 0, 3, "contradicts" },
     { R "ocsp_mode = no_staple|try_staple\n", 0, 3, "no_staple contradicts "
       "try_staple" },
     { R "ocsp_mode = bogus\n", 0, 3, "bad value \"bogus\" for ocsp_mode" },
