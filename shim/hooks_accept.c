@@ -15,6 +15,7 @@
 #include "context.h"
 #include "fdtable.h"
 #include "log.h"
+#include "report.h"
 #include "shim.h"
 
 /* What to do with an accepted connection. */
@@ -60,6 +61,8 @@ judge(int lfd, int fd, const struct sockaddr *peer, socklen_t plen)
     case POLICY_DENY:
         log_error("accept %s from %s rule=%s: denied by policy", laddr, paddr,
                   rule != NULL ? rule->name : "(default_listen_action)");
+        report_refused(POLICY_ROLE_SERVER, rule, POLICY_DENY, peer, NULL,
+                       "denied", "denied by policy");
         return REFUSE;
     default:
         return KEEP;

@@ -19,6 +19,7 @@
 #include "fdtable.h"
 #include "log.h"
 #include "names.h"
+#include "report.h"
 #include "shim.h"
 
 /* The rule's own resolution of its names, cached for a while (getaddrinfo
@@ -273,6 +274,8 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
         log_error("connect %s refused: ambiguous name (several names were "
                   "looked up for this address by other threads)",
                   util_addr_str(sa, addr, sizeof(addr)));
+        report_refused(POLICY_ROLE_CLIENT, NULL, POLICY_DENY, sa, NULL,
+                       "denied", "ambiguous name");
         errno = EACCES;
         return -1;
     }
@@ -285,6 +288,8 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
                   name[0] ? name : "", name[0] ? " " : "",
                   util_addr_str(sa, addr, sizeof(addr)),
                   rule != NULL ? rule->name : "(default_action)");
+        report_refused(POLICY_ROLE_CLIENT, rule, POLICY_DENY, sa,
+                       name[0] ? name : NULL, "denied", "denied by policy");
         errno = EACCES;
         return -1;
     default:

@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "context.h"
 #include "log.h"
+#include "report.h"
 #include "owner.h"
 #include "shim.h"
 
@@ -67,9 +68,24 @@ load(void)
         log_error("cannot open log %s; logging to stderr", target);
     }
     log_flow("policy %s loaded: %zu rules", policy->file, policy->nrules);
-    if (env("TLSSHIM_REPORT") != NULL)
-        log_warn("TLSSHIM_REPORT: the connection report is not built yet; "
-                 "no report is written");
+    /* SSLKEYLOGFILE only where the policy allows it, and env() ignores it
+     * in secure-execution mode (SPEC section 2) */
+    const char *keylog = env("SSLKEYLOGFILE");
+    if (policy->global.keylog && keylog != NULL) {
+        if (context_set_keylog(keylog) < 0)
+            log_error("cannot open SSLKEYLOGFILE %s: %s", keylog,
+                      strerror(errno));
+        else
+            log_warn("keylog = yes: TLS session keys are written to %s",
+                     keylog);
+    }
+    const char *report = env("TLSSHIM_REPORT");
+    if (report == NULL)
+        report = policy->global.report;
+    if (report != NULL &&
+        report_configure(report, policy->global.report_open) < 0)
+        log_error("cannot open the report %s: %s; no report is written",
+                  report, strerror(errno));
 }
 
 void

@@ -33,6 +33,7 @@
 #include "fdtable.h"
 #include "log.h"
 #include "ocsp.h"
+#include "report.h"
 #include "sniff.h"
 #include "sys.h"
 #include "util.h"
@@ -318,6 +319,8 @@ fail(struct conn *c, int fail_errno, int io_errno, const char *fmt, ...)
     /* Release the peer at once; the program's fd keeps failing. */
     if (c->fd >= 0)
         (void)tlsshim_sys.shutdown(c->fd, SHUT_RDWR);
+    if (owner_mine(c->owner))
+        report_conn(c, "close");
 }
 
 static void
@@ -536,6 +539,7 @@ handshake_failed(struct conn *c, int ssl_err)
     char buf[256];
 
     if (c->verify_error[0] != '\0') {
+        c->outcome = "verify_failed";
         fail(c, ECONNREFUSED, ECONNRESET, "%s", c->verify_error);
         return;
     }
@@ -574,8 +578,11 @@ static void
 established(struct conn *c)
 {
     c->state = CONN_OPEN;
+    c->was_open = 1;
     c->handshake_ms = util_now_ms() - c->started_ms;
     log_established(c);
+    if (report_open_enabled())
+        report_conn(c, "open");
 }
 
 /* The OCSP verdict: -1 when it failed the connection. */
@@ -589,6 +596,7 @@ ocsp_done(struct conn *c, struct ocsp_result *res)
                  c->rule->name, res->note);
     }
     if (res->error[0] != '\0') {
+        c->outcome = "verify_failed";
         fail(c, ECONNREFUSED, ECONNRESET, "%s", res->error);
         return -1;
     }
@@ -627,6 +635,7 @@ handshake_step(struct conn *c)
     int r, e;
 
     if (util_now_ms() >= c->handshake_deadline_ms) {
+        c->outcome = "timeout";
         fail(c, ETIMEDOUT, ECONNRESET, "TLS handshake timed out after %d s",
              c->rule->handshake_timeout);
         return 0;
@@ -680,6 +689,7 @@ advance(struct conn *c)
             0)
             err = errno;
         if (err != 0) {
+            c->outcome = "connect_failed";
             fail(c, err, err, "TCP connect failed: %s", strerror(err));
             return 0;
         }
@@ -717,6 +727,8 @@ conn_connect_start(struct conn *c)
         c->fail_errno = c->io_errno = errno;
         snprintf(c->error, sizeof(c->error), "TCP connect failed: %s",
                  strerror(errno));
+        c->outcome = "connect_failed";
+        report_conn(c, "close");
     }
     pthread_mutex_unlock(&c->lock);
     return rv;
@@ -1045,6 +1057,7 @@ conn_auto_passthrough(struct conn *c, const void *buf, size_t len)
         sniff_is_tls_record(buf, len)) {
         c->state = CONN_PASSTHROUGH;
         pass = 1;
+        report_conn(c, "close");
         log_flow("fd %d: the program speaks TLS itself; passing through",
                  c->fd);
     }
@@ -1336,6 +1349,8 @@ conn_close_fd(struct conn *c, int fd)
     int was = drop_fd(c, fd);
     if (was && c->fdrefs == 0) {
         send_close_notify(c);
+        if (owner_mine(c->owner))
+            report_conn(c, "close");
     } else if (was && c->fd == fd && c->nfds > 0) {
         c->fd = c->fds[0];
         conn_bio_set_fd(c->ssl, c->fd);
@@ -1354,8 +1369,11 @@ conn_forget_fd(struct conn *c, int fd)
         (void)fdtable_exchange(fd, NULL, &ok);
     pthread_mutex_lock(&c->lock);
     int was = drop_fd(c, fd);
-    if (was && c->fdrefs == 0)
+    if (was && c->fdrefs == 0) {
         c->closed_notify = 1;    /* the number is someone else's now */
+        if (owner_mine(c->owner))
+            report_conn(c, "close");
+    }
     else if (was && c->fd == fd && c->nfds > 0)
         c->fd = c->fds[0];
     pthread_mutex_unlock(&c->lock);
@@ -1393,8 +1411,11 @@ static void
 exit_one(int fd, struct conn *c, void *arg)
 {
     pthread_mutex_lock(&c->lock);
-    if (c->fd == fd)
+    if (c->fd == fd) {
         send_close_notify(c);
+        if (owner_mine(c->owner))
+            report_conn(c, "close");
+    }
     pthread_mutex_unlock(&c->lock);
 }
 

@@ -84,6 +84,10 @@ struct conn {
     int aux_fd;                /* CONN_VERIFYING: the socket waited on */
     short aux_events;
     int64_t aux_deadline_ms;
+    int was_open;              /* the handshake succeeded */
+    const char *outcome;       /* report outcome of a failure, or NULL */
+    int reported;              /* the report's close line is written */
+    char report_id[48];
 };
 
 /* A new client connection for fd, matched to rule; the program's socket

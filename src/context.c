@@ -68,6 +68,8 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_ok;
 static OSSL_LIB_CTX *libctx;
 static int conn_idx = -1;
+/* keylog = yes: the key log file (SSLKEYLOGFILE), or -1 */
+static int keylog_fd = -1;
 static int server_idx = -1;   /* SSL_CTX ex_data: struct server_data */
 
 /* guards the table below and every session cache */
@@ -571,6 +573,27 @@ err:
     return rv;
 }
 
+int
+context_set_keylog(const char *path)
+{
+    keylog_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    return keylog_fd < 0 ? -1 : 0;
+}
+
+/* One NSS key log line, written at once. */
+static void
+keylog_cb(const SSL *ssl, const char *line)
+{
+    char buf[1024];
+    size_t n = strlen(line);
+
+    if (keylog_fd < 0 || n + 1 > sizeof(buf))
+        return;
+    memcpy(buf, line, n);
+    buf[n++] = '\n';
+    (void)!write(keylog_fd, buf, n);
+}
+
 /* What client and server contexts share: protocols, ciphers, groups,
  * the trust store and the verify callback, modes.  NULL with err set. */
 static SSL_CTX *
@@ -656,6 +679,8 @@ build_common(const struct policy_rule *r, const SSL_METHOD *method,
                                  (r->strict_eof ? 0
                                                 : SSL_OP_IGNORE_UNEXPECTED_EOF));
     SSL_CTX_set_read_ahead(ctx, 1);
+    if (keylog_fd >= 0)
+        SSL_CTX_set_keylog_callback(ctx, keylog_cb);
     return ctx;
 err:
     SSL_CTX_free(ctx);

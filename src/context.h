@@ -22,6 +22,9 @@ SSL_CTX *context_client(const struct policy_rule *r, char *err, size_t len);
  * read here, at listen().  NULL with the reason in err. */
 SSL_CTX *context_server(const struct policy_rule *r,
                         const struct sockaddr *bound, char *err, size_t len);
+/* keylog = yes: write the session keys of every later context to path
+ * (NSS key log format).  0, or -1 with errno. */
+int context_set_keylog(const char *path);
 /* tlsshim's own OpenSSL library context. */
 OSSL_LIB_CTX *context_libctx(void);
 /* A cached session for key (a new reference), or NULL. */

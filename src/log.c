@@ -8,8 +8,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -19,11 +21,57 @@
 static int log_lvl;          /* written at configuration, then read only */
 static int log_fd = 2;
 static int log_syslog;
+/* A log file: its path and identity, to reopen it when the program closed
+ * or reused the number (guarded by file_lock). */
+static pthread_mutex_t file_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_path[4096];
+static dev_t log_dev;
+static ino_t log_ino;
+
+static int
+open_log_file(void)
+{
+    struct stat st;
+    int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0) {
+        (void)tlsshim_sys.close(fd);
+        return -1;
+    }
+    log_dev = st.st_dev;
+    log_ino = st.st_ino;
+    log_fd = fd;
+    return 0;
+}
+
+/* Write a line to the log file, reopening it first if its number is no
+ * longer the file (one fstat per line, only for file targets). */
+static void
+file_write(const char *line, size_t len)
+{
+    struct stat st;
+
+    pthread_mutex_lock(&file_lock);
+    if (fstat(log_fd, &st) < 0 || st.st_dev != log_dev ||
+        st.st_ino != log_ino) {
+        if (open_log_file() < 0) {
+            pthread_mutex_unlock(&file_lock);
+            return;
+        }
+    }
+    (void)tlsshim_sys.write(log_fd, line, len);
+    pthread_mutex_unlock(&file_lock);
+}
 
 int
 log_configure(int level, const char *target)
 {
     log_lvl = level;
+    if (target == NULL || *target == '\0' || strcmp(target, "stderr") == 0 ||
+        strcmp(target, "syslog") == 0)
+        log_path[0] = '\0';
     if (target == NULL || *target == '\0' || strcmp(target, "stderr") == 0) {
         log_fd = 2;
         log_syslog = 0;
@@ -34,10 +82,18 @@ log_configure(int level, const char *target)
         log_syslog = 1;
         return 0;
     }
-    int fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
+    if (strlen(target) >= sizeof(log_path)) {
+        errno = ENAMETOOLONG;
         return -1;
-    log_fd = fd;
+    }
+    pthread_mutex_lock(&file_lock);
+    memcpy(log_path, target, strlen(target) + 1);
+    int rv = open_log_file();
+    if (rv < 0)
+        log_path[0] = '\0';
+    pthread_mutex_unlock(&file_lock);
+    if (rv < 0)
+        return -1;
     log_syslog = 0;
     return 0;
 }
@@ -103,7 +159,10 @@ log_vwrite(enum log_severity sev, int min_level, const char *fmt, va_list ap)
     if ((size_t)n > sizeof(line) - 2)
         n = sizeof(line) - 2;
     line[n++] = '\n';
-    (void)tlsshim_sys.write(log_fd, line, (size_t)n);
+    if (log_path[0] != '\0')
+        file_write(line, (size_t)n);
+    else
+        (void)tlsshim_sys.write(log_fd, line, (size_t)n);
 out:
     errno = saved_errno;
 }

@@ -149,9 +149,6 @@ static const struct unsupported {
     { 0, PK_KTLS, "yes", NULL },
     { 1, GK_DEFAULT_ACTION, "audit", NULL },
     { 1, GK_DEFAULT_LISTEN_ACTION, "audit", NULL },
-    { 1, GK_KEYLOG, "yes", NULL },
-    { 1, GK_REPORT, NULL, NULL },
-    { 1, GK_REPORT_OPEN, NULL, NULL },
 };
 
 static const char *const action_names[] = {

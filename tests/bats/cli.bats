@@ -200,10 +200,14 @@ EOF
     assert_line --index 1 "syslog"
 }
 
-@test "-r is refused until the connection report is built, and nothing runs" {
-    run --separate-stderr "$TLSSHIM" -r "$T/report.jsonl" touch "$T/ran"
+@test "-r passes the report on; a report that cannot be opened stops the run" {
+    run --separate-stderr "$TLSSHIM" -r "$T/report.jsonl" -- sh -c 'echo "$TLSSHIM_REPORT"'
+    assert_success
+    assert_output "$T/report.jsonl"
+    [ "$(stat -c %a "$T/report.jsonl")" = 600 ]
+    run --separate-stderr "$TLSSHIM" -r "$T/no/such/dir/r.jsonl" touch "$T/ran"
     assert_failure 2
-    assert_equal "$stderr" "tlsshim: -r: the connection report is not built yet"
+    assert_equal "$stderr" "tlsshim: -r: cannot open $T/no/such/dir/r.jsonl: No such file or directory"
     [ ! -e "$T/ran" ]
 }
 
