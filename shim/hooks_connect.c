@@ -7,9 +7,11 @@
 #include "config.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -166,15 +168,107 @@ choose_rule(const struct policy *p, const struct sockaddr *sa,
     return 0;
 }
 
+/*
+ * The address of redirect spec ("HOST:PORT", "[V6]:PORT" or ":PORT") for
+ * a socket of orig's family; an IPv4 target of an IPv6 socket is mapped.
+ * 0, or -1 with the reason in err.
+ */
+static int
+redirect_addr(const char *spec, const struct sockaddr *orig,
+              struct sockaddr_storage *out, socklen_t *outlen, char *err,
+              size_t errlen)
+{
+    char host[300];
+    const char *colon;
+    unsigned port;
+    struct addrinfo hints, *res = NULL, *ai;
+    int e;
+
+    if (spec[0] == '[') {
+        const char *close = strchr(spec, ']');
+        size_t n = (size_t)(close - spec - 1);
+        memcpy(host, spec + 1, n);
+        host[n] = '\0';
+        colon = close + 1;
+    } else {
+        colon = strrchr(spec, ':');
+        size_t n = (size_t)(colon - spec);
+        memcpy(host, spec, n);
+        host[n] = '\0';
+    }
+    port = (unsigned)strtoul(colon + 1, NULL, 10);
+    if (host[0] == '\0') {
+        /* :PORT: the same address, another port */
+        memcpy(out, orig, orig->sa_family == AF_INET
+                              ? sizeof(struct sockaddr_in)
+                              : sizeof(struct sockaddr_in6));
+        *outlen = orig->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                                             : sizeof(struct sockaddr_in6);
+    } else {
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_socktype = SOCK_STREAM;
+        e = real.getaddrinfo(host, NULL, &hints, &res);
+        if (e != 0) {
+            snprintf(err, errlen, "redirect %.100s: cannot resolve %.100s: %s",
+                     spec, host, gai_strerror(e));
+            return -1;
+        }
+        /* the socket's own family first; IPv4 into an IPv6 socket mapped */
+        for (ai = res; ai != NULL && ai->ai_family != orig->sa_family;
+             ai = ai->ai_next)
+            ;
+        if (ai == NULL && orig->sa_family == AF_INET6)
+            for (ai = res; ai != NULL && ai->ai_family != AF_INET;
+                 ai = ai->ai_next)
+                ;
+        if (ai == NULL) {
+            real.freeaddrinfo(res);
+            snprintf(err, errlen, "redirect %.100s: no address of the socket's "
+                     "family (%s)", spec,
+                     orig->sa_family == AF_INET ? "IPv4" : "IPv6");
+            return -1;
+        }
+        if (ai->ai_family == orig->sa_family) {
+            memcpy(out, ai->ai_addr, ai->ai_addrlen);
+            *outlen = ai->ai_addrlen;
+        } else {
+            struct sockaddr_in6 *m = (struct sockaddr_in6 *)out;
+            memset(m, 0, sizeof(*m));
+            m->sin6_family = AF_INET6;
+            m->sin6_addr.s6_addr[10] = 0xff;
+            m->sin6_addr.s6_addr[11] = 0xff;
+            memcpy(m->sin6_addr.s6_addr + 12,
+                   &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+            *outlen = sizeof(*m);
+        }
+        real.freeaddrinfo(res);
+    }
+    if (out->ss_family == AF_INET)
+        ((struct sockaddr_in *)out)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)out)->sin6_port = htons((uint16_t)port);
+    return 0;
+}
+
 static int
 connect_tls(int fd, const struct sockaddr *sa, socklen_t len,
             const struct policy_rule *rule, const char *name)
 {
+    struct sockaddr_storage dest;
+    socklen_t dest_len = 0;
     char err[256], addr[80];
     struct conn *c, *old;
     int ok, rv;
 
     if (context_client(rule, err, sizeof(err)) == NULL) {
+        log_error("connect %s rule=%s: %s",
+                  util_addr_str(sa, addr, sizeof(addr)), rule->name, err);
+        errno = EACCES;
+        return -1;
+    }
+    if (rule->redirect != NULL &&
+        redirect_addr(rule->redirect, sa, &dest, &dest_len, err,
+                      sizeof(err)) < 0) {
         log_error("connect %s rule=%s: %s",
                   util_addr_str(sa, addr, sizeof(addr)), rule->name, err);
         errno = EACCES;
@@ -186,6 +280,8 @@ connect_tls(int fd, const struct sockaddr *sa, socklen_t len,
         errno = ENOMEM;
         return -1;
     }
+    if (dest_len > 0)
+        conn_set_dest(c, (struct sockaddr *)&dest, dest_len);
     old = fdtable_exchange(fd, c, &ok);
     if (!ok) {
         conn_put(c);
@@ -313,6 +409,33 @@ getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
         return 0;
     }
     return real.getsockopt(fd, level, optname, optval, optlen);
+}
+
+/* A redirected connection shows the address the program asked for. */
+HOOK int
+getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+{
+    struct conn *c;
+
+    real_init();
+    if (sa == NULL || len == NULL || (c = conn_get(fd)) == NULL)
+        return real.getpeername(fd, sa, len);
+    pthread_mutex_lock(&c->lock);
+    int redirected = c->dest_len > 0;
+    struct sockaddr_storage peer = c->peer;
+    socklen_t plen = c->peer_len;
+    pthread_mutex_unlock(&c->lock);
+    conn_put(c);
+    if (!redirected)
+        return real.getpeername(fd, sa, len);
+    /* as the kernel would: ENOTCONN until TCP is up */
+    struct sockaddr_storage tmp;
+    socklen_t tlen = sizeof(tmp);
+    if (real.getpeername(fd, (struct sockaddr *)&tmp, &tlen) < 0)
+        return -1;
+    memcpy(sa, &peer, plen < *len ? plen : *len);
+    *len = plen;
+    return 0;
 }
 
 HOOK int

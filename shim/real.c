@@ -28,6 +28,7 @@ real_init(void)
     RESOLVE(accept, "accept");
     RESOLVE(accept4, "accept4");
     RESOLVE(listen, "listen");
+    RESOLVE(getpeername, "getpeername");
     RESOLVE(close, "close");
     RESOLVE(dup, "dup");
     RESOLVE(dup2, "dup2");

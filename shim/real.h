@@ -23,6 +23,7 @@ struct shim_real {
     int (*accept)(int, struct sockaddr *, socklen_t *);
     int (*accept4)(int, struct sockaddr *, socklen_t *, int);
     int (*listen)(int, int);
+    int (*getpeername)(int, struct sockaddr *, socklen_t *);
     int (*close)(int);
     int (*dup)(int);
     int (*dup2)(int, int);

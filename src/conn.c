@@ -284,6 +284,11 @@ peer_desc(struct conn *c, char *buf, size_t len)
     } else {
         snprintf(buf, len, "connect %s", addr);
     }
+    if (c->dest_len > 0) {
+        size_t used = strlen(buf);
+        util_addr_str((struct sockaddr *)&c->dest, addr, sizeof(addr));
+        snprintf(buf + used, len - used, " via %s", addr);
+    }
     return buf;
 }
 
@@ -295,7 +300,7 @@ fail(struct conn *c, int fail_errno, int io_errno, const char *fmt, ...)
 static void
 fail(struct conn *c, int fail_errno, int io_errno, const char *fmt, ...)
 {
-    char desc[320];
+    char desc[448];
     va_list ap;
 
     if (c->state == CONN_FAILED)
@@ -326,7 +331,7 @@ fail(struct conn *c, int fail_errno, int io_errno, const char *fmt, ...)
 static void
 log_established(struct conn *c)
 {
-    char desc[320];
+    char desc[448];
     const unsigned char *alpn = NULL;
     unsigned alpn_len = 0;
 
@@ -591,7 +596,7 @@ ocsp_done(struct conn *c, struct ocsp_result *res)
 {
     c->ocsp = res->status;
     if (res->note[0] != '\0' && res->error[0] == '\0') {
-        char desc[320];
+        char desc[448];
         log_warn("%s rule=%s: %s", peer_desc(c, desc, sizeof(desc)),
                  c->rule->name, res->note);
     }
@@ -705,14 +710,27 @@ advance(struct conn *c)
     return 0;
 }
 
+void
+conn_set_dest(struct conn *c, const struct sockaddr *dest, socklen_t len)
+{
+    pthread_mutex_lock(&c->lock);
+    if (len > sizeof(c->dest))
+        len = sizeof(c->dest);
+    memcpy(&c->dest, dest, len);
+    c->dest_len = len;
+    pthread_mutex_unlock(&c->lock);
+}
+
 int
 conn_connect_start(struct conn *c)
 {
     int rv;
+    const struct sockaddr *to = c->dest_len > 0 ? (struct sockaddr *)&c->dest
+                                                : (struct sockaddr *)&c->peer;
 
     pthread_mutex_lock(&c->lock);
-    if (tlsshim_sys.connect(c->fd, (struct sockaddr *)&c->peer,
-                            c->peer_len) == 0) {
+    if (tlsshim_sys.connect(c->fd, to,
+                            c->dest_len > 0 ? c->dest_len : c->peer_len) == 0) {
         if (c->rule->action == POLICY_AUTO) {
             c->state = CONN_AUTO_WAIT;
         } else if (start_tls(c) == 0) {
@@ -1258,7 +1276,7 @@ send_close_notify(struct conn *c)
             return;
     }
     if (c->wpend_len > 0) {
-        char desc[320];
+        char desc[448];
         log_error("%s rule=%s: %zu bytes not sent before close",
                   peer_desc(c, desc, sizeof(desc)), c->rule->name,
                   c->wpend_len);

@@ -65,6 +65,8 @@ struct conn {
     uint64_t bytes_in, bytes_out;
     struct sockaddr_storage peer;
     socklen_t peer_len;
+    struct sockaddr_storage dest;      /* client: where TCP goes (redirect) */
+    socklen_t dest_len;                /* 0: to peer */
     struct sockaddr_storage local;     /* server: the accepted local address */
     socklen_t local_len;
     SSL_CTX *server_ctx;               /* server: the context to accept with */
@@ -103,6 +105,11 @@ struct conn *conn_new_server(int fd, const struct policy_rule *rule,
                              SSL_CTX *ctx, const struct sockaddr *peer,
                              socklen_t plen, const struct sockaddr *local,
                              socklen_t llen);
+
+/* redirect: TCP goes to dest instead of the peer the program named (which
+ * is still what is verified and what getpeername() shows). */
+void conn_set_dest(struct conn *c, const struct sockaddr *dest,
+                   socklen_t len);
 
 /* Start the TCP connect: 0 when connected at once, -EINPROGRESS, or a
  * negated TCP errno. */

@@ -145,7 +145,6 @@ static const struct unsupported {
     { 0, PK_ACTION, "audit", NULL },
     { 0, PK_STARTTLS, NULL, NULL },
     { 0, PK_STARTTLS_REQUIRED, NULL, NULL },
-    { 0, PK_REDIRECT, NULL, NULL },
     { 0, PK_KTLS, "yes", NULL },
     { 1, GK_DEFAULT_ACTION, "audit", NULL },
     { 1, GK_DEFAULT_LISTEN_ACTION, "audit", NULL },
@@ -2440,6 +2439,11 @@ check_rule(struct parser *ps, const struct policy_rule *r, int is_defaults)
                     "TLS 1.0/1.1 need security_level = 0 (in [%s], the "
                     "lowest protocol is %s and security_level is %d)", title,
                     version_name(r->min_version), r->security_level);
+    if (!is_defaults && r->redirect != NULL && r->action != POLICY_TLS &&
+        r->action != POLICY_AUTO && r->action != POLICY_ENFORCE)
+        return fail(ps, blame_line(r, PK_REDIRECT, PK_ACTION), "redirect "
+                    "needs action tls, auto or enforce (it is %s in [%s])",
+                    action_names[r->action], title);
     if (r->crl_file != NULL && !r->check_crl)
         return fail(ps, r->value_line[PK_CRL_FILE], "crl_file is only read "
                     "with check_crl = yes, which [%s] does not set", title);
