@@ -58,6 +58,17 @@ judge(int lfd, int fd, const struct sockaddr *peer, socklen_t plen)
     switch (listen_action(p, rule)) {
     case POLICY_TLS:
         break;
+    case POLICY_AUDIT:
+        if ((c = conn_new_audit(fd, POLICY_ROLE_SERVER, rule, peer,
+                                plen, NULL)) != NULL) {
+            shim_register_exit();
+            old = fdtable_exchange(fd, c, &ok);
+            if (!ok)
+                conn_put(c);
+            else if (old != NULL)
+                conn_forget_fd(old, fd);
+        }
+        return KEEP;
     case POLICY_DENY:
         log_error("accept %s from %s rule=%s: denied by policy", laddr, paddr,
                   rule != NULL ? rule->name : "(default_listen_action)");

@@ -307,6 +307,31 @@ connect_tls(int fd, const struct sockaddr *sa, socklen_t len,
     return (int)shim_ret(rv);
 }
 
+/* action audit: the program's own connect, watched until its first
+ * bytes either way (SPEC section 3). */
+static int
+connect_audit(int fd, const struct sockaddr *sa, socklen_t len,
+              const struct policy_rule *rule, const char *name)
+{
+    struct conn *c, *old;
+    int rv = real.connect(fd, sa, len), e = errno, ok;
+
+    if (rv < 0 && e != EINPROGRESS)
+        return rv;
+    c = conn_new_audit(fd, POLICY_ROLE_CLIENT, rule, sa, len,
+                       name[0] != '\0' ? name : NULL);
+    if (c != NULL) {
+        shim_register_exit();
+        old = fdtable_exchange(fd, c, &ok);
+        if (!ok)
+            conn_put(c);
+        else if (old != NULL)
+            conn_forget_fd(old, fd);
+    }
+    errno = e;
+    return rv;
+}
+
 /* connect() on a socket we already track: as TCP would answer. */
 static int
 connect_again(struct conn *c)
@@ -388,6 +413,8 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
                        name[0] ? name : NULL, "denied", "denied by policy");
         errno = EACCES;
         return -1;
+    case POLICY_AUDIT:
+        return connect_audit(fd, sa, len, rule, name);
     default:
         return real.connect(fd, sa, len);
     }

@@ -94,6 +94,12 @@ tracked_write(struct conn *c, int fd, const void *buf, size_t len, int flags)
 static int
 passed_through(struct conn *c, const void *buf, size_t len)
 {
+    /* audit: the first bytes are noted and the fd is the program's again */
+    if (c->state == CONN_AUDIT) {
+        conn_audit_bytes(c, buf, len, 1);
+        conn_put(c);
+        return 1;
+    }
     if (c->state != CONN_AUTO_WAIT && c->state != CONN_CONNECTING)
         return 0;
     if (c->rule->action != POLICY_AUTO)
@@ -627,12 +633,13 @@ tracked_fcntl(struct conn *c, int (*fn)(int, int, ...), int fd, int cmd,
     switch (cmd) {
     case F_GETFL:
         rv = fn(fd, cmd);
-        if (rv >= 0)
+        if (rv >= 0 && conn_owns_flags(c))
             rv = conn_get_nonblock(c) ? (rv | O_NONBLOCK) : (rv & ~O_NONBLOCK);
         break;
     case F_SETFL:
         conn_set_nonblock(c, ((int)(intptr_t)arg & O_NONBLOCK) != 0);
-        rv = fn(fd, cmd, (int)(intptr_t)arg | O_NONBLOCK);
+        rv = fn(fd, cmd, (int)(intptr_t)arg |
+                             (conn_owns_flags(c) ? O_NONBLOCK : 0));
         break;
     case F_DUPFD:
     case F_DUPFD_CLOEXEC:
@@ -707,6 +714,13 @@ ioctl(int fd, unsigned long req, ...)
     ENSURE(ioctl);
     if ((req != FIONREAD && req != FIONBIO) || (c = conn_get(fd)) == NULL)
         return real.ioctl(fd, req, arg);
+    if (!conn_owns_flags(c)) {
+        /* an audited socket is the program's own */
+        if (req == FIONBIO && arg != NULL)
+            conn_set_nonblock(c, *(int *)arg != 0);
+        conn_put(c);
+        return real.ioctl(fd, req, arg);
+    }
     if (arg == NULL) {
         conn_put(c);
         errno = EFAULT;

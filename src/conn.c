@@ -262,7 +262,7 @@ conn_state_name(enum conn_state s)
 {
     static const char *const names[] = {"connecting", "auto", "handshaking",
                                         "open", "failed", "passthrough",
-                                        "accepted", "verifying"};
+                                        "accepted", "verifying", "audit"};
     return (unsigned)s < TLSSHIM_NELEMS(names) ? names[s] : "?";
 }
 
@@ -478,6 +478,108 @@ conn_new_server(int fd, const struct policy_rule *rule, SSL_CTX *ctx,
         (void)tlsshim_sys.fcntl(fd, F_SETFL, flags | O_NONBLOCK);
     pthread_mutex_unlock(&c->lock);
     return c;
+}
+
+/* The rule of connections that only the default action matched. */
+static const struct policy_rule default_audit_rule = {
+    .name = "(default_action)",
+    .action = POLICY_AUDIT,
+    .index = -1,
+};
+
+struct conn *
+conn_new_audit(int fd, enum policy_role role, const struct policy_rule *rule,
+               const struct sockaddr *peer, socklen_t plen,
+               const char *matched_name)
+{
+    struct conn *c = conn_alloc();
+    int flags;
+
+    if (c == NULL)
+        return NULL;
+    pthread_mutex_lock(&c->lock);
+    if ((c->owner = owner_alloc()) == NULL) {
+        pthread_mutex_unlock(&c->lock);
+        conn_put(c);
+        return NULL;
+    }
+    c->fd = fd;
+    c->fds[0] = fd;
+    c->nfds = 1;
+    c->fdrefs = 1;
+    c->role = role;
+    c->rule = rule != NULL ? rule : &default_audit_rule;
+    c->no_rule = rule == NULL;
+    c->state = CONN_AUDIT;
+    c->started_ms = util_now_ms();
+    c->connect_reported = 1;
+    if (plen > sizeof(c->peer))
+        plen = sizeof(c->peer);
+    memcpy(&c->peer, peer, plen);
+    c->peer_len = plen;
+    c->local_len = sizeof(c->local);
+    if (role == POLICY_ROLE_SERVER &&
+        getsockname(fd, (struct sockaddr *)&c->local, &c->local_len) < 0)
+        c->local_len = 0;
+    if (matched_name != NULL)
+        util_strlcpy(c->matched_name, matched_name, sizeof(c->matched_name));
+    flags = tlsshim_sys.fcntl(fd, F_GETFL);
+    c->user_nonblock = flags >= 0 && (flags & O_NONBLOCK);
+    pthread_mutex_unlock(&c->lock);
+    return c;
+}
+
+/* Classify, log and report.  Lock held. */
+static void
+audit_seen(struct conn *c, const unsigned char *buf, size_t len, int sent)
+{
+    struct sniff_result r;
+    char desc[448];
+    /* who sent these bytes: the connecting side or the accepting one */
+    int from_client = (c->role == POLICY_ROLE_CLIENT) == (sent != 0);
+
+    sniff_classify(buf, len, from_client, &r);
+    c->first_bytes = r.proto;
+    util_strlcpy(c->first_detail, r.detail, sizeof(c->first_detail));
+    log_info("%s rule=%s audit first_bytes=%s%s%s (from the %s)",
+             peer_desc(c, desc, sizeof(desc)), c->rule->name, r.proto,
+             r.detail[0] ? " " : "", r.detail,
+             from_client ? "client" : "server");
+    report_conn(c, "close");
+}
+
+void
+conn_audit_bytes(struct conn *c, const void *buf, size_t len, int sent)
+{
+    int mine = 0;
+
+    pthread_mutex_lock(&c->lock);
+    if (c->state == CONN_AUDIT) {
+        audit_seen(c, buf, len, sent);
+        c->state = CONN_PASSTHROUGH;
+        mine = 1;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (mine)
+        conn_release_all(c);
+}
+
+void
+conn_audit_peek(struct conn *c)
+{
+    unsigned char buf[512];
+    int fd, nonblock;
+
+    pthread_mutex_lock(&c->lock);
+    fd = c->fd;
+    nonblock = c->user_nonblock;
+    pthread_mutex_unlock(&c->lock);
+    /* as the program's own read would wait (or not), without the lock */
+    ssize_t n = tlsshim_sys.recv(fd, buf, sizeof(buf),
+                                 MSG_PEEK | (nonblock ? MSG_DONTWAIT : 0));
+    if (n < 0)
+        return;   /* nothing yet (or an error the program's read reports) */
+    conn_audit_bytes(c, buf, (size_t)n, 0);
 }
 
 /* --- progress ---------------------------------------------------------------- */
@@ -907,6 +1009,14 @@ conn_read(struct conn *c, void *buf, size_t len, int flags)
     size_t got = 0;
     int64_t deadline = -2;
 
+    if (c->state == CONN_AUDIT || c->state == CONN_PASSTHROUGH) {
+        /* note what arrives first, then read as the program asked */
+        if (c->state == CONN_AUDIT)
+            conn_audit_peek(c);
+        ssize_t n = tlsshim_sys.recv(c->fd, buf, len, flags);
+        return n < 0 ? -errno : n;
+    }
+
     for (;;) {
         short ev;
         pthread_mutex_lock(&c->lock);
@@ -986,6 +1096,14 @@ conn_write(struct conn *c, const void *buf, size_t len, int flags)
     size_t done = 0;
     int nonblock;
     int64_t deadline = -2;
+
+    if (c->state == CONN_AUDIT || c->state == CONN_PASSTHROUGH) {
+        /* the program's own socket (SIGPIPE is the caller's to raise) */
+        if (c->state == CONN_AUDIT)
+            conn_audit_bytes(c, buf, len, 1);
+        ssize_t n = tlsshim_sys.send(c->fd, buf, len, flags | MSG_NOSIGNAL);
+        return n < 0 ? -errno : n;
+    }
 
     for (;;) {
         short ev;
@@ -1155,6 +1273,13 @@ conn_poll_check(struct conn *c, short want, short kernel_revents,
     case CONN_PASSTHROUGH:
         ready = kernel_revents & want;
         break;
+    case CONN_AUDIT: {
+        /* a plain socket: what the kernel says now */
+        struct pollfd p = {.fd = c->fd, .events = want};
+        if (tlsshim_sys.poll(&p, 1, 0) > 0)
+            ready = p.revents;
+        break;
+    }
     case CONN_OPEN: {
         int fl = flush_pending(c);
         if (fl < 0) {
@@ -1234,6 +1359,17 @@ conn_set_nonblock(struct conn *c, int on)
     pthread_mutex_lock(&c->lock);
     c->user_nonblock = on;
     pthread_mutex_unlock(&c->lock);
+}
+
+int
+conn_owns_flags(struct conn *c)
+{
+    int owns;
+
+    pthread_mutex_lock(&c->lock);
+    owns = c->state != CONN_AUDIT;
+    pthread_mutex_unlock(&c->lock);
+    return owns;
 }
 
 int
@@ -1367,6 +1503,8 @@ conn_close_fd(struct conn *c, int fd)
     int was = drop_fd(c, fd);
     if (was && c->fdrefs == 0) {
         send_close_notify(c);
+        if (c->state == CONN_AUDIT)
+            c->first_bytes = "none";
         if (owner_mine(c->owner))
             report_conn(c, "close");
     } else if (was && c->fd == fd && c->nfds > 0) {

@@ -30,6 +30,7 @@ enum conn_state {
     CONN_PASSTHROUGH,     /* auto: the program speaks TLS itself */
     CONN_ACCEPTED,        /* server: accepted, handshake not started */
     CONN_VERIFYING,       /* handshake done, OCSP answers awaited */
+    CONN_AUDIT,           /* action audit: plain, first bytes not seen */
 };
 
 #define CONN_NAME_MAX 256
@@ -90,6 +91,9 @@ struct conn {
     const char *outcome;       /* report outcome of a failure, or NULL */
     int reported;              /* the report's close line is written */
     char report_id[48];
+    int no_rule;               /* matched by default_(listen_)action */
+    const char *first_bytes;   /* audit: the protocol seen, or NULL */
+    char first_detail[256];    /* audit: sni/versions, method... */
 };
 
 /* A new client connection for fd, matched to rule; the program's socket
@@ -110,6 +114,22 @@ struct conn *conn_new_server(int fd, const struct policy_rule *rule,
  * is still what is verified and what getpeername() shows). */
 void conn_set_dest(struct conn *c, const struct sockaddr *dest,
                    socklen_t len);
+
+/* action audit (SPEC sections 3 and 8): fd stays the program's plain
+ * socket, flags untouched; the first bytes either way are classified,
+ * logged and reported, then the fd is released.  rule NULL: the default
+ * action matched.  NULL on ENOMEM. */
+struct conn *conn_new_audit(int fd, enum policy_role role,
+                            const struct policy_rule *rule,
+                            const struct sockaddr *peer, socklen_t plen,
+                            const char *matched_name);
+/* The program is about to send (sent = 1) or has received (sent = 0)
+ * these bytes on an audited fd: classify them and release the fd. */
+void conn_audit_bytes(struct conn *c, const void *buf, size_t len, int sent);
+/* Before a read on an audited fd: peek at what arrived, as the program's
+ * socket would block or not, and classify it (releasing the fd); nothing
+ * yet: the fd stays audited. */
+void conn_audit_peek(struct conn *c);
 
 /* Start the TCP connect: 0 when connected at once, -EINPROGRESS, or a
  * negated TCP errno. */
@@ -141,6 +161,9 @@ short conn_poll_check(struct conn *c, short want, short kernel_revents,
 int conn_take_so_error(struct conn *c);
 int conn_shutdown(struct conn *c, int how);
 void conn_set_nonblock(struct conn *c, int on);
+/* 1 when tlsshim keeps the socket non-blocking and emulates the
+ * program's mode; 0 for an audited socket, which is the program's own. */
+int conn_owns_flags(struct conn *c);
 int conn_get_nonblock(struct conn *c);
 
 /* Reference counting and the fd table. */

@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "sys.h"
+#include "util.h"
 
 static int log_lvl;          /* written at configuration, then read only */
 static int log_fd = 2;
@@ -36,6 +37,7 @@ open_log_file(void)
 
     if (fd < 0)
         return -1;
+    fd = util_high_fd(fd);
     if (fstat(fd, &st) < 0) {
         (void)tlsshim_sys.close(fd);
         return -1;

@@ -142,12 +142,9 @@ static const struct unsupported {
     const char *message; /* NULL: the standard message */
 } unsupported[] = {
     { 0, PK_ACTION, "enforce", NULL },
-    { 0, PK_ACTION, "audit", NULL },
     { 0, PK_STARTTLS, NULL, NULL },
     { 0, PK_STARTTLS_REQUIRED, NULL, NULL },
     { 0, PK_KTLS, "yes", NULL },
-    { 1, GK_DEFAULT_ACTION, "audit", NULL },
-    { 1, GK_DEFAULT_LISTEN_ACTION, "audit", NULL },
 };
 
 static const char *const action_names[] = {

@@ -40,6 +40,7 @@ open_report(void)
 
     if (fd < 0)
         return -1;
+    fd = util_high_fd(fd);
     if (fstat(fd, &st) < 0) {
         (void)tlsshim_sys.close(fd);
         return -1;
@@ -367,6 +368,8 @@ jb_cert(struct jbuf *b, X509 *x)
 static const char *
 outcome_of(struct conn *c)
 {
+    if (c->first_bytes != NULL || c->state == CONN_AUDIT)
+        return "audit";
     if (c->state == CONN_PASSTHROUGH)
         return "passthrough";
     if (c->state == CONN_CONNECTING)
@@ -436,7 +439,7 @@ report_conn(struct conn *c, const char *event)
         new_id(c->report_id, sizeof(c->report_id));
     outcome = outcome_of(c);
     start_line(&b, c->report_id, event, c->started_ms, now - c->started_ms,
-               c->role, c->rule, c->rule->action,
+               c->role, c->no_rule ? NULL : c->rule, c->rule->action,
                (struct sockaddr *)&c->peer,
                c->matched_name[0] != '\0' ? c->matched_name : NULL);
     jb_kstr(&b, "sni", c->sni);
@@ -462,7 +465,9 @@ report_conn(struct conn *c, const char *event)
     jb_kstr(&b, "alpn", alpn_buf);
     jb_kbool(&b, "resumed", c->resumed);
     const char *verify;
-    if (strcmp(outcome, "verify_failed") == 0)
+    if (strcmp(outcome, "audit") == 0)
+        verify = NULL;
+    else if (strcmp(outcome, "verify_failed") == 0)
         verify = c->verify_error[0] != '\0' ? c->verify_error : c->error;
     else if (c->fp_accepted)
         verify = "pinned";
@@ -483,6 +488,13 @@ report_conn(struct conn *c, const char *event)
         jb_knum(&b, "handshake_ms", c->handshake_ms);
     else
         jb_kstr(&b, "handshake_ms", NULL);
+    if (strcmp(outcome, "audit") == 0) {
+        jb_kstr(&b, "first_bytes",
+                c->first_bytes != NULL ? c->first_bytes : "none");
+        /* the ClientHello's SNI and versions, the HTTP method: never
+         * payload beyond that */
+        jb_kstr(&b, "first_detail", c->first_detail);
+    }
     jb_cstr(&b, "}\n");
     if (!b.oom)
         emit(b.p, b.len);

@@ -1,11 +1,19 @@
 /*
  * First-byte classification.  A TLS record header is content type 22
  * (handshake), major version 3 and a minor version of 1 to 4; a write
- * shorter than the header is judged on the bytes it has.
+ * shorter than the header is judged on the bytes it has.  For audit, a
+ * ClientHello is parsed far enough to name its SNI and offered versions,
+ * and plaintext protocols are recognised by their first line or message;
+ * nothing else of the payload is kept.
  */
 #include "config.h"
 
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "sniff.h"
+#include "util.h"
 
 int
 sniff_is_tls_record(const unsigned char *buf, size_t len)
@@ -17,4 +25,200 @@ sniff_is_tls_record(const unsigned char *buf, size_t len)
     if (len >= 3 && (buf[2] < 0x01 || buf[2] > 0x04))
         return 0;
     return 1;
+}
+
+static unsigned
+be16(const unsigned char *p)
+{
+    return (unsigned)p[0] << 8 | p[1];
+}
+
+static const char *
+version_name(unsigned v)
+{
+    switch (v) {
+    case 0x0300: return "SSLv3";
+    case 0x0301: return "TLSv1";
+    case 0x0302: return "TLSv1.1";
+    case 0x0303: return "TLSv1.2";
+    case 0x0304: return "TLSv1.3";
+    default: return NULL;
+    }
+}
+
+/* Append ",NAME" (or NAME) to buf. */
+static void
+add_word(char *buf, size_t len, const char *word)
+{
+    size_t used = strlen(buf);
+
+    snprintf(buf + used, len - used, "%s%s", used ? "," : "", word);
+}
+
+/* SNI and versions of a ClientHello in the first record (as far as the
+ * bytes go; a truncated hello yields what it has). */
+static void
+parse_client_hello(const unsigned char *b, size_t len, char *out, size_t outlen)
+{
+    char sni[256] = "", versions[64] = "";
+    unsigned legacy = 0;
+    size_t p = 5, end;
+
+    out[0] = '\0';
+    if (len < 5 + 4 + 2 || b[5] != 1)   /* handshake type client_hello */
+        goto done;
+    end = 5 + be16(b + 3);
+    if (end > len)
+        end = len;
+    p = 9;
+    legacy = be16(b + p);
+    p += 2 + 32;                        /* version, random */
+    if (p + 1 > end)
+        goto done;
+    p += 1 + b[p];                      /* session id */
+    if (p + 2 > end)
+        goto done;
+    p += 2 + be16(b + p);               /* cipher suites */
+    if (p + 1 > end)
+        goto done;
+    p += 1 + b[p];                      /* compression methods */
+    if (p + 2 > end)
+        goto done;
+    size_t ext_end = p + 2 + be16(b + p);
+    if (ext_end > end)
+        ext_end = end;
+    p += 2;
+    while (p + 4 <= ext_end) {
+        unsigned type = be16(b + p), elen = be16(b + p + 2);
+        size_t e = p + 4;
+        if (e + elen > ext_end)
+            break;
+        if (type == 0 && elen >= 5 && b[e + 2] == 0) {   /* server_name */
+            unsigned nlen = be16(b + e + 3);
+            if (e + 5 + nlen <= e + elen && nlen < sizeof(sni)) {
+                for (unsigned i = 0; i < nlen; i++) {
+                    unsigned char ch = b[e + 5 + i];
+                    sni[i] = ch > 0x20 && ch < 0x7f && ch != '"' ? (char)ch
+                                                                  : '?';
+                }
+                sni[nlen] = '\0';
+            }
+        } else if (type == 43 && elen >= 1) {            /* versions */
+            for (unsigned i = 0; i + 1 < b[e] && e + 1 + i + 1 < e + elen;
+                 i += 2) {
+                const char *n = version_name(be16(b + e + 1 + i));
+                if (n != NULL)
+                    add_word(versions, sizeof(versions), n);
+            }
+        }
+        p = e + elen;
+    }
+done:
+    if (versions[0] == '\0' && version_name(legacy) != NULL)
+        util_strlcpy(versions, version_name(legacy), sizeof(versions));
+    snprintf(out, outlen, "sni=%s versions=%s", sni[0] ? sni : "-",
+             versions[0] ? versions : "-");
+}
+
+static int
+starts(const unsigned char *b, size_t len, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    return len >= n && memcmp(b, prefix, n) == 0;
+}
+
+static int
+starts_nocase(const unsigned char *b, size_t len, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    if (len < n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = b[i];
+        if (c >= 'a' && c <= 'z')
+            c = (unsigned char)(c - 32);
+        if (c != (unsigned char)prefix[i])
+            return 0;
+    }
+    return 1;
+}
+
+void
+sniff_classify(const unsigned char *b, size_t len, int from_client,
+               struct sniff_result *out)
+{
+    static const char *const methods[] = {
+        "GET ", "POST ", "PUT ", "HEAD ", "DELETE ", "OPTIONS ", "PATCH ",
+        "CONNECT ", "TRACE ",
+    };
+
+    out->proto = "unknown";
+    out->detail[0] = '\0';
+    if (len == 0) {
+        out->proto = "none";
+        return;
+    }
+    if (sniff_is_tls_record(b, len)) {
+        out->proto = "tls";
+        if (from_client)
+            parse_client_hello(b, len, out->detail, sizeof(out->detail));
+        return;
+    }
+    for (size_t i = 0; i < TLSSHIM_NELEMS(methods); i++) {
+        if (starts(b, len, methods[i])) {
+            out->proto = "http";
+            snprintf(out->detail, sizeof(out->detail), "method=%.*s",
+                     (int)strlen(methods[i]) - 1, methods[i]);
+            return;
+        }
+    }
+    if (starts(b, len, "SSH-")) {
+        out->proto = "ssh";
+        return;
+    }
+    if (!from_client) {
+        /* greetings of server-first protocols */
+        if (starts(b, len, "* OK") || starts(b, len, "* PREAUTH"))
+            out->proto = "imap";
+        else if (starts(b, len, "+OK"))
+            out->proto = "pop3";
+        else if (starts(b, len, "220")) {
+            /* SMTP and FTP both greet with 220: the text tells */
+            int ftp = 0;
+            for (size_t i = 3; i + 3 <= len && i < 200; i++)
+                if (starts_nocase(b + i, len - i, "FTP"))
+                    ftp = 1;
+            out->proto = ftp ? "ftp" : "smtp";
+        } else if (starts(b, len, "200 ") || starts(b, len, "201 "))
+            out->proto = "nntp";
+        return;
+    }
+    if (starts_nocase(b, len, "EHLO ") || starts_nocase(b, len, "HELO "))
+        out->proto = "smtp";
+    else if (b[0] == '*' && len > 1 && b[1] >= '0' && b[1] <= '9')
+        out->proto = "redis";   /* RESP array */
+    else if (len >= 8 && be16(b + 4) == 3 && be16(b + 6) == 0)
+        out->proto = "postgres";   /* StartupMessage, protocol 3.0 */
+    else if (len >= 8 && be16(b + 4) == 1234 && be16(b + 6) == 5679)
+        out->proto = "postgres";   /* SSLRequest */
+    else if (b[0] == 0x30 && len > 2) {
+        /* LDAPMessage: SEQUENCE, length, messageID INTEGER, then the
+         * protocolOp tag; bindRequest is [APPLICATION 0] = 0x60 */
+        size_t p = 1;
+        if (b[p] & 0x80)
+            p += 1 + (b[p] & 0x7f);
+        else
+            p += 1;
+        if (p + 2 < len && b[p] == 0x02) {
+            p += 2 + b[p + 1];
+            if (p < len && (b[p] & 0xe0) == 0x60) {
+                out->proto = "ldap";
+                if (b[p] == 0x60)
+                    util_strlcpy(out->detail, "op=bind",
+                                 sizeof(out->detail));
+            }
+        }
+    }
 }

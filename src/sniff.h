@@ -1,6 +1,7 @@
 /*
  * What the first bytes of a stream are: for action = auto, whether the
- * program begins a TLS handshake itself (SPEC section 3).
+ * program begins a TLS handshake itself (SPEC section 3); for audit, which
+ * protocol a connection speaks (SPEC section 8, first_bytes).
  */
 #ifndef TLSSHIM_SNIFF_H
 #define TLSSHIM_SNIFF_H
@@ -10,5 +11,19 @@
 /* 1 if buf begins (or, when short, could begin) a TLS handshake record
  * 16 03 01..04; 0 otherwise. */
 int sniff_is_tls_record(const unsigned char *buf, size_t len);
+
+struct sniff_result {
+    const char *proto;   /* "tls", "http", "smtp", ..., "unknown" */
+    char detail[256];    /* tls: "sni=NAME versions=...", http: method,
+                          * else empty: never payload beyond that */
+};
+
+/*
+ * Classify the first bytes of a stream.  from_client: the bytes were
+ * sent by the connecting side (a request, a ClientHello); otherwise by
+ * the accepting side (a greeting).
+ */
+void sniff_classify(const unsigned char *buf, size_t len, int from_client,
+                    struct sniff_result *out);
 
 #endif

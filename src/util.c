@@ -6,13 +6,17 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
+
+#define UTIL_HIGH_FD 600
 
 size_t
 util_strlcpy(char *dst, const char *src, size_t dstlen)
@@ -93,4 +97,15 @@ util_addr_str(const struct sockaddr *sa, char *buf, size_t len)
     else
         snprintf(buf, len, "%s:%u", ip, util_addr_port(sa));
     return buf;
+}
+
+int
+util_high_fd(int fd)
+{
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, UTIL_HIGH_FD);
+
+    if (high < 0)
+        return fd;     /* a low limit: keep the number it has */
+    (void)close(fd);
+    return high;
 }

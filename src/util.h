@@ -28,4 +28,9 @@ const char *util_ip_str(const struct sockaddr *sa, char *buf, size_t len);
 /* Port of an inet sockaddr in host order, 0 for others. */
 unsigned util_addr_port(const struct sockaddr *sa);
 
+/* Move fd (tlsshim's own: a log, the report) to a number programs rarely
+ * pick (shells use 3-9, 10 and up, 255), keeping close-on-exec; returns
+ * the fd to use. */
+int util_high_fd(int fd);
+
 #endif

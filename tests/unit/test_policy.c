@@ -144,7 +144,8 @@ static const struct parse_row parse_rows[] = {
     { R "action = maybe\n", 0, 3, "bad value \"maybe\" for action" },
     { R "action = tls deny\n", 0, 3, "bad value \"tls deny\" for action" },
     { R "action = enforce\n", 0, 3, "action enforce is not supported yet" },
-    { R "action = audit\n", 0, 3, "action audit is not supported yet" },
+    { R "action = audit\n", 1, 0, NULL },
+    { "[r]\nlisten = :80\naction = audit\n", 1, 0, NULL },
 
     /* verify_mode */
     { R "verify_mode = none\n", 1, 0, NULL },
@@ -350,10 +351,8 @@ static const struct parse_row parse_rows[] = {
     /* [global] */
     { "[global]\ndefault_action = deny\n", 1, 0, NULL },
     { "[global]\ndefault_listen_action = plain\n", 1, 0, NULL },
-    { "[global]\ndefault_action = audit\n", 0, 2,
-      "action audit is not supported yet" },
-    { "[global]\ndefault_listen_action = audit\n", 0, 2,
-      "action audit is not supported yet" },
+    { "[global]\ndefault_action = audit\n", 1, 0, NULL },
+    { "[global]\ndefault_listen_action = audit\n", 1, 0, NULL },
     { "[global]\ndefault_action = tls\n", 0, 2,
       "bad value \"tls\" for default_action (want plain, deny or audit)" },
     { "[global]\ndefault_listen_action = auto\n", 0, 2, "want plain, deny" },
