@@ -121,8 +121,8 @@ same_ip(const struct sockaddr *a, const struct sockaddr *b)
 
 /* The rule's own resolution of a name (SPEC section 3), as the shim does
  * it when nothing the program looked up matched. */
-static int
-resolve_name(void *arg, const char *host, const struct sockaddr *addr)
+int
+cli_resolve_name(void *arg, const char *host, const struct sockaddr *addr)
 {
     struct addrinfo hints, *res = NULL, *ai;
     int found = 0;
@@ -138,26 +138,20 @@ resolve_name(void *arg, const char *host, const struct sockaddr *addr)
     return found;
 }
 
-/*
- * Split HOST:PORT ("[v6]:PORT" for IPv6) and turn HOST into an address:
- * a literal as it is, a name through getaddrinfo() (the first answer, as
- * most programs take it).  *is_name tells which.  Prints why on failure.
- */
-static int
-parse_destination(const char *arg, struct sockaddr_storage *ss,
-                  char *host, size_t hostlen, int *is_name)
+int
+cli_split_destination(const char *arg, char *host, size_t hostlen,
+                      unsigned *port, int *is_literal)
 {
-    struct addrinfo hints, *res = NULL;
-    const char *text = arg, *colon, *hend;
-    int bracketed = arg[0] == '[', rc;
-    long port;
+    struct in6_addr a6;
+    struct in_addr a4;
+    const char *colon, *hend, *h = arg;
+    int bracketed = arg[0] == '[';
+    long n;
 
-    memset(ss, 0, sizeof(*ss));
-    *is_name = 0;
     if (bracketed) {
         if ((hend = strchr(arg, ']')) == NULL || hend[1] != ':')
             goto bad;
-        arg++;
+        h = arg + 1;
         colon = hend + 1;
     } else {
         if ((colon = strrchr(arg, ':')) == NULL)
@@ -169,30 +163,49 @@ parse_destination(const char *arg, struct sockaddr_storage *ss,
             return -1;
         }
     }
-    if (hend == arg || (size_t)(hend - arg) >= hostlen)
+    if (hend == h || (size_t)(hend - h) >= hostlen)
         goto bad;
-    memcpy(host, arg, (size_t)(hend - arg));
-    host[hend - arg] = '\0';
-    if (util_parse_int(colon + 1, 1, 65535, &port) != 0)
+    memcpy(host, h, (size_t)(hend - h));
+    host[hend - h] = '\0';
+    if (util_parse_int(colon + 1, 1, 65535, &n) != 0)
         goto bad;
-
+    *port = (unsigned)n;
     if (bracketed) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-        if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+        if (inet_pton(AF_INET6, host, &a6) != 1)
             goto bad;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)port);
-        return 0;
+        *is_literal = 1;
+    } else {
+        *is_literal = inet_pton(AF_INET, host, &a4) == 1;
     }
-    if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) ==
-        1) {
-        ((struct sockaddr_in *)ss)->sin_family = AF_INET;
-        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-        return 0;
-    }
+    return 0;
+bad:
+    cli_error("'%s' is not HOST:PORT (IPv6 as [ADDRESS]:PORT, "
+              "PORT 1-65535)", arg);
+    return -1;
+}
+
+/*
+ * HOST:PORT as an address: a literal as it is, a name through
+ * getaddrinfo() (the first answer, as most programs take it).  *is_name
+ * tells which.  Prints why on failure.
+ */
+static int
+parse_destination(const char *arg, struct sockaddr_storage *ss,
+                  char *host, size_t hostlen, int *is_name)
+{
+    struct addrinfo hints, *res = NULL;
+    unsigned port;
+    int literal, rc;
+
+    memset(ss, 0, sizeof(*ss));
+    *is_name = 0;
+    if (cli_split_destination(arg, host, hostlen, &port, &literal) != 0)
+        return -1;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
+    if (literal)
+        hints.ai_flags = AI_NUMERICHOST;
     if ((rc = getaddrinfo(host, NULL, &hints, &res)) != 0) {
         cli_error("cannot resolve %s: %s", host, gai_strerror(rc));
         return -1;
@@ -203,12 +216,8 @@ parse_destination(const char *arg, struct sockaddr_storage *ss,
     else
         ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
     freeaddrinfo(res);
-    *is_name = 1;
+    *is_name = !literal;
     return 0;
-bad:
-    cli_error("'%s' is not HOST:PORT (IPv6 as [ADDRESS]:PORT, "
-              "PORT 1-65535)", text);
-    return -1;
 }
 
 int
@@ -234,8 +243,8 @@ cli_explain(const struct cli_options *o)
         r = policy_match_listen(p, sa);
     } else {
         printf("connect %s", where);
-        r = policy_match_connect(p, sa, is_name ? host : NULL, resolve_name,
-                                 NULL, &matched);
+        r = policy_match_connect(p, sa, is_name ? host : NULL,
+                                 cli_resolve_name, NULL, &matched);
     }
     if (is_name)
         printf(" (%s)", host);

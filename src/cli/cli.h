@@ -3,12 +3,16 @@
  * parses the command line into a cli_options and dispatches; run.c finds
  * the policy and the preloaded libraries, builds the environment and runs
  * COMMAND (or prints the environment for --env); check.c implements --check
- * and --explain.  Every message goes to stderr prefixed "tlsshim: ".
+ * and --explain; fingerprint.c --fingerprint; stats.c --stats, with the
+ * JSON parser of json.c.  Every message goes to stderr prefixed
+ * "tlsshim: ".
  */
 #ifndef TLSSHIM_CLI_H
 #define TLSSHIM_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h>
 
 #include "policy.h"
 #include "util.h"
@@ -24,6 +28,8 @@ enum cli_mode {
     CLI_CHECK,
     CLI_EXPLAIN,
     CLI_ENV,
+    CLI_FINGERPRINT,
+    CLI_STATS,
     CLI_VERSION,
     CLI_HELP,
 };
@@ -54,6 +60,12 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "tlsshim: warning: " + message on stderr. */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Write s[0..len) for a terminal: control characters (C0, DEL and the C1
+ * range U+0080-U+009F) as \xNN or \u00NN escapes, so that text from a
+ * peer or a report cannot drive the terminal.  Other UTF-8 passes
+ * through; bytes that are not UTF-8 are escaped too. */
+void cli_print_safe(FILE *out, const char *s, size_t len);
+
 /* Load the policy the shim would use (SPEC section 2: -f, TLSSHIM_CONF,
  * the system file, the embedded default).  Prints the error and returns
  * NULL when it does not load. */
@@ -71,10 +83,22 @@ int cli_env_build(const struct cli_options *o, const struct policy *p,
                   struct cli_env *env) TLSSHIM_WARN_UNUSED;
 void cli_env_free(struct cli_env *env);
 
+/* Split HOST:PORT ("[v6]:PORT" for IPv6) into host and port; *is_literal
+ * is 1 for an IP address, 0 for a name.  Prints why on failure. */
+int cli_split_destination(const char *arg, char *host, size_t hostlen,
+                          unsigned *port, int *is_literal)
+    TLSSHIM_WARN_UNUSED;
+/* policy_resolve_fn: whether host resolves to addr, as the shim's own
+ * resolution of a rule's name (SPEC section 3). */
+int cli_resolve_name(void *arg, const char *host,
+                     const struct sockaddr *addr);
+
 /* The modes; each returns the exit status. */
 int cli_run(const struct cli_options *o);
 int cli_print_env(const struct cli_options *o);
 int cli_check(const struct cli_options *o);
 int cli_explain(const struct cli_options *o);
+int cli_fingerprint(const struct cli_options *o);
+int cli_stats(const struct cli_options *o);
 
 #endif

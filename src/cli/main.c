@@ -3,7 +3,7 @@
  * the first argument that is not one of them, or at "--", so that nothing
  * meant for COMMAND is ever read as ours; options are parsed by hand
  * because getopt_long() would also accept abbreviations and permute.  The
- * modes themselves live in run.c and check.c.
+ * modes themselves live in run.c, check.c, fingerprint.c and stats.c.
  */
 #include "config.h"
 
@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 
 #include "cli.h"
+#include "json.h"
 
 /* Options a mode accepts, for refusing the ones it would ignore. */
 #define OPT_F      0x01u
@@ -33,14 +34,15 @@ static const struct {
     {"--check", CLI_CHECK, OPT_F | OPT_R},
     {"--explain", CLI_EXPLAIN, OPT_F | OPT_LISTEN},
     {"--env", CLI_ENV, OPT_F | OPT_D | OPT_O | OPT_R},
+    {"--fingerprint", CLI_FINGERPRINT, OPT_F},
+    {"--stats", CLI_STATS, 0},
     {"--version", CLI_VERSION, 0},
     {"--help", CLI_HELP, 0},
 };
 
 /* Features of SPEC section 1 that later releases add. */
 static const char *const later_flags[] = {
-    "--fingerprint", "--learn", "--probe", "--stats", "--unit-dropin",
-    "--write",
+    "--learn", "--probe", "--unit-dropin", "--write",
 };
 
 static const char usage_text[] =
@@ -50,6 +52,8 @@ static const char usage_text[] =
     "       tlsshim --check [-f POLICY] [-r REPORT]\n"
     "       tlsshim --explain [-f POLICY] [--listen] HOST:PORT\n"
     "       tlsshim --env [-f POLICY] [-d LEVEL] [-o LOG] [-r REPORT]\n"
+    "       tlsshim --fingerprint [-f POLICY] HOST:PORT [ALGO]\n"
+    "       tlsshim --stats REPORT\n"
     "       tlsshim --version | --help\n"
     "\n"
     "  -f POLICY          policy file (else $TLSSHIM_CONF, the system file,"
@@ -63,9 +67,13 @@ static const char usage_text[] =
     "  --explain          show the rule and settings for HOST:PORT\n"
     "  --listen           with --explain: match listen rules\n"
     "  --env              print export lines for eval in a shell\n"
+    "  --fingerprint      connect to HOST:PORT, show its certificate,\n"
+    "                     whether the policy accepts it, and its fingerprint\n"
+    "                     (ALGO sha256, or sha1, sha224, sha384, sha512)\n"
+    "  --stats            summarise a JSON-lines connection report\n"
     "  --version          print the versions of tlsshim and OpenSSL\n"
     "  --help             print this help\n"
-    "  --fingerprint, --learn, --stats, --unit-dropin: not built yet\n";
+    "  --learn, --unit-dropin: not built yet\n";
 
 void
 cli_error(const char *fmt, ...)
@@ -89,6 +97,34 @@ cli_warn(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+void
+cli_print_safe(FILE *out, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *end = p + len;
+
+    while (p < end) {
+        size_t n = 1;
+
+        if (*p < 0x20 || *p == 0x7f) {
+            fprintf(out, "\\x%02x", *p);
+        } else if (*p < 0x80) {
+            fputc(*p, out);
+        } else if (*p == 0xc2 && end - p >= 2 && p[1] >= 0x80 &&
+                   p[1] <= 0x9f) {
+            /* C1 controls: some terminals take 0x9b as CSI */
+            fprintf(out, "\\u%04x", p[1]);
+            n = 2;
+        } else if ((n = json_utf8_length(p, end)) > 0) {
+            fwrite(p, 1, n, out);
+        } else {
+            fprintf(out, "\\x%02x", *p);
+            n = 1;
+        }
+        p += n;
+    }
 }
 
 /* A usage error: the message and a one-line hint. */
@@ -230,6 +266,15 @@ check_mode_options(const struct cli_options *o, unsigned given,
         if (o->nargs != 1)
             return usage_error("--explain takes one HOST:PORT");
         break;
+    case CLI_FINGERPRINT:
+        if (o->nargs < 1 || o->nargs > 2)
+            return usage_error("--fingerprint takes HOST:PORT and an "
+                               "optional ALGO");
+        break;
+    case CLI_STATS:
+        if (o->nargs != 1)
+            return usage_error("--stats takes one REPORT file");
+        break;
     case CLI_CHECK:
     case CLI_ENV:
         if (o->nargs != 0)
@@ -319,6 +364,12 @@ main(int argc, char **argv)
         break;
     case CLI_ENV:
         status = cli_print_env(&o);
+        break;
+    case CLI_FINGERPRINT:
+        status = cli_fingerprint(&o);
+        break;
+    case CLI_STATS:
+        status = cli_stats(&o);
         break;
     case CLI_VERSION:
         status = print_version();

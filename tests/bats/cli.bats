@@ -407,7 +407,7 @@ EOF
 }
 
 @test "features of later releases say they are not built yet" {
-    for opt in --fingerprint --learn --stats --unit-dropin; do
+    for opt in --learn --unit-dropin; do
         run "$TLSSHIM" "$opt" x
         assert_equal "$status" 2
         assert_output "tlsshim: $opt is not built yet"
