@@ -552,3 +552,13 @@ print(repr(s.recv(100)))
     run "$TLSSHIM" --explain --listen -f "$T/policy.conf" "127.0.0.2:$PORT"
     assert_output --partial "no rule matches: default_listen_action = plain"
 }
+
+@test "mTLS: a client certificate made for servers only is refused (purpose clientAuth)" {
+    spolicy "verify_mode = require" "ca_file = $PKI/ca.pem"
+    serve --mode upper
+    # good.pem has extendedKeyUsage serverAuth only
+    run client --cert "$PKI/good.chain.pem" --key "$PKI/good.key" --send "x"
+    assert_failure
+    run grep -c "rule=srv: certificate verify failed: unsuitable certificate purpose (depth 0, /O=tlsshim tests/CN=localhost)" "$T/shim.log"
+    assert_output 1
+}
