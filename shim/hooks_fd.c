@@ -2,7 +2,9 @@
  * Descriptor calls: dup and friends share a connection (a reference per
  * fd); close() of the last reference sends close_notify.  close_range()
  * and closefrom() close many fds without passing through close(), so they
- * detach the tracked ones first.
+ * detach the tracked ones first.  A dup of an epoll fd is the same set
+ * (hooks_poll.c).  In a vfork() child, whose memory is its parent's,
+ * closes leave our state alone and copies of a TLS socket are refused.
  */
 #include "config.h"
 
@@ -17,6 +19,10 @@
 #include "relay.h"
 #include "shim.h"
 
+#ifndef CLOSE_RANGE_CLOEXEC   /* glibc < 2.34 headers */
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
 HOOK int
 close(int fd)
 {
@@ -28,10 +34,28 @@ close(int fd)
         shim_epoll_forget_fd(fd);
         return real.close(fd);
     }
-    shim_epoll_forget_fd(fd);
-    conn_close_fd(c, fd);
+    /* a vfork child closes its own copy; the parent's connection stays */
+    if (!shim_in_vfork_child()) {
+        shim_epoll_forget_fd(fd);
+        conn_close_fd(c, fd);
+    }
     conn_put(c);
     return real.close(fd);
+}
+
+/*
+ * In a vfork() child no relay can be made (see relay_escape_inherited),
+ * so a copy of a TLS socket, which the image the child execs could write
+ * plaintext into, is refused.  Releases c.
+ */
+static int
+refuse_in_vfork(struct conn *c, int fd)
+{
+    conn_put(c);
+    log_error("fd %d: copy of a TLS connection in a vfork() child refused: "
+              "no relay can be made there", fd);
+    errno = EACCES;
+    return -1;
 }
 
 /*
@@ -87,16 +111,25 @@ attach(struct conn *c, int newfd, int srcfd)
     return newfd;
 }
 
+/* dup2/dup3 close newfd silently: what was known about it goes. */
 static void
 drop_target(int newfd)
 {
     struct conn *old = conn_get(newfd);
 
+    shim_epoll_forget_fd(newfd);
     if (old != NULL) {
-        shim_epoll_forget_fd(newfd);
         conn_close_fd(old, newfd);
         conn_put(old);
     }
+}
+
+/* A vfork child replacing newfd must not touch what we know about it (it
+ * is the parent's); asks getpid() only when there is something to touch. */
+static int
+vfork_replacing_tracked(int newfd)
+{
+    return fdtable_peek(newfd) != NULL && shim_in_vfork_child();
 }
 
 HOOK int
@@ -106,9 +139,16 @@ dup(int fd)
     int nfd;
 
     real_init();
+    if ((c = conn_get(fd)) != NULL && shim_in_vfork_child())
+        return refuse_in_vfork(c, fd);
     nfd = real.dup(fd);
-    if (nfd < 0 || (c = conn_get(fd)) == NULL)
+    if (nfd >= 0 && c == NULL)
+        shim_epoll_dup_fd(fd, nfd);
+    if (nfd < 0 || c == NULL) {
+        if (c != NULL)
+            conn_put(c);
         return nfd;
+    }
     nfd = attach(c, nfd, fd);
     conn_put(c);
     return nfd;
@@ -124,6 +164,10 @@ dup2(int fd, int newfd)
     if (fd == newfd)
         return real.dup2(fd, newfd);
     c = conn_get(fd);
+    if (c != NULL && shim_in_vfork_child())
+        return refuse_in_vfork(c, fd);
+    if (vfork_replacing_tracked(newfd))
+        return real.dup2(fd, newfd);
     if (c != NULL) {
         int esc = escape_std(c, newfd);
         if (esc != 0) {
@@ -134,6 +178,8 @@ dup2(int fd, int newfd)
     /* dup2 closes newfd silently: the connection on it ends here. */
     drop_target(newfd);
     rv = real.dup2(fd, newfd);
+    if (rv >= 0 && c == NULL)
+        shim_epoll_dup_fd(fd, newfd);
     if (rv >= 0 && c != NULL)
         rv = attach(c, rv, fd);
     if (c != NULL)
@@ -151,6 +197,10 @@ dup3(int fd, int newfd, int flags)
     if (fd == newfd)
         return real.dup3(fd, newfd, flags);
     c = conn_get(fd);
+    if (c != NULL && shim_in_vfork_child())
+        return refuse_in_vfork(c, fd);
+    if (vfork_replacing_tracked(newfd))
+        return real.dup3(fd, newfd, flags);
     if (c != NULL) {
         int esc = escape_std(c, newfd);
         if (esc != 0) {
@@ -160,6 +210,8 @@ dup3(int fd, int newfd, int flags)
     }
     drop_target(newfd);
     rv = real.dup3(fd, newfd, flags);
+    if (rv >= 0 && c == NULL)
+        shim_epoll_dup_fd(fd, newfd);
     if (rv >= 0 && c != NULL)
         rv = attach(c, rv, fd);
     if (c != NULL)
@@ -182,6 +234,18 @@ close_in_range(int fd, struct conn *c, void *arg)
     }
 }
 
+/* Before fds first..last are closed behind close()'s back. */
+static void
+detach_range(unsigned first, unsigned last)
+{
+    struct range r = {first, last};
+
+    if (first > last || shim_in_vfork_child())
+        return;
+    fdtable_foreach(close_in_range, &r);
+    shim_epoll_forget_range(first, last);
+}
+
 HOOK int
 close_range(unsigned first, unsigned last, int flags)
 {
@@ -190,21 +254,18 @@ close_range(unsigned first, unsigned last, int flags)
         errno = ENOSYS;
         return -1;
     }
-    /* CLOSE_RANGE_CLOEXEC only marks fds; exec handles those. */
-    if (!(flags & 4 /* CLOSE_RANGE_CLOEXEC */)) {
-        struct range r = {first, last};
-        fdtable_foreach(close_in_range, &r);
-    }
+    /* CLOSE_RANGE_CLOEXEC only marks fds: at exec such a connection is
+     * closed, not handed to a relay (relay_escape_inherited skips it). */
+    if (!(flags & CLOSE_RANGE_CLOEXEC))
+        detach_range(first, last);
     return real.close_range(first, last, flags);
 }
 
 HOOK void
 closefrom(int lowfd)
 {
-    struct range r = {(unsigned)(lowfd < 0 ? 0 : lowfd), ~0u};
-
     real_init();
-    fdtable_foreach(close_in_range, &r);
+    detach_range((unsigned)(lowfd < 0 ? 0 : lowfd), ~0u);
     if (real.closefrom != NULL)
         real.closefrom(lowfd);
 }

@@ -27,6 +27,7 @@
 
 #include "conn.h"
 #include "fdtable.h"
+#include "log.h"
 #include "shim.h"
 
 #define GATHER_MAX 65536   /* iovecs up to this size are sent as one write */
@@ -643,6 +644,14 @@ tracked_fcntl(struct conn *c, int (*fn)(int, int, ...), int fd, int cmd,
         break;
     case F_DUPFD:
     case F_DUPFD_CLOEXEC:
+        if (shim_in_vfork_child()) {
+            /* no relay can be made there (see hooks_fd.c) */
+            log_error("fd %d: copy of a TLS connection in a vfork() child "
+                      "refused: no relay can be made there", fd);
+            errno = EACCES;
+            rv = -1;
+            break;
+        }
         rv = fn(fd, cmd, (int)(intptr_t)arg);
         if (rv >= 0 && rv <= 2) {
             /* standard streams bypass the hooks (see hooks_fd.c) */
@@ -668,8 +677,12 @@ any_fcntl(int (*fn)(int, int, ...), int fd, int cmd, void *arg)
 {
     struct conn *c = conn_get(fd);
 
-    if (c == NULL)
-        return fn(fd, cmd, arg);
+    if (c == NULL) {
+        int rv = fn(fd, cmd, arg);
+        if (rv >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+            shim_epoll_dup_fd(fd, rv);   /* an epoll fd: the same set */
+        return rv;
+    }
     return tracked_fcntl(c, fn, fd, cmd, arg);
 }
 

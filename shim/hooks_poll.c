@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/select.h>
 
 #include "conn.h"
@@ -28,6 +29,12 @@
 #include "shim.h"
 
 #define STACK_FDS 64
+
+/* From the epoll section: registrations of tracked fds in use, and the
+ * note that poll and select watch an epoll fd. */
+static atomic_uint ep_live;
+static void note_polled(const struct pollfd *fds, nfds_t n);
+static void note_watched(int fd);
 
 static int
 has_tracked(const struct pollfd *fds, nfds_t n)
@@ -181,6 +188,7 @@ poll(struct pollfd *fds, nfds_t n, int timeout)
 {
     if (real.poll == NULL)
         real_init();
+    note_polled(fds, n);
     if (!has_tracked(fds, n))
         return real.poll(fds, n, timeout);
     return poll_tracked(fds, n, deadline_of_ms(timeout), NULL);
@@ -200,6 +208,7 @@ ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 {
     if (real.ppoll == NULL)
         real_init();
+    note_polled(fds, n);
     if (!has_tracked(fds, n))
         return real.ppoll(fds, n, ts, mask);
     return poll_tracked(fds, n, deadline_of_ts(ts), mask);
@@ -258,11 +267,14 @@ select_tracked(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
     *handled = 0;
     if (nfds <= 0)
         return -1;   /* the kernel's EINVAL, or a plain sleep */
+    int sets = atomic_load_explicit(&ep_live, memory_order_relaxed) != 0;
     for (int fd = 0; fd < nfds; fd++) {
         if (set_has(rd, fd) || set_has(wr, fd) || set_has(ex, fd)) {
             n++;
             if (fdtable_peek(fd) != NULL)
                 tracked = 1;
+            else if (sets)
+                note_watched(fd);
         }
     }
     if (!tracked)
@@ -398,6 +410,24 @@ pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
  * woken by "kicking" the kernel registration: a MOD to EPOLLIN|EPOLLOUT,
  * which the kernel reports at once on a writable socket.
  *
+ * A set can itself be watched: put in another epoll set (libuv's backend
+ * fd embedded in another loop), or given to poll or select.  The kernel
+ * then reports it readable only for kernel events, not for what waits in
+ * the dirty list (plaintext OpenSSL holds while the socket is empty).  So
+ * a watched set gets a "wake" eventfd in its kernel set, under its own
+ * tag: it is signalled while the dirty list is not empty and drained
+ * when epoll_wait looks at the list.  Sets nobody watches have none.
+ * Watched is known from our own hooks: epoll fds made by epoll_create*
+ * and ADDed to another set, or found in a poll or select call.  The
+ * timers of handshake deadlines do not signal it: a nested set reports a
+ * handshake timeout at the next event or wait on it.
+ *
+ * An epoll fd and its dup()s are one set (aliases); a registration made
+ * through one fd is reported through any other.  An epoll fd that tlsshim
+ * did not see made (inherited across exec) is not known as one, so dup()
+ * of it makes a separate set: registrations of TLS sockets and waits must
+ * then go through the same fd number.
+ *
  * Locking: ep_lock guards the pools, the fd chains, the set table and a
  * registration's place (set, fd); set->lock guards the registration state
  * and the set's lists.  Order: ep_lock, then a set's lock.  Neither is
@@ -501,11 +531,18 @@ struct epreg {
     uint64_t reported_call;      /* the epoll_wait call that reported it */
 };
 
+#define EP_ALIASES 8             /* fds of one epoll set (dup) */
+
 struct epset {
     pthread_mutex_t lock;
     struct epset *all_next;      /* every set made, for fork; ep_lock */
     struct epset *free_next;     /* ep_lock */
-    int epfd;
+    int epfd;                    /* one of epfds; ep_lock and lock */
+    int epfds[EP_ALIASES];       /* ep_lock; nepfds 0: a free set */
+    int nepfds;
+    /* the wake eventfd (-1: none); written under ep_lock and lock */
+    atomic_int wake_fd;
+    int wake_pending;            /* signalled, not yet drained; lock */
     atomic_uint nregs;           /* written under both locks */
     struct eplist regs;          /* written under both locks */
     /* guarded by lock */
@@ -515,15 +552,24 @@ struct epset {
     atomic_int waiters;          /* threads inside the kernel's wait */
 };
 
+/* What tlsshim knows about an fd number (ep_kinds). */
+#define EPK_EPOLL 1u     /* an epoll fd made by epoll_create* (or a dup) */
+#define EPK_NESTED 2u    /* watched by another epoll set, poll or select */
+#define EPK_WAKE 4u      /* a set's wake eventfd */
+
+/* kernel event data of the wake eventfds: our magic, registration 0 */
+#define EP_WAKE_TAG (EP_TAG_MAGIC << EP_TAG_SHIFT)
+
 static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t ep_fork_once = PTHREAD_ONCE_INIT;
 static struct sparse ep_sets;    /* epfd -> struct epset * */
+static struct sparse ep_kinds;   /* fd -> EPK_* bits */
+static atomic_int ep_any;        /* anything was ever recorded in them */
 static struct sparse ep_chains;  /* fd -> id of its first registration */
 static _Atomic(struct epreg *) ep_reg_pages[EP_NPAGES];
 static atomic_uint ep_reg_count; /* slots ever made */
 static uint32_t ep_reg_free;     /* ep_lock */
 static struct epset *ep_set_all, *ep_set_free;  /* ep_lock */
-static atomic_uint ep_live;      /* registrations in use */
 static atomic_ullong ep_calls;
 
 static struct epreg *
@@ -587,6 +633,34 @@ list_remove(struct eplist *l, uint32_t id, size_t off)
 #define IN_DIRTY offsetof(struct epreg, in_dirty)
 #define IN_TIMERS offsetof(struct epreg, in_timers)
 
+/* Make a watched set readable to whoever watches it.  Set lock held. */
+static void
+wake_signal(struct epset *s)
+{
+    int wfd = atomic_load(&s->wake_fd);
+    uint64_t one = 1;
+
+    if (wfd < 0 || s->wake_pending)
+        return;
+    if (real.write(wfd, &one, sizeof(one)) == (ssize_t)sizeof(one) ||
+        errno == EAGAIN)
+        s->wake_pending = 1;
+}
+
+/* epoll_wait is looking at the dirty list: no need to be readable for it
+ * any more.  Set lock held. */
+static void
+wake_drain(struct epset *s)
+{
+    int wfd = atomic_load(&s->wake_fd);
+    uint64_t count;
+
+    if (wfd < 0 || !s->wake_pending)
+        return;
+    (void)real.read(wfd, &count, sizeof(count));
+    s->wake_pending = 0;
+}
+
 /* Queue r for a TLS-level check at the next epoll_wait.  Set lock held. */
 static void
 dirty_push(struct epset *s, uint32_t id, int front)
@@ -597,6 +671,7 @@ dirty_push(struct epset *s, uint32_t id, int front)
         return;
     r->dirty = 1;
     list_push(&s->dirty, id, IN_DIRTY, front);
+    wake_signal(s);
 }
 
 static void
@@ -714,6 +789,83 @@ set_of(int epfd)
     return (struct epset *)sparse_get(&ep_sets, epfd);
 }
 
+static void forget_locked(int fd);
+
+/* Set or clear kind bits of fd.  ep_lock held. */
+static void
+kind_change(int fd, uintptr_t set, uintptr_t clear)
+{
+    uintptr_t was = sparse_get(&ep_kinds, fd), now = (was & ~clear) | set;
+
+    if (now != was && sparse_set(&ep_kinds, fd, now) == 0 && now != 0)
+        atomic_store(&ep_any, 1);
+}
+
+/*
+ * Give s its wake eventfd (see "A set can itself be watched" above), so
+ * that what waits in its dirty list makes it readable in the kernel.
+ * ep_lock held.
+ */
+static void
+set_watch(struct epset *s)
+{
+    struct epoll_event kev;
+    int wfd;
+
+    if (atomic_load(&s->wake_fd) >= 0 ||
+        (wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+        return;
+    memset(&kev, 0, sizeof(kev));
+    kev.events = EPOLLIN;
+    kev.data.u64 = EP_WAKE_TAG;
+    forget_locked(wfd);   /* what an old fd of that number left */
+    pthread_mutex_lock(&s->lock);
+    if (real.epoll_ctl(s->epfd, EPOLL_CTL_ADD, wfd, &kev) < 0) {
+        pthread_mutex_unlock(&s->lock);
+        real.close(wfd);
+        return;
+    }
+    kind_change(wfd, EPK_WAKE, 0);
+    atomic_store(&s->wake_fd, wfd);
+    s->wake_pending = 0;
+    if (s->dirty.n > 0)
+        wake_signal(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* fd, an epoll fd, is watched by another set, poll or select.  Costs two
+ * lookups unless it is one we did not know to be watched. */
+static void
+note_watched(int fd)
+{
+    struct epset *s = set_of(fd);
+    uintptr_t kind = sparse_get(&ep_kinds, fd);
+
+    if (!(kind & EPK_EPOLL) && s == NULL)
+        return;
+    if ((kind & EPK_NESTED) &&
+        (s == NULL || atomic_load_explicit(&s->wake_fd,
+                                           memory_order_relaxed) >= 0))
+        return;
+    pthread_mutex_lock(&ep_lock);
+    kind_change(fd, EPK_NESTED, 0);
+    if ((s = set_of(fd)) != NULL)
+        set_watch(s);
+    pthread_mutex_unlock(&ep_lock);
+}
+
+/* poll: epoll fds among fds are watched.  Only a set holding tracked
+ * registrations needs to know, so this costs nothing until there is one. */
+static void
+note_polled(const struct pollfd *fds, nfds_t n)
+{
+    if (atomic_load_explicit(&ep_live, memory_order_relaxed) == 0)
+        return;
+    for (nfds_t i = 0; i < n; i++)
+        if (fds[i].fd >= 0)
+            note_watched(fds[i].fd);
+}
+
 /* The set of epfd, made if needed.  ep_lock held. */
 static struct epset *
 set_make(int epfd)
@@ -734,6 +886,10 @@ set_make(int epfd)
     }
     pthread_mutex_lock(&s->lock);
     s->epfd = epfd;
+    s->epfds[0] = epfd;
+    s->nepfds = 1;
+    atomic_store(&s->wake_fd, -1);
+    s->wake_pending = 0;
     memset(&s->regs, 0, sizeof(s->regs));
     memset(&s->dirty, 0, sizeof(s->dirty));
     memset(&s->timers, 0, sizeof(s->timers));
@@ -741,11 +897,15 @@ set_make(int epfd)
     atomic_store(&s->nregs, 0);
     atomic_store(&s->waiters, 0);
     pthread_mutex_unlock(&s->lock);
+    atomic_store(&ep_any, 1);
     if (sparse_set(&ep_sets, epfd, (uintptr_t)s) < 0) {
+        s->nepfds = 0;
         s->free_next = ep_set_free;
         ep_set_free = s;
         return NULL;
     }
+    if (sparse_get(&ep_kinds, epfd) & EPK_NESTED)
+        set_watch(s);
     return s;
 }
 
@@ -811,6 +971,9 @@ reg_release(struct epset *s, uint32_t id)
     uint32_t *prev, head = (uint32_t)sparse_get(&ep_chains, r->fd);
 
     dirty_drop(s, id);
+    if (s->dirty.n == 0)
+        wake_drain(s);   /* with no registrations the program's own waits
+                          * go to the kernel: never show them our tag */
     timer_set(s, id, -1);
     list_remove(&s->regs, id, IN_SET);
     if (head == id) {
@@ -988,6 +1151,8 @@ epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     if (real.epoll_ctl == NULL)
         real_init();
     c = conn_get(fd);
+    if (c == NULL && op == EPOLL_CTL_ADD)
+        note_watched(fd);   /* an epoll set nested in this one? */
     if (c == NULL && (atomic_load_explicit(&ep_live, memory_order_relaxed) ==
                           0 ||
                       sparse_get(&ep_chains, fd) == 0))
@@ -1259,6 +1424,10 @@ take_kernel(struct epset *s, struct epoll_event *out, int base, int n,
     for (int j = base; j < base + n; j++) {
         uint64_t d = out[j].data.u64;
         uint32_t id = (uint32_t)d;
+        if (d == EP_WAKE_TAG) {
+            wake_drain(s);   /* we are looking at the dirty list */
+            continue;
+        }
         if ((d >> EP_TAG_SHIFT) == EP_TAG_MAGIC && id != 0 && id <= count) {
             struct epreg *r = reg_of(id);
             if (atomic_load(&r->tag) == d && atomic_load(&r->set) == s) {
@@ -1290,12 +1459,17 @@ kernel_wait(int epfd, struct epoll_event *ev, int max, int64_t wake,
 }
 
 static int
-epoll_tracked(struct epset *s, int epfd, struct epoll_event *out, int max,
-              int64_t deadline, const sigset_t *mask)
+epoll_tracked_wait(struct epset *s, int epfd, struct epoll_event *out,
+                   int max, int64_t deadline, const sigset_t *mask)
 {
     uint64_t call = atomic_fetch_add(&ep_calls, 1) + 1;
     int nout = 0;
 
+    if (atomic_load_explicit(&s->wake_fd, memory_order_relaxed) >= 0) {
+        pthread_mutex_lock(&s->lock);
+        wake_drain(s);   /* the dirty list is looked at next */
+        pthread_mutex_unlock(&s->lock);
+    }
     for (;;) {
         nout = scan_dirty(s, out, nout, max, call);
         if (nout >= max)
@@ -1325,9 +1499,34 @@ epoll_tracked(struct epset *s, int epfd, struct epoll_event *out, int max,
         nout = take_kernel(s, out, nout, k, max, call);
         if (nout > 0 || (deadline >= 0 && util_now_ms() >= deadline))
             return nout;
-        /* only TLS records without data, a kick, or a handshake step:
-         * wait again */
+        /* only TLS records without data, a kick, a wake, or a handshake
+         * step: wait again */
     }
+}
+
+/* A watched set stays readable while registrations wait in its dirty
+ * list (level-triggered ones just reported, what did not fit in max). */
+static void
+wake_settle(struct epset *s)
+{
+    if (atomic_load_explicit(&s->wake_fd, memory_order_relaxed) < 0)
+        return;
+    pthread_mutex_lock(&s->lock);
+    if (s->dirty.n > 0)
+        wake_signal(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int
+epoll_tracked(struct epset *s, int epfd, struct epoll_event *out, int max,
+              int64_t deadline, const sigset_t *mask)
+{
+    int nout = epoll_tracked_wait(s, epfd, out, max, deadline, mask);
+    int e = errno;
+
+    wake_settle(s);
+    errno = e;
+    return nout;
 }
 
 /* The set of epfd if it holds tracked registrations (lock-free). */
@@ -1382,15 +1581,63 @@ shim_epoll_note_io(int fd, struct conn *c, unsigned eagain)
     pthread_mutex_unlock(&ep_lock);
 }
 
-void
-shim_epoll_forget_fd(int fd)
+/* fd no longer names s: drop the alias, and the set with its last one.
+ * ep_lock held. */
+static void
+set_drop_alias(struct epset *s, int fd)
+{
+    int i;
+
+    (void)sparse_set(&ep_sets, fd, 0);
+    for (i = 0; i < s->nepfds && s->epfds[i] != fd; i++)
+        ;
+    if (i == s->nepfds)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->epfds[i] = s->epfds[--s->nepfds];
+    if (s->nepfds > 0) {
+        s->epfd = s->epfds[0];
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    while (s->regs.head != 0)
+        reg_release(s, s->regs.head);
+    int wfd = atomic_exchange(&s->wake_fd, -1);
+    if (wfd >= 0) {
+        kind_change(wfd, 0, EPK_WAKE);
+        real.close(wfd);
+    }
+    s->wake_pending = 0;
+    pthread_mutex_unlock(&s->lock);
+    s->free_next = ep_set_free;
+    ep_set_free = s;
+}
+
+/* fd, a wake eventfd, is being closed by the program (closefrom, say):
+ * its set loses it without closing it.  ep_lock held. */
+static void
+wake_lost(int fd)
+{
+    kind_change(fd, 0, EPK_WAKE);
+    for (struct epset *s = ep_set_all; s != NULL; s = s->all_next) {
+        if (s->nepfds > 0 && atomic_load(&s->wake_fd) == fd) {
+            pthread_mutex_lock(&s->lock);
+            atomic_store(&s->wake_fd, -1);
+            s->wake_pending = 0;
+            pthread_mutex_unlock(&s->lock);
+        }
+    }
+}
+
+/* Everything known about fd, which is being closed or replaced.
+ * ep_lock held. */
+static void
+forget_locked(int fd)
 {
     struct epset *s;
     uint32_t id;
+    uintptr_t kind = sparse_get(&ep_kinds, fd);
 
-    if (sparse_get(&ep_chains, fd) == 0 && set_of(fd) == NULL)
-        return;
-    pthread_mutex_lock(&ep_lock);
     /* fd's registrations: the fd is still open, so the kernel's go too
      * (a dup of it would otherwise keep reporting under our tag) */
     while ((id = (uint32_t)sparse_get(&ep_chains, fd)) != 0) {
@@ -1401,21 +1648,129 @@ shim_epoll_forget_fd(int fd)
         reg_release(s, id);
         pthread_mutex_unlock(&s->lock);
     }
-    /* fd as an epoll set */
-    if ((s = set_of(fd)) != NULL) {
-        pthread_mutex_lock(&s->lock);
-        while (s->regs.head != 0)
-            reg_release(s, s->regs.head);
-        pthread_mutex_unlock(&s->lock);
-        (void)sparse_set(&ep_sets, fd, 0);
-        s->free_next = ep_set_free;
-        ep_set_free = s;
+    /* fd as an epoll set, or one of its aliases */
+    if ((s = set_of(fd)) != NULL)
+        set_drop_alias(s, fd);
+    if (kind & EPK_WAKE)
+        wake_lost(fd);
+    if (kind != 0)
+        kind_change(fd, 0, kind);
+}
+
+void
+shim_epoll_forget_fd(int fd)
+{
+    if (sparse_get(&ep_chains, fd) == 0 && set_of(fd) == NULL &&
+        sparse_get(&ep_kinds, fd) == 0)
+        return;
+    /* a vfork() child shares our memory, not our descriptors */
+    if (shim_in_vfork_child())
+        return;
+    pthread_mutex_lock(&ep_lock);
+    forget_locked(fd);
+    pthread_mutex_unlock(&ep_lock);
+}
+
+/* The fds from lo to hi are being closed (close_range, closefrom). */
+void
+shim_epoll_forget_range(unsigned lo, unsigned hi)
+{
+    unsigned last;
+
+    /* sets and registrations (ep_chains) are only made after ep_any */
+    if (!atomic_load_explicit(&ep_any, memory_order_relaxed) ||
+        shim_in_vfork_child())
+        return;
+    pthread_mutex_lock(&ep_lock);
+    last = EP_PAGE * EP_NPAGES - 1;
+    if (hi > last)
+        hi = last;
+    /* the sparse tables are walked page by page: only pages that exist */
+    for (unsigned p = lo >> EP_PAGE_BITS; lo <= hi && p <= hi >> EP_PAGE_BITS;
+         p++) {
+        if (atomic_load(&ep_sets.pages[p]) == NULL &&
+            atomic_load(&ep_chains.pages[p]) == NULL &&
+            atomic_load(&ep_kinds.pages[p]) == NULL)
+            continue;
+        unsigned from = p << EP_PAGE_BITS, to = from + EP_PAGE - 1;
+        if (from < lo)
+            from = lo;
+        if (to > hi)
+            to = hi;
+        for (unsigned fd = from; fd <= to; fd++)
+            if (sparse_get(&ep_chains, (int)fd) != 0 ||
+                set_of((int)fd) != NULL ||
+                sparse_get(&ep_kinds, (int)fd) != 0)
+                forget_locked((int)fd);
     }
     pthread_mutex_unlock(&ep_lock);
 }
 
-/* A new epoll fd: whatever we hold under its number described an old one
- * (closed by closefrom, replaced by dup2...). */
+/*
+ * newfd is a dup of oldfd (dup, dup2, dup3, F_DUPFD), which is not a TLS
+ * socket: if oldfd is an epoll set, newfd is the same set.  Whatever was
+ * known under newfd was dropped before (the dup hooks call
+ * shim_epoll_forget_fd on a target they replace).
+ */
+void
+shim_epoll_dup_fd(int oldfd, int newfd)
+{
+    uintptr_t kind = sparse_get(&ep_kinds, oldfd);
+    struct epset *s;
+
+    if (oldfd == newfd || (!(kind & EPK_EPOLL) && set_of(oldfd) == NULL))
+        return;
+    if (shim_in_vfork_child())
+        return;
+    pthread_mutex_lock(&ep_lock);
+    forget_locked(newfd);
+    kind = sparse_get(&ep_kinds, oldfd);
+    if ((s = set_make(oldfd)) != NULL && s->nepfds < EP_ALIASES &&
+        sparse_set(&ep_sets, newfd, (uintptr_t)s) == 0) {
+        pthread_mutex_lock(&s->lock);
+        s->epfds[s->nepfds++] = newfd;
+        pthread_mutex_unlock(&s->lock);
+        kind_change(newfd, kind & (EPK_EPOLL | EPK_NESTED), 0);
+    }
+    pthread_mutex_unlock(&ep_lock);
+}
+
+/*
+ * In a relay process, which closed every descriptor it inherited: what we
+ * knew about epoll fds describes numbers that are no longer ours, and
+ * must never lead to a close() or epoll_ctl() on them.  Forgotten without
+ * any system call (the memory is simply left).
+ */
+void
+shim_epoll_drop_all(void)
+{
+    pthread_mutex_lock(&ep_lock);
+    for (unsigned p = 0; p < EP_NPAGES; p++) {
+        atomic_store(&ep_sets.pages[p], NULL);
+        atomic_store(&ep_chains.pages[p], NULL);
+        atomic_store(&ep_kinds.pages[p], NULL);
+    }
+    ep_set_all = ep_set_free = NULL;
+    ep_reg_free = 0;
+    atomic_store(&ep_live, 0);
+    atomic_store(&ep_any, 0);
+    pthread_mutex_unlock(&ep_lock);
+}
+
+/* A new epoll fd is known as one (for nesting and dup); whatever we held
+ * under its number described an old one (closed by closefrom, replaced by
+ * dup2...). */
+static void
+note_created(int fd)
+{
+    if (shim_in_vfork_child())
+        return;
+    pthread_mutex_lock(&ep_lock);
+    forget_locked(fd);
+    kind_change(fd, EPK_EPOLL, 0);
+    pthread_mutex_unlock(&ep_lock);
+}
+
 HOOK int
 epoll_create(int size)
 {
@@ -1424,7 +1779,7 @@ epoll_create(int size)
     if (real.epoll_create == NULL)
         real_init();
     if ((fd = real.epoll_create(size)) >= 0)
-        shim_epoll_forget_fd(fd);
+        note_created(fd);
     return fd;
 }
 
@@ -1436,7 +1791,7 @@ epoll_create1(int flags)
     if (real.epoll_create1 == NULL)
         real_init();
     if ((fd = real.epoll_create1(flags)) >= 0)
-        shim_epoll_forget_fd(fd);
+        note_created(fd);
     return fd;
 }
 

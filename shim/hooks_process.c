@@ -104,6 +104,9 @@ __attribute__((constructor)) static void
 process_constructor(void)
 {
     pthread_once(&preal_once, preal_init);
+    /* cache our pid now: a vfork child must never be the first to ask
+     * (shim_in_vfork_child compares against it) */
+    (void)owner_self();
 }
 
 static void

@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -18,6 +19,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,6 +71,7 @@ struct holder {
     int listener;             /* where requests arrive, or -1 */
     pid_t watch[WATCH_MAX];   /* processes that may ask */
     int nwatch;
+    unsigned long sock_ino;   /* the TLS socket's inode (0: unknown) */
 };
 
 static int
@@ -88,6 +91,37 @@ pid_alive(pid_t pid)
     buf[n] = '\0';
     const char *rp = strrchr(buf, ')');
     return rp != NULL && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+}
+
+/* Whether pid still has a descriptor for the TLS socket: only then can it
+ * escape it later and ask.  (An inetd-style server that closed its copy
+ * right after forking the handler lives on, but holds nothing.)  When its
+ * descriptors cannot be read, it is assumed to hold it. */
+static int
+pid_holds(pid_t pid, unsigned long ino)
+{
+    char path[64], link[64], want[64];
+    struct dirent *d;
+    DIR *dir;
+    int holds = 0;
+
+    if (ino == 0)
+        return 1;
+    snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
+    snprintf(want, sizeof(want), "socket:[%lu]", ino);
+    if ((dir = opendir(path)) == NULL)
+        return errno != ENOENT;
+    while (!holds && (d = readdir(dir)) != NULL) {
+        if (d->d_name[0] == '.')
+            continue;
+        ssize_t n = readlinkat(dirfd(dir), d->d_name, link, sizeof(link) - 1);
+        if (n > 0) {
+            link[n] = '\0';
+            holds = strcmp(link, want) == 0;
+        }
+    }
+    closedir(dir);
+    return holds;
 }
 
 static void
@@ -110,7 +144,7 @@ holder_check(struct holder *h)
     if (h->hold < 0)
         return;
     for (int i = 0; i < h->nwatch; i++)
-        if (pid_alive(h->watch[i]))
+        if (pid_alive(h->watch[i]) && pid_holds(h->watch[i], h->sock_ino))
             h->watch[alive++] = h->watch[i];
     h->nwatch = alive;
     if (alive == 0) {
@@ -240,12 +274,14 @@ relay_run(int tls, int app, struct holder *h)
 }
 
 /* In the relay process.  hold: a copy of the plaintext end to hand out;
- * escaper and its parent may still hold the raw socket. */
+ * escaper and its parent may still hold the raw socket (0: nobody does,
+ * and nothing is kept to hand out). */
 static void
 become_relay(struct conn *c, int tls, int app, int hold, pid_t escaper,
              pid_t escaper_parent)
 {
     struct holder h = {.hold = hold, .listener = -1};
+    struct stat st;
     struct sockaddr_un sun;
     socklen_t sunlen;
     int keep[4] = {tls, app, hold, 2};
@@ -263,6 +299,7 @@ become_relay(struct conn *c, int tls, int app, int hold, pid_t escaper,
      * program ends, not when the relay does. */
     keep[3] = log_fd_in_use() > 2 ? log_fd_in_use() : -1;
     close_all_but(keep, 4);
+    shim_epoll_drop_all();
     if (keep[3] < 0) {
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null >= 0 && null != 2) {
@@ -287,10 +324,13 @@ become_relay(struct conn *c, int tls, int app, int hold, pid_t escaper,
     c->user_nonblock = 1;
     conn_bio_set_fd(c->ssl, tls);
     pthread_mutex_unlock(&c->lock);
+    if (fstat(tls, &st) == 0)
+        h.sock_ino = (unsigned long)st.st_ino;
     watch_add(&h, escaper);
     watch_add(&h, escaper_parent);
     relay_name(owner_self(), &sun, &sunlen);
-    h.listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (h.nwatch > 0)
+        h.listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (h.listener >= 0 &&
         (bind(h.listener, (struct sockaddr *)&sun, sunlen) < 0 ||
          listen(h.listener, 16) < 0)) {
@@ -408,9 +448,13 @@ relay_handoff(struct conn *c)
         real.close(sv[1]);
         return -e;
     }
-    /* The parent may still hold the raw socket only if the connection
-     * existed when this process was forked. */
-    pid_t escaper = owner_self(), escaper_parent = c->forked ? getppid() : 0;
+    /* Other processes (the parent, children forked before now) may hold
+     * the raw socket and ask for the plaintext end only if the connection
+     * existed at a fork.  Otherwise the relay keeps no copy of the end,
+     * so the program's last close of it (fclose, say) ends the connection
+     * at once, close_notify included, not when the program exits. */
+    pid_t escaper = c->forked ? owner_self() : 0;
+    pid_t escaper_parent = c->forked ? getppid() : 0;
     shim_forking_relay = 1;
     pid = fork();
     if (pid == 0) {
@@ -484,7 +528,7 @@ relay_escape_inherited(void)
      * child's own descriptor table instead, so the new image cannot
      * write plaintext into them (fail closed).
      */
-    if (getpid() != owner_self()) {
+    if (shim_in_vfork_child()) {
         int closed = 0;
         fdtable_foreach(close_inherited, &closed);
         if (closed > 0)

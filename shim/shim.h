@@ -8,7 +8,9 @@
 
 #include <errno.h>
 #include <sys/types.h>
+#include <unistd.h>
 
+#include "owner.h"
 #include "policy.h"
 #include "real.h"
 #include "util.h"
@@ -58,8 +60,27 @@ int __vdprintf_chk(int, int, const char *, va_list);
 /* Set while relay_handoff() forks (the fork handlers leave owners). */
 extern __thread int shim_forking_relay;
 
+/*
+ * In a vfork() child: the memory (our tables, the connections) is the
+ * suspended parent's, the descriptor table the child's own, so nothing
+ * of ours may change.  Costs a getpid().
+ */
+static inline int
+shim_in_vfork_child(void)
+{
+    return getpid() != owner_self();
+}
+
 /* epoll bookkeeping for tracked fds (hooks_poll.c), dropped at close. */
 void shim_epoll_forget_fd(int fd);
+/* The same for every fd from lo to hi (close_range, closefrom). */
+void shim_epoll_forget_range(unsigned lo, unsigned hi);
+/* newfd became a dup of oldfd, an untracked fd: a dup of an epoll fd is
+ * the same set. */
+void shim_epoll_dup_fd(int oldfd, int newfd);
+/* Forget every epoll fd, set and registration, without a system call (a
+ * relay process, which closed them all). */
+void shim_epoll_drop_all(void);
 /* A program's read or write on tracked fd (c) returned; eagain holds
  * EPOLLIN/EPOLLOUT when it failed with EAGAIN in that direction. */
 struct conn;
