@@ -50,11 +50,24 @@ write_result(ssize_t rv, int flags)
 }
 
 /* The engine calls, with the epoll bookkeeping told of the outcome. */
+/* Level 3 (SPEC section 2): data sizes and the TLS state, per call. */
+static void
+log_io(const char *what, struct conn *c, int fd, ssize_t rv, size_t len)
+{
+    SSL *ssl = c->ssl;
+
+    log_data("fd %d: %s %zd of %zu bytes (%s, TLS %s)", fd, what, rv, len,
+             conn_state_name(c->state),
+             ssl != NULL ? SSL_state_string_long(ssl) : "not started");
+}
+
 static ssize_t
 engine_read(struct conn *c, int fd, void *buf, size_t len, int flags)
 {
     ssize_t rv = conn_read(c, buf, len, flags);
 
+    if (log_level() >= 3)
+        log_io("read", c, fd, rv, len);
     shim_epoll_note_io(fd, c, rv == -EAGAIN ? EPOLLIN : 0);
     return rv;
 }
@@ -65,6 +78,8 @@ engine_write(struct conn *c, int fd, const void *buf, size_t len, int flags)
     int dead = conn_failed_on_data(c);
     ssize_t rv = conn_write(c, buf, len, flags);
 
+    if (log_level() >= 3)
+        log_io("write", c, fd, rv, len);
     /* The kernel reports a reset once (ECONNRESET, to a read or a write),
      * then refuses writes with EPIPE (and SIGPIPE, see write_result). */
     if (rv == -ECONNRESET && dead)

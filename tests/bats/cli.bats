@@ -608,3 +608,20 @@ print(6 * 7, os.environ["LD_PRELOAD"].endswith("libtlsshim.so"))'
     assert_equal "$from_file" "$embedded"
     [[ $embedded == *"[implicit-tls]"* ]]
 }
+
+@test "--explain shows where each setting comes from: rule, [defaults], built-in" {
+    policy "$T/p.conf" <<'EOF2'
+[defaults]
+handshake_timeout = 7
+ca_file = /etc/ssl/certs/ca-certificates.crt
+
+[web]
+connect = 127.0.0.1:8443
+handshake_timeout = 3
+EOF2
+    run "$TLSSHIM" --explain -f "$T/p.conf" 127.0.0.1:8443
+    assert_success
+    assert_output --regexp "handshake_timeout = 3 +\(rule web line 7\)"
+    assert_output --regexp "ca_file = /etc/ssl/certs/ca-certificates.crt +\(\[defaults\] line 3\)"
+    assert_output --regexp "session_cache_size = 64 +\(built-in default\)"
+}

@@ -392,3 +392,19 @@ except OSError as e: print(e.errno)"
     run check_line 1
     assert_output denied
 }
+
+@test "log level 3 shows each read and write with its size and the TLS state" {
+    policy
+    tls_server srv "$PORT" --cert "$PKI/good.chain.pem" --key "$PKI/good.key" --mode echo
+    TLSSHIM_DEBUG=3 run client
+    assert_output hello
+    run grep -E "debug: fd [0-9]+: write 5 of 5 bytes \(open, TLS SSL negotiation finished successfully\)" "$T/shim.log"
+    assert_success
+    run grep -cE "debug: fd [0-9]+: read 5 of 100 bytes" "$T/shim.log"
+    assert_output 1
+    # level 2 has the call flow but not the data sizes
+    : >"$T/shim.log"
+    TLSSHIM_DEBUG=2 run client
+    run grep -c "bytes (" "$T/shim.log"
+    assert_output 0
+}

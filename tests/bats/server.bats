@@ -562,3 +562,24 @@ print(repr(s.recv(100)))
     run grep -c "rule=srv: certificate verify failed: unsuitable certificate purpose (depth 0, /O=tlsshim tests/CN=localhost)" "$T/shim.log"
     assert_output 1
 }
+
+@test "[listen-defaults] gives every listen rule its certificate and settings (ecdh_curve)" {
+    {
+        echo "[listen-defaults]"
+        echo "cert_file = $PKI/good.chain.pem"
+        echo "key_file = $PKI/good.key"
+        echo "ecdh_curve = secp384r1"
+        echo "[srv]"
+        echo "listen = 127.0.0.1:$PORT"
+    } >"$T/policy.conf"
+    chmod 600 "$T/policy.conf"
+    serve --mode upper
+    run client --send "inherited"
+    assert_success
+    assert_equal "$(echo "$output" | json_reply)" "INHERITED"
+    run sh -c "openssl s_client -connect 127.0.0.1:$PORT -CAfile $PKI/ca.pem -groups X25519:secp384r1 </dev/null 2>/dev/null"
+    assert_output --regexp "Server Temp Key: (ECDH, )?(secp384r1|P-384)"
+    # a client offering only another group is refused
+    run openssl s_client -connect "127.0.0.1:$PORT" -groups X25519 </dev/null
+    assert_failure
+}
