@@ -293,7 +293,7 @@ pin_of() {
     assert_output 1
 }
 
-@test "chain checks: purpose, key size, validity dates" {
+@test "chain checks: purpose, path length, signature digest, key size, validity dates" {
     policy
     check() {
         common_teardown
@@ -305,6 +305,17 @@ pin_of() {
     }
     check clientonly "unsuitable certificate purpose (depth 0, /CN=clientonly)"
     check future "certificate is not yet valid (depth 0, /CN=future)"
+    check pathlen "path length constraint exceeded (depth 2, /CN=revocation test intermediate)"
+    # SHA-1: python refuses to serve it, openssl at level 0 does
+    common_teardown
+    start_bg sha1 openssl s_server -accept "127.0.0.1:$PORT" -rev \
+        -cert "$REV/sha1.pem" -cert_chain "$REV/inter.pem" \
+        -key "$REV/sha1.key" -cipher 'DEFAULT@SECLEVEL=0'
+    wait_port "$PORT" 127.0.0.1
+    run shimmed
+    assert_output "error ECONNREFUSED"
+    run grep -c "certificate verify failed: CA signature digest algorithm too weak (depth 0, /CN=sha1)" "$T/shim.log"
+    assert_output 1
     # RSA 1024: python refuses to serve it, openssl at level 0 does
     common_teardown
     start_bg weak openssl s_server -accept "127.0.0.1:$PORT" -rev \

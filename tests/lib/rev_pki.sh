@@ -6,7 +6,9 @@
 # (NAME.pem, NAME.key, NAME.chain.pem): good, revoked, unknown (never
 # entered in the database), muststaple (TLS feature status_request),
 # noaia (no responder named), clientonly (EKU clientAuth), weak (RSA 1024),
-# future (not valid yet), and sub (under the revoked intermediate).  CRLs of
+# future (not valid yet), sub (under the revoked intermediate), pathlen
+# (under a CA the intermediate's pathlen:0 forbids) and sha1 (signed with
+# SHA-1).  CRLs of
 # the intermediate: crl.pem (current, lists "revoked") and crl-expired.pem.
 # Prints nothing on success.
 #
@@ -30,7 +32,7 @@ q() {
     fi
 }
 
-for ca in root inter inter2; do
+for ca in root inter inter2 deep; do
     mkdir -p "db-$ca"
     : >"db-$ca/index.txt"
     echo "unique_subject = no" >"db-$ca/index.txt.attr"
@@ -67,6 +69,7 @@ ext() {
     ca_section CA_root root
     ca_section CA_inter inter
     ca_section CA_inter2 inter2
+    ca_section CA_deep deep
     printf '[root_ext]\nbasicConstraints = critical, CA:TRUE\n'
     printf 'keyUsage = critical, keyCertSign, cRLSign\n'
     printf 'subjectKeyIdentifier = hash\n'
@@ -79,6 +82,9 @@ ext() {
     ext noaia_ext serverAuth "" ""
     ext clientonly_ext clientAuth "" "http://127.0.0.1:$lport/"
     ext sub_ext serverAuth "" ""
+    printf '[deep_ext]\nbasicConstraints = critical, CA:TRUE\n'
+    printf 'keyUsage = critical, keyCertSign, cRLSign\n'
+    printf 'subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n'
 } >ca.cnf
 
 eckey() {
@@ -121,6 +127,14 @@ sign inter weak "/CN=weak" leaf_ext
 sign inter future "/CN=future" leaf_ext -startdate 20991231000000Z \
     -enddate 21001231000000Z
 sign inter2 sub "/CN=under a revoked intermediate" sub_ext
+# a CA below the intermediate, whose pathlen:0 forbids it
+eckey deep.key
+sign inter deep "/CN=too deep a CA" deep_ext
+eckey pathlen.key
+sign deep pathlen "/CN=pathlen" sub_ext
+# signed with SHA-1, which security level 1 and up refuse
+eckey sha1.key
+sign inter sha1 "/CN=sha1" leaf_ext -md sha1
 # signed outside the database: the responder does not know it
 q "$openssl" req -new -config ca.cnf -key unknown.key -subj "/CN=unknown" \
     -out unknown.csr
@@ -136,7 +150,8 @@ q "$openssl" ca -config ca.cnf -name CA_inter -gencrl \
     -crl_lastupdate 20200101000000Z -crl_nextupdate 20200102000000Z \
     -out crl-expired.pem
 
-for name in good revoked muststaple noaia clientonly weak future unknown; do
+for name in good revoked muststaple noaia clientonly weak future unknown sha1; do
     cat "$name.pem" inter.pem >"$name.chain.pem"
 done
+cat pathlen.pem deep.pem inter.pem >pathlen.chain.pem
 cat sub.pem inter2.pem >sub.chain.pem
