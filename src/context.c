@@ -167,6 +167,33 @@ pins_match(STACK_OF(X509) *chain, const struct policy_rule *r, char *have,
     return found;
 }
 
+/* The peer's key encrypts the premaster secret (TLS 1.2 RSA key
+ * exchange) rather than signing the handshake (everything else). */
+static int
+needs_encipherment(SSL *ssl)
+{
+    const SSL_CIPHER *ciph = SSL_get_pending_cipher(ssl);
+
+    return ciph != NULL && SSL_CIPHER_get_kx_nid(ciph) == NID_kx_rsa;
+}
+
+/*
+ * RFC 5280: a leaf whose keyUsage extension is present may only be used
+ * for what it lists.  OpenSSL's purpose check accepts any of signing,
+ * key encipherment and key agreement; the handshake uses exactly one.
+ */
+static int
+key_usage_fits(SSL *ssl, X509 *leaf)
+{
+    uint32_t ku;
+
+    if (!(X509_get_extension_flags(leaf) & EXFLAG_KUSAGE))
+        return 1;
+    ku = X509_get_key_usage(leaf);
+    return needs_encipherment(ssl) ? (ku & KU_KEY_ENCIPHERMENT) != 0
+                                   : (ku & KU_DIGITAL_SIGNATURE) != 0;
+}
+
 static int
 cert_verify_cb(X509_STORE_CTX *x, void *arg)
 {
@@ -199,6 +226,16 @@ cert_verify_cb(X509_STORE_CTX *x, void *arg)
                  "certificate verify failed: %s (depth %d, %.160s)%s",
                  X509_verify_cert_error_string(err), depth, subj,
                  r->nfingerprints > 0 ? "; no fingerprint matched" : "");
+        return 0;
+    }
+    if (!key_usage_fits(ssl, leaf)) {
+        X509_NAME_oneline(X509_get_subject_name(leaf), subj, sizeof(subj));
+        snprintf(c->verify_error, sizeof(c->verify_error),
+                 "certificate verify failed: its key usage does not allow "
+                 "%s (depth 0, %.200s)",
+                 needs_encipherment(ssl) ? "key encipherment" : "signing",
+                 subj);
+        X509_STORE_CTX_set_error(x, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE);
         return 0;
     }
     if (r->npubkey_pins > 0 &&

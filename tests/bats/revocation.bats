@@ -293,7 +293,7 @@ pin_of() {
     assert_output 1
 }
 
-@test "chain checks: purpose, path length, signature digest, key size, validity dates" {
+@test "chain checks: purpose, key usage, path length, signature digest, key size, validity dates" {
     policy
     check() {
         common_teardown
@@ -306,6 +306,8 @@ pin_of() {
     check clientonly "unsuitable certificate purpose (depth 0, /CN=clientonly)"
     check future "certificate is not yet valid (depth 0, /CN=future)"
     check pathlen "path length constraint exceeded (depth 2, /CN=revocation test intermediate)"
+    # OpenSSL's purpose check accepts keyAgreement alone; RFC 5280 does not
+    check ku "its key usage does not allow signing (depth 0, /CN=keyusage)"
     # SHA-1: python refuses to serve it, openssl at level 0 does
     common_teardown
     start_bg sha1 openssl s_server -accept "127.0.0.1:$PORT" -rev \

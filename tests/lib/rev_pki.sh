@@ -7,8 +7,8 @@
 # entered in the database), muststaple (TLS feature status_request),
 # noaia (no responder named), clientonly (EKU clientAuth), weak (RSA 1024),
 # future (not valid yet), sub (under the revoked intermediate), pathlen
-# (under a CA the intermediate's pathlen:0 forbids) and sha1 (signed with
-# SHA-1).  CRLs of
+# (under a CA the intermediate's pathlen:0 forbids), sha1 (signed with
+# SHA-1) and ku (keyUsage keyAgreement only).  CRLs of
 # the intermediate: crl.pem (current, lists "revoked") and crl-expired.pem.
 # Prints nothing on success.
 #
@@ -82,6 +82,9 @@ ext() {
     ext noaia_ext serverAuth "" ""
     ext clientonly_ext clientAuth "" "http://127.0.0.1:$lport/"
     ext sub_ext serverAuth "" ""
+    printf '[ku_ext]\nbasicConstraints = critical, CA:FALSE\n'
+    printf 'keyUsage = critical, keyAgreement\nextendedKeyUsage = serverAuth\n'
+    printf 'subjectAltName = DNS:localhost, IP:127.0.0.1\n'
     printf '[deep_ext]\nbasicConstraints = critical, CA:TRUE\n'
     printf 'keyUsage = critical, keyCertSign, cRLSign\n'
     printf 'subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n'
@@ -132,6 +135,9 @@ eckey deep.key
 sign inter deep "/CN=too deep a CA" deep_ext
 eckey pathlen.key
 sign deep pathlen "/CN=pathlen" sub_ext
+# a key that may only agree keys, never sign a handshake
+eckey ku.key
+sign inter ku "/CN=keyusage" ku_ext
 # signed with SHA-1, which security level 1 and up refuse
 eckey sha1.key
 sign inter sha1 "/CN=sha1" leaf_ext -md sha1
@@ -150,7 +156,7 @@ q "$openssl" ca -config ca.cnf -name CA_inter -gencrl \
     -crl_lastupdate 20200101000000Z -crl_nextupdate 20200102000000Z \
     -out crl-expired.pem
 
-for name in good revoked muststaple noaia clientonly weak future unknown sha1; do
+for name in good revoked muststaple noaia clientonly weak future unknown sha1 ku; do
     cat "$name.pem" inter.pem >"$name.chain.pem"
 done
 cat pathlen.pem deep.pem inter.pem >pathlen.chain.pem
