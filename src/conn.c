@@ -35,6 +35,7 @@
 #include "ocsp.h"
 #include "report.h"
 #include "sniff.h"
+#include "starttls.h"
 #include "sys.h"
 #include "util.h"
 
@@ -95,6 +96,8 @@ conn_destroy(struct conn *c)
     c->wpend_len = 0;
     ocsp_job_free(c->ocsp_job);
     c->ocsp_job = NULL;
+    free(c->stls);
+    c->stls = NULL;
     owner_free(c->owner, c->forked);
     c->owner = NULL;
     pthread_mutex_unlock(&c->lock);
@@ -262,7 +265,8 @@ conn_state_name(enum conn_state s)
 {
     static const char *const names[] = {"connecting", "auto", "handshaking",
                                         "open", "failed", "passthrough",
-                                        "accepted", "verifying", "audit"};
+                                        "accepted", "verifying", "audit",
+                                        "starttls"};
     return (unsigned)s < TLSSHIM_NELEMS(names) ? names[s] : "?";
 }
 
@@ -350,9 +354,11 @@ log_established(struct conn *c)
                  (int)alpn_len, alpn_len ? (const char *)alpn : "");
         return;
     }
-    log_info("%s rule=%s tls=%s cipher=%s sni=%s verify=%s "
+    log_info("%s rule=%s%s%s tls=%s cipher=%s sni=%s verify=%s "
              "ocsp=%s resumed=%s%s%.*s",
              peer_desc(c, desc, sizeof(desc)), c->rule->name,
+             c->rule->starttls != NULL ? " starttls=" : "",
+             c->rule->starttls != NULL ? c->rule->starttls : "",
              SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
              c->sni[0] != '\0' ? c->sni : "-",
              c->fp_accepted ? "pinned"
@@ -587,6 +593,14 @@ conn_audit_peek(struct conn *c)
 static short handshake_step(struct conn *c);
 static short verify_step(struct conn *c);
 
+/* A connection on its way to OPEN: its calls advance it first. */
+static int
+in_progress(enum conn_state s)
+{
+    return s == CONN_CONNECTING || s == CONN_STARTTLS ||
+           s == CONN_HANDSHAKING || s == CONN_ACCEPTED || s == CONN_VERIFYING;
+}
+
 /* Create the SSL object and begin the handshake.  Lock held. */
 static int
 start_tls(struct conn *c)
@@ -611,8 +625,10 @@ start_tls(struct conn *c)
     }
     SSL_set_bio(c->ssl, bio, bio);
     SSL_set_ex_data(c->ssl, context_conn_index(), c);
-    c->handshake_deadline_ms =
-        util_now_ms() + (int64_t)c->rule->handshake_timeout * 1000;
+    /* with starttls, handshake_timeout began with the dialogue */
+    if (c->stls == NULL)
+        c->handshake_deadline_ms =
+            util_now_ms() + (int64_t)c->rule->handshake_timeout * 1000;
     if (c->role == POLICY_ROLE_SERVER) {
         /* the clock starts when the program first uses the connection */
         c->started_ms = util_now_ms();
@@ -633,8 +649,9 @@ start_tls(struct conn *c)
         }
     }
     c->state = CONN_HANDSHAKING;
-    c->handshake_deadline_ms =
-        util_now_ms() + (int64_t)c->rule->handshake_timeout * 1000;
+    if (c->stls == NULL)
+        c->handshake_deadline_ms =
+            util_now_ms() + (int64_t)c->rule->handshake_timeout * 1000;
     return 0;
 }
 
@@ -681,8 +698,9 @@ server_established(struct conn *c)
                           sizeof(c->peer_subject));
 }
 
+/* Handshake, verification and any dialogue after them are done. */
 static void
-established(struct conn *c)
+open_now(struct conn *c)
 {
     c->state = CONN_OPEN;
     c->was_open = 1;
@@ -690,6 +708,24 @@ established(struct conn *c)
     log_established(c);
     if (report_open_enabled())
         report_conn(c, "open");
+    if (c->stls != NULL && c->stls->show_off >= c->stls->show_len) {
+        free(c->stls);
+        c->stls = NULL;
+    }
+}
+
+/* The handshake and its verification succeeded. */
+static void
+established(struct conn *c)
+{
+    /* starttls: the dialogue ends over TLS (the greeting is made, ftp
+     * asks for protected transfers) */
+    if (c->stls != NULL && !c->stls->tls) {
+        starttls_tls_up(c->stls);
+        c->state = CONN_STARTTLS;
+        return;
+    }
+    open_now(c);
 }
 
 /* The OCSP verdict: -1 when it failed the connection. */
@@ -776,40 +812,294 @@ handshake_step(struct conn *c)
     return 0;
 }
 
-/* Advance a connecting or handshaking connection.  Lock held.  Returns
- * the events it waits for (0: nothing to wait for). */
+/* --- starttls: the protocol's upgrade dialogue ---------------------------- */
+
+/* The EHLO argument: our end's address as an address literal (RFC 5321
+ * section 4.1.3), which names nothing the program did not show. */
+static void
+local_literal(int fd, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char ip[64];
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+        snprintf(buf, len, "[127.0.0.1]");
+        return;
+    }
+    util_ip_str((struct sockaddr *)&ss, ip, sizeof(ip));
+    if (strncmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.') != NULL)
+        memmove(ip, ip + 7, strlen(ip + 7) + 1);
+    if (strchr(ip, ':') != NULL)
+        snprintf(buf, len, "[IPv6:%s]", ip);
+    else
+        snprintf(buf, len, "[%s]", ip);
+}
+
+/* TCP is up on a starttls rule: the dialogue begins, and with it
+ * handshake_timeout.  Lock held. */
+static int
+begin_dialogue(struct conn *c)
+{
+    enum starttls_proto proto = starttls_proto_of(c->rule->starttls);
+    char client[80];
+
+    if (proto == STARTTLS_NONE) {
+        fail(c, EACCES, EACCES, "starttls = %s is not supported",
+             c->rule->starttls);
+        return -1;
+    }
+    if (c->stls == NULL && (c->stls = malloc(sizeof(*c->stls))) == NULL) {
+        fail(c, ECONNREFUSED, ECONNRESET, "cannot create STARTTLS state");
+        return -1;
+    }
+    local_literal(c->fd, client, sizeof(client));
+    starttls_init(c->stls, proto, c->verify_name, client);
+    c->handshake_deadline_ms =
+        util_now_ms() + (int64_t)c->rule->handshake_timeout * 1000;
+    c->state = CONN_STARTTLS;
+    log_flow("fd %d: STARTTLS %s dialogue", c->fd, c->rule->starttls);
+    return 0;
+}
+
+/* Send what the dialogue queued: on the socket before the handshake, over
+ * TLS after it.  Lock held.  0 when all sent, the events to wait for, or
+ * -1 when the connection failed. */
+static short
+dialogue_send(struct conn *c, struct starttls *st)
+{
+    while (st->out_off < st->out_len) {
+        size_t left = st->out_len - st->out_off, n = 0;
+
+        if (!st->tls) {
+            ssize_t w = tlsshim_sys.send(c->fd, st->out + st->out_off, left,
+                                         MSG_NOSIGNAL);
+            if (w < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                    return POLLOUT;
+                fail(c, ECONNREFUSED, ECONNRESET, "STARTTLS %s: send "
+                     "failed: %s", c->rule->starttls, strerror(errno));
+                return -1;
+            }
+            n = (size_t)w;
+        } else {
+            ERR_clear_error();
+            errno = 0;
+            if (!SSL_write_ex(c->ssl, st->out + st->out_off, left, &n)) {
+                int e = SSL_get_error(c->ssl, 0);
+                ERR_clear_error();
+                if (e == SSL_ERROR_WANT_WRITE)
+                    return POLLOUT;
+                if (e == SSL_ERROR_WANT_READ)
+                    return POLLIN;
+                fail(c, ECONNREFUSED, ECONNRESET, "STARTTLS %s: send "
+                     "failed: %s", c->rule->starttls,
+                     errno ? strerror(errno) : "TLS error");
+                return -1;
+            }
+        }
+        st->out_off += n;
+    }
+    st->out_off = st->out_len = 0;
+    return 0;
+}
+
+/* Receive what the server says next.  Lock held.  0 when bytes came, the
+ * events to wait for, or -1 when the connection failed. */
+static short
+dialogue_recv(struct conn *c, struct starttls *st)
+{
+    size_t room, n = 0;
+    unsigned char *p = starttls_room(st, &room);
+
+    if (room == 0) {
+        fail(c, ECONNREFUSED, ECONNRESET, "STARTTLS %s: the server's "
+             "answer is too long", c->rule->starttls);
+        return -1;
+    }
+    if (!st->tls) {
+        ssize_t r = tlsshim_sys.recv(c->fd, p, room, 0);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+                      errno == EINTR))
+            return POLLIN;
+        if (r <= 0) {
+            fail(c, ECONNREFUSED, ECONNRESET, "STARTTLS %s: %s",
+                 c->rule->starttls,
+                 r == 0 ? "the server closed the connection during the "
+                          "dialogue"
+                        : strerror(errno));
+            return -1;
+        }
+        n = (size_t)r;
+    } else {
+        ERR_clear_error();
+        errno = 0;
+        if (!SSL_read_ex(c->ssl, p, room, &n)) {
+            int e = SSL_get_error(c->ssl, 0);
+            ERR_clear_error();
+            if (e == SSL_ERROR_WANT_READ)
+                return POLLIN;
+            if (e == SSL_ERROR_WANT_WRITE)
+                return POLLOUT;
+            fail(c, ECONNREFUSED, ECONNRESET, "STARTTLS %s: %s",
+                 c->rule->starttls,
+                 e == SSL_ERROR_ZERO_RETURN || errno == 0
+                     ? "the server closed the connection after the handshake"
+                     : strerror(errno));
+            return -1;
+        }
+    }
+    starttls_received(st, n);
+    return 0;
+}
+
+/* The server does not offer STARTTLS, or refused it.  Lock held. */
+static void
+dialogue_refused(struct conn *c, struct starttls *st)
+{
+    char desc[448];
+
+    if (c->rule->starttls_required) {
+        c->outcome = "starttls_refused";
+        fail(c, ECONNREFUSED, ECONNRESET, "STARTTLS %s refused: %s",
+             c->rule->starttls, st->why);
+        return;
+    }
+    if (st->in_len > 0) {
+        fail(c, ECONNREFUSED, ECONNRESET, "STARTTLS %s refused: %s, and "
+             "%zu more bytes came unasked", c->rule->starttls, st->why,
+             st->in_len);
+        return;
+    }
+    /* starttls_required = no: the program goes on in plaintext, and reads
+     * the server's own greeting first (a client-first protocol has none;
+     * the server has only seen our question, which it refused). */
+    log_warn("%s rule=%s starttls=%s: %s; going on in plaintext "
+             "(starttls_required = no)",
+             peer_desc(c, desc, sizeof(desc)), c->rule->name,
+             c->rule->starttls, st->why);
+    c->stls_plain = 1;
+    c->state = CONN_PASSTHROUGH;
+    if (owner_mine(c->owner))
+        report_conn(c, "close");
+}
+
+/* One non-blocking run of the dialogue.  Lock held.  Returns the events it
+ * waits for, or 0 when it moved on (handshake, open, plaintext, failed). */
+static short
+dialogue_step(struct conn *c)
+{
+    struct starttls *st = c->stls;
+    short ev;
+
+    if (util_now_ms() >= c->handshake_deadline_ms) {
+        c->outcome = "timeout";
+        fail(c, ETIMEDOUT, ECONNRESET, "STARTTLS %s dialogue timed out "
+             "after %d s", c->rule->starttls, c->rule->handshake_timeout);
+        return 0;
+    }
+    for (;;) {
+        if (st->out_off < st->out_len) {
+            if ((ev = dialogue_send(c, st)) != 0)
+                return ev > 0 ? ev : 0;
+            continue;
+        }
+        switch (starttls_next(st)) {
+        case STARTTLS_WRITE:
+            continue;
+        case STARTTLS_READ:
+            if ((ev = dialogue_recv(c, st)) != 0)
+                return ev > 0 ? ev : 0;
+            continue;
+        case STARTTLS_UPGRADE:
+            log_flow("fd %d: STARTTLS %s accepted; handshake", c->fd,
+                     c->rule->starttls);
+            (void)start_tls(c);
+            return 0;
+        case STARTTLS_DONE:
+            open_now(c);
+            return 0;
+        case STARTTLS_REFUSED:
+            dialogue_refused(c, st);
+            return 0;
+        case STARTTLS_FAILED:
+        default:
+            fail(c, ECONNREFUSED, ECONNRESET, "STARTTLS %s: %s",
+                 c->rule->starttls, st->why);
+            return 0;
+        }
+    }
+}
+
+/* --- advancing ------------------------------------------------------------ */
+
+/* TCP is up: what comes next depends on the rule.  Lock held. */
+static void
+tcp_up(struct conn *c)
+{
+    if (c->rule->action == POLICY_AUTO)
+        c->state = CONN_AUTO_WAIT;
+    else if (c->rule->starttls != NULL && c->role == POLICY_ROLE_CLIENT)
+        (void)begin_dialogue(c);
+    else
+        (void)start_tls(c);
+}
+
+/* Is the TCP connect done?  Lock held.  POLLOUT while it is not. */
+static short
+tcp_step(struct conn *c)
+{
+    struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (tlsshim_sys.poll(&p, 1, 0) == 0)
+        return POLLOUT;
+    if (tlsshim_sys.getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err != 0) {
+        c->outcome = "connect_failed";
+        fail(c, err, err, "TCP connect failed: %s", strerror(err));
+        return 0;
+    }
+    tcp_up(c);
+    return 0;
+}
+
+/* Advance a connection on its way to OPEN as far as it goes without
+ * blocking.  Lock held.  Returns the events it waits for (0: nothing to
+ * wait for). */
 static short
 advance(struct conn *c)
 {
-    if (c->state == CONN_ACCEPTED && start_tls(c) < 0)
-        return 0;
-    if (c->state == CONN_VERIFYING)
-        return verify_step(c);
-    if (c->state == CONN_CONNECTING) {
-        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-        int err = 0;
-        socklen_t len = sizeof(err);
+    for (;;) {
+        enum conn_state before = c->state;
+        short ev;
 
-        if (tlsshim_sys.poll(&p, 1, 0) == 0)
-            return POLLOUT;
-        if (tlsshim_sys.getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) <
-            0)
-            err = errno;
-        if (err != 0) {
-            c->outcome = "connect_failed";
-            fail(c, err, err, "TCP connect failed: %s", strerror(err));
+        switch (c->state) {
+        case CONN_ACCEPTED:
+            ev = 0;
+            (void)start_tls(c);
+            break;
+        case CONN_CONNECTING:
+            ev = tcp_step(c);
+            break;
+        case CONN_STARTTLS:
+            ev = dialogue_step(c);
+            break;
+        case CONN_HANDSHAKING:
+            ev = handshake_step(c);
+            break;
+        case CONN_VERIFYING:
+            ev = verify_step(c);
+            break;
+        default:
             return 0;
         }
-        if (c->rule->action == POLICY_AUTO) {
-            c->state = CONN_AUTO_WAIT;
-            return 0;
-        }
-        if (start_tls(c) < 0)
-            return 0;
+        if (c->state == before)
+            return ev;
     }
-    if (c->state == CONN_HANDSHAKING)
-        return handshake_step(c);
-    return 0;
 }
 
 void
@@ -833,11 +1123,8 @@ conn_connect_start(struct conn *c)
     pthread_mutex_lock(&c->lock);
     if (tlsshim_sys.connect(c->fd, to,
                             c->dest_len > 0 ? c->dest_len : c->peer_len) == 0) {
-        if (c->rule->action == POLICY_AUTO) {
-            c->state = CONN_AUTO_WAIT;
-        } else if (start_tls(c) == 0) {
-            (void)handshake_step(c);
-        }
+        tcp_up(c);
+        (void)advance(c);
         rv = 0;
     } else if (errno == EINPROGRESS) {
         rv = -EINPROGRESS;
@@ -884,6 +1171,100 @@ sock_deadline(int fd, int opt)
     return util_now_ms() + (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+/* --- starttls_required = no: plaintext after all -------------------------- */
+
+/* Hand the fd back to the program once it has read the server's greeting
+ * (at once for client-first protocols).  Lock not held. */
+static void
+plain_settle(struct conn *c)
+{
+    int release;
+
+    pthread_mutex_lock(&c->lock);
+    release = c->state == CONN_PASSTHROUGH && c->stls_plain &&
+              !c->stls_released &&
+              (c->stls == NULL || c->stls->show_off >= c->stls->show_len);
+    if (release)
+        c->stls_released = 1;
+    pthread_mutex_unlock(&c->lock);
+    if (release)
+        conn_release_all(c);
+}
+
+/* Copy what the program is shown first (the greeting) into buf.  Lock
+ * held.  Returns the bytes copied. */
+static size_t
+take_shown(struct conn *c, void *buf, size_t len, int peek)
+{
+    struct starttls *st = c->stls;
+    size_t n;
+
+    if (st == NULL || st->show_off >= st->show_len)
+        return 0;
+    n = st->show_len - st->show_off;
+    if (n > len)
+        n = len;
+    memcpy(buf, st->show + st->show_off, n);
+    if (!peek) {
+        st->show_off += n;
+        c->bytes_in += n;
+        if (st->show_off >= st->show_len && c->state == CONN_OPEN) {
+            free(c->stls);
+            c->stls = NULL;
+        }
+    }
+    return n;
+}
+
+/* A read in plaintext after a refused STARTTLS: the greeting, then the
+ * socket, which is the program's own again (blocking mode restored). */
+static ssize_t
+plain_read(struct conn *c, void *buf, size_t len, int flags)
+{
+    size_t n;
+    int fd;
+
+    pthread_mutex_lock(&c->lock);
+    n = take_shown(c, buf, len, flags & MSG_PEEK);
+    fd = c->fd;
+    pthread_mutex_unlock(&c->lock);
+    plain_settle(c);
+    if (n > 0 || len == 0)
+        return (ssize_t)n;
+    ssize_t r = tlsshim_sys.recv(fd, buf, len, flags);
+    return r < 0 ? -errno : r;
+}
+
+static ssize_t
+plain_write(struct conn *c, const void *buf, size_t len, int flags)
+{
+    int64_t deadline = -2;
+    int fd, nonblock, released;
+
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        fd = c->fd;
+        nonblock = c->user_nonblock || (flags & MSG_DONTWAIT);
+        released = c->stls_released;
+        pthread_mutex_unlock(&c->lock);
+        /* SIGPIPE is the caller's to raise */
+        ssize_t n = tlsshim_sys.send(fd, buf, len, flags | MSG_NOSIGNAL);
+        if (n >= 0)
+            return n;
+        /* before the fd is handed back it is still non-blocking */
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || nonblock ||
+            released)
+            return -errno;
+        if (deadline == -2)
+            deadline = sock_deadline(fd, SO_SNDTIMEO);
+        if (deadline >= 0 && util_now_ms() >= deadline)
+            return -EAGAIN;
+        if (wait_fd(fd, POLLOUT, deadline) == -EINTR &&
+            (deadline >= 0 || !conn_signal_restarts()))
+            return -EINTR;
+    }
+}
+
 int
 conn_connect_finish(struct conn *c)
 {
@@ -905,6 +1286,11 @@ conn_connect_finish(struct conn *c)
             return -ferr;
         if (st == CONN_OPEN || st == CONN_AUTO_WAIT)
             return 0;
+        if (st == CONN_PASSTHROUGH) {
+            /* starttls_required = no, and no STARTTLS: plaintext */
+            plain_settle(c);
+            return 0;
+        }
         if (st == CONN_CONNECTING) {
             if (tcp_deadline == -2)
                 tcp_deadline = sock_deadline(fd, SO_SNDTIMEO);
@@ -957,8 +1343,7 @@ prepare_io(struct conn *c)
         if (start_tls(c) < 0)
             return 0;
     }
-    if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING ||
-        c->state == CONN_ACCEPTED || c->state == CONN_VERIFYING)
+    if (in_progress(c->state))
         return advance(c);
     return 0;
 }
@@ -974,8 +1359,10 @@ static int
 block_for(struct conn *c, short ev, int nonblock, int opt, int64_t *deadline)
 {
     int fd = c->fd;
-    int64_t dl, hs_dl = c->state == CONN_HANDSHAKING ? c->handshake_deadline_ms
-                                                     : -1;
+    int64_t dl, hs_dl = c->state == CONN_HANDSHAKING ||
+                                c->state == CONN_STARTTLS
+                            ? c->handshake_deadline_ms
+                            : -1;
 
     if (c->state == CONN_VERIFYING) {
         fd = c->aux_fd;
@@ -1009,6 +1396,8 @@ conn_read(struct conn *c, void *buf, size_t len, int flags)
     size_t got = 0;
     int64_t deadline = -2;
 
+    if (c->state == CONN_PASSTHROUGH && c->stls_plain)
+        return plain_read(c, buf, len, flags);
     if (c->state == CONN_AUDIT || c->state == CONN_PASSTHROUGH) {
         /* note what arrives first, then read as the program asked */
         if (c->state == CONN_AUDIT)
@@ -1031,11 +1420,28 @@ conn_read(struct conn *c, void *buf, size_t len, int flags)
             pthread_mutex_unlock(&c->lock);
             return got > 0 ? (ssize_t)got : -e;
         }
+        if (c->state == CONN_PASSTHROUGH && c->stls_plain) {
+            pthread_mutex_unlock(&c->lock);
+            return plain_read(c, buf, len, flags);
+        }
         if (c->state == CONN_OPEN) {
             int fl = flush_pending(c);
             if (fl < 0) {
                 pthread_mutex_unlock(&c->lock);
                 return got > 0 ? (ssize_t)got : -c->io_errno;
+            }
+            /* starttls: the greeting made here comes first */
+            if (c->stls != NULL && len > got) {
+                size_t n = take_shown(c, (char *)buf + got, len - got, peek);
+                if (peek && n > 0) {
+                    pthread_mutex_unlock(&c->lock);
+                    return (ssize_t)n;
+                }
+                got += n;
+                if (n > 0 && (!(flags & MSG_WAITALL) || got == len)) {
+                    pthread_mutex_unlock(&c->lock);
+                    return (ssize_t)got;
+                }
             }
             if (c->eof || len == 0) {
                 pthread_mutex_unlock(&c->lock);
@@ -1097,6 +1503,8 @@ conn_write(struct conn *c, const void *buf, size_t len, int flags)
     int nonblock;
     int64_t deadline = -2;
 
+    if (c->state == CONN_PASSTHROUGH && c->stls_plain)
+        return plain_write(c, buf, len, flags);
     if (c->state == CONN_AUDIT || c->state == CONN_PASSTHROUGH) {
         /* the program's own socket (SIGPIPE is the caller's to raise) */
         if (c->state == CONN_AUDIT)
@@ -1118,6 +1526,10 @@ conn_write(struct conn *c, const void *buf, size_t len, int flags)
             int e = c->io_errno;
             pthread_mutex_unlock(&c->lock);
             return done > 0 ? (ssize_t)done : -e;
+        }
+        if (c->state == CONN_PASSTHROUGH && c->stls_plain) {
+            pthread_mutex_unlock(&c->lock);
+            return plain_write(c, buf, len, flags);
         }
         if (c->state == CONN_OPEN) {
             if (c->shut_wr) {
@@ -1209,7 +1621,10 @@ conn_pending(struct conn *c)
     int n = 0;
 
     pthread_mutex_lock(&c->lock);
-    if (c->state == CONN_OPEN && c->ssl != NULL) {
+    if (c->stls != NULL && c->stls->show_off < c->stls->show_len &&
+        (c->state == CONN_OPEN || c->state == CONN_PASSTHROUGH))
+        n = (int)(c->stls->show_len - c->stls->show_off);
+    if (n == 0 && c->state == CONN_OPEN && c->ssl != NULL) {
         n = SSL_pending(c->ssl);
         if (n == 0 && SSL_has_pending(c->ssl)) {
             char b;
@@ -1231,6 +1646,7 @@ conn_poll_check(struct conn *c, short want, short kernel_revents,
                 short *kernel, int64_t *deadline_ms)
 {
     short ready = 0, need = 0;
+    int settle = 0;
 
     *kernel = 0;
     *deadline_ms = -1;
@@ -1244,14 +1660,14 @@ conn_poll_check(struct conn *c, short want, short kernel_revents,
         /* waiting for input only before any write: handshake first */
         (void)start_tls(c);
     }
-    if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING ||
-        c->state == CONN_ACCEPTED || c->state == CONN_VERIFYING)
+    if (in_progress(c->state))
         need = advance(c);
 
     switch (c->state) {
     case CONN_CONNECTING:
         need |= POLLOUT;
         break;
+    case CONN_STARTTLS:
     case CONN_HANDSHAKING:
     case CONN_ACCEPTED:
         *deadline_ms = c->handshake_deadline_ms;
@@ -1272,6 +1688,10 @@ conn_poll_check(struct conn *c, short want, short kernel_revents,
         break;
     case CONN_PASSTHROUGH:
         ready = kernel_revents & want;
+        /* starttls_required = no: the server's greeting is readable */
+        if (c->stls != NULL && c->stls->show_off < c->stls->show_len)
+            ready |= want & POLLIN;
+        settle = c->stls_plain && !c->stls_released;
         break;
     case CONN_AUDIT: {
         /* a plain socket: what the kernel says now */
@@ -1288,7 +1708,9 @@ conn_poll_check(struct conn *c, short want, short kernel_revents,
         }
         need |= (short)fl;
         if (want & (POLLIN | POLLRDHUP)) {
-            if (c->eof) {
+            if (c->stls != NULL && c->stls->show_off < c->stls->show_len) {
+                ready |= want & POLLIN;   /* the greeting */
+            } else if (c->eof) {
                 ready |= (short)(want & (POLLIN | POLLRDHUP));
             } else if (SSL_pending(c->ssl) > 0) {
                 ready |= POLLIN;
@@ -1331,6 +1753,8 @@ conn_poll_check(struct conn *c, short want, short kernel_revents,
     }
     }
     pthread_mutex_unlock(&c->lock);
+    if (settle)
+        plain_settle(c);
     if (ready == 0)
         *kernel = need ? need : (short)(want & (POLLIN | POLLOUT));
     return ready;
@@ -1342,14 +1766,16 @@ conn_take_so_error(struct conn *c)
     int e = 0;
 
     pthread_mutex_lock(&c->lock);
-    if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING ||
-        c->state == CONN_ACCEPTED || c->state == CONN_VERIFYING)
+    if (in_progress(c->state))
         (void)advance(c);
     if (c->state == CONN_FAILED && c->so_error_pending) {
         e = c->fail_errno;
         c->so_error_pending = 0;
     }
+    int settle = c->state == CONN_PASSTHROUGH && c->stls_plain;
     pthread_mutex_unlock(&c->lock);
+    if (settle)
+        plain_settle(c);
     return e;
 }
 

@@ -21,6 +21,8 @@
 #include "owner.h"
 #include "policy.h"
 
+struct starttls;
+
 enum conn_state {
     CONN_CONNECTING = 0,  /* TCP connect in progress */
     CONN_AUTO_WAIT,       /* action = auto: TCP up, first move not seen */
@@ -31,6 +33,8 @@ enum conn_state {
     CONN_ACCEPTED,        /* server: accepted, handshake not started */
     CONN_VERIFYING,       /* handshake done, OCSP answers awaited */
     CONN_AUDIT,           /* action audit: plain, first bytes not seen */
+    CONN_STARTTLS,        /* starttls: the protocol's upgrade dialogue, before
+                           * the handshake (and, for ftp, after it) */
 };
 
 #define CONN_NAME_MAX 256
@@ -94,6 +98,12 @@ struct conn {
     int no_rule;               /* matched by default_(listen_)action */
     const char *first_bytes;   /* audit: the protocol seen, or NULL */
     char first_detail[256];    /* audit: sni/versions, method... */
+    /* starttls: the dialogue, then what the program reads first (the
+     * greeting); NULL once that is read, or without starttls */
+    struct starttls *stls;
+    int stls_plain;            /* no STARTTLS and starttls_required = no:
+                                * plaintext (state CONN_PASSTHROUGH) */
+    int stls_released;         /* ...and the fd was handed back */
 };
 
 /* A new client connection for fd, matched to rule; the program's socket

@@ -28,6 +28,7 @@
 #include "conn.h"
 #include "context.h"
 #include "log.h"
+#include "starttls.h"
 #include "tickets.h"
 #include "util.h"
 #include "verify.h"
@@ -249,7 +250,11 @@ cert_verify_cb(X509_STORE_CTX *x, void *arg)
     /* a client certificate is not checked against a name */
     if (c->role == POLICY_ROLE_SERVER)
         return 1;
-    if (!verify_identity(leaf, c->verify_name, r->verifycn_scheme,
+    /* unset: the starttls protocol's scheme, else default (SPEC 4) */
+    if (!verify_identity(leaf, c->verify_name,
+                         r->verifycn_scheme != NULL
+                             ? r->verifycn_scheme
+                             : starttls_scheme(r->starttls),
                          r->verifycn_publicsuffix)) {
         verify_cert_names(leaf, names, sizeof(names));
         snprintf(c->verify_error, sizeof(c->verify_error),

@@ -142,8 +142,11 @@ static const struct unsupported {
     const char *message; /* NULL: the standard message */
 } unsupported[] = {
     { 0, PK_ACTION, "enforce", NULL },
-    { 0, PK_STARTTLS, NULL, NULL },
-    { 0, PK_STARTTLS_REQUIRED, NULL, NULL },
+    /* MySQL's TLS upgrade sits inside its authentication handshake: the
+     * program would need the pre-TLS greeting (its scramble) and its first
+     * packet rewritten, which defeats the point of a neutral greeting. */
+    { 0, PK_STARTTLS, "mysql", "value mysql of key starttls is not "
+      "supported yet (MySQL negotiates TLS inside its login handshake)" },
     { 0, PK_KTLS, "yes", NULL },
 };
 
@@ -2436,6 +2439,29 @@ check_rule(struct parser *ps, const struct policy_rule *r, int is_defaults)
                     "TLS 1.0/1.1 need security_level = 0 (in [%s], the "
                     "lowest protocol is %s and security_level is %d)", title,
                     version_name(r->min_version), r->security_level);
+    /* starttls and starttls_required on listen rules (offering STARTTLS
+     * to clients) are not built yet; starttls_required = no, the listen
+     * default, means nothing without them. */
+    if (server && r->starttls != NULL)
+        return fail(ps, r->value_line[PK_STARTTLS], "starttls on listen "
+                    "rules (offering STARTTLS to clients) is not supported "
+                    "yet, and [%s] is a listen rule", title);
+    if (server && r->starttls_required)
+        return fail(ps, r->value_line[PK_STARTTLS_REQUIRED],
+                    "starttls_required = yes on listen rules is not "
+                    "supported yet, and [%s] is a listen rule", title);
+    if (!is_defaults && r->starttls != NULL && r->action != POLICY_TLS)
+        return fail(ps, blame_line(r, PK_STARTTLS, PK_ACTION), "starttls "
+                    "needs action tls (it is %s in [%s])",
+                    action_names[r->action], title);
+    /* An XMPP stream has begun by the time its features show no STARTTLS:
+     * the program cannot start it afresh in plaintext. */
+    if (!server && r->starttls != NULL && strcmp(r->starttls, "xmpp") == 0 &&
+        !r->starttls_required)
+        return fail(ps, blame_line(r, PK_STARTTLS_REQUIRED, PK_STARTTLS),
+                    "starttls_required = no is not possible with starttls = "
+                    "xmpp (the XMPP stream has begun when the server's "
+                    "features show no STARTTLS) in [%s]", title);
     if (!is_defaults && r->redirect != NULL && r->action != POLICY_TLS &&
         r->action != POLICY_AUTO && r->action != POLICY_ENFORCE)
         return fail(ps, blame_line(r, PK_REDIRECT, PK_ACTION), "redirect "

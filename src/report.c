@@ -371,11 +371,12 @@ outcome_of(struct conn *c)
     if (c->first_bytes != NULL || c->state == CONN_AUDIT)
         return "audit";
     if (c->state == CONN_PASSTHROUGH)
-        return "passthrough";
+        /* starttls_required = no let a server without STARTTLS be used */
+        return c->stls_plain ? "ok" : "passthrough";
     if (c->state == CONN_CONNECTING)
         return "connect_failed";   /* given up before TCP was up */
     if (c->state == CONN_HANDSHAKING || c->state == CONN_ACCEPTED ||
-        c->state == CONN_VERIFYING)
+        c->state == CONN_VERIFYING || c->state == CONN_STARTTLS)
         return "handshake_failed"; /* closed or exited meanwhile */
     if (c->state != CONN_FAILED)
         return "ok";
@@ -445,11 +446,13 @@ report_conn(struct conn *c, const char *event)
     jb_kstr(&b, "sni", c->sni);
     jb_kstr(&b, "version", c->ssl != NULL && c->was_open
                                ? SSL_get_version(c->ssl) : NULL);
-    jb_kstr(&b, "starttls", NULL);
+    jb_kstr(&b, "starttls",
+            c->role == POLICY_ROLE_CLIENT ? c->rule->starttls : NULL);
     jb_kstr(&b, "outcome", outcome);
     const char *error = c->state == CONN_FAILED ? c->error : NULL;
     if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING ||
-        c->state == CONN_ACCEPTED || c->state == CONN_VERIFYING)
+        c->state == CONN_ACCEPTED || c->state == CONN_VERIFYING ||
+        c->state == CONN_STARTTLS)
         error = "closed before the handshake ended";
     jb_kstr(&b, "error", error);
     const SSL_CIPHER *ciph = c->ssl != NULL && c->was_open

@@ -1,8 +1,10 @@
 /*
  * tlsshim --check and --explain (SPEC section 1): validate the policy the
  * shim would use and print it as it will be applied, with warnings about
- * rules that cannot always match; and show which rule one destination or
- * local address gets, with every effective setting and where it came from.
+ * rules that cannot always match or can never match, and, given a
+ * connection report, about the destinations it shows were used in
+ * plaintext; and show which rule one destination or local address gets,
+ * with every effective setting and where it came from.
  */
 #include "config.h"
 
@@ -15,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "cli.h"
+#include "evidence.h"
 
 /*
  * A wildcard name can only match through the program's own lookups (SPEC
@@ -46,6 +49,228 @@ warn_unresolvable_names(const struct policy *p)
                      r->file, r->line, r->name, pat->text);
         }
     }
+}
+
+/* Whether the first prefix bits of a and b agree. */
+static int
+prefix_covers(const unsigned char *a, const unsigned char *b, int prefix)
+{
+    int full = prefix / 8, bits = prefix % 8;
+
+    if (memcmp(a, b, (size_t)full) != 0)
+        return 0;
+    return bits == 0 ||
+           ((a[full] ^ b[full]) & (0xff << (8 - bits)) & 0xff) == 0;
+}
+
+/*
+ * Whether pattern a certainly matches everything pattern b matches, as
+ * policy_match_connect() matches: addresses and the program's names
+ * first, then the rules' own resolution of names without a wildcard.  So
+ * a wildcard covers only wildcards (a plain name can also match by
+ * tlsshim's own lookup, which a wildcard never does), an address pattern
+ * never covers a name, and a name covers the same name.  Only what is
+ * certain counts: unions of patterns are not considered.
+ */
+static int
+pattern_covers(const struct policy_pattern *a, const struct policy_pattern *b)
+{
+    size_t alen, blen;
+
+    if (a->port_lo > b->port_lo || a->port_hi < b->port_hi)
+        return 0;
+    switch (a->kind) {
+    case PAT_ANY_HOST:
+        return 1;
+    case PAT_IPV4:
+    case PAT_IPV6:
+        return b->kind == a->kind && b->prefix >= a->prefix &&
+               prefix_covers(a->addr, b->addr, a->prefix);
+    case PAT_NAME:
+        if (b->kind != PAT_NAME)
+            return 0;
+        if (!a->wildcard)
+            return !b->wildcard && strcmp(a->name, b->name) == 0;
+        if (!b->wildcard)
+            return 0;
+        /* *.s covers *.t when t is s or ends in ".s" */
+        alen = strlen(a->name);
+        blen = strlen(b->name);
+        return strcmp(a->name, b->name) == 0 ||
+               (blen > alen + 1 && b->name[blen - alen - 1] == '.' &&
+                strcmp(b->name + blen - alen, a->name) == 0);
+    }
+    return 0;
+}
+
+/* The earliest rule before r, of r's role, that covers pattern b. */
+static const struct policy_rule *
+covering_rule(const struct policy *p, const struct policy_rule *r,
+              const struct policy_pattern *b)
+{
+    for (size_t i = 0; i < p->nrules && &p->rules[i] != r; i++) {
+        const struct policy_rule *a = &p->rules[i];
+
+        if (a->role != r->role)
+            continue;
+        for (size_t j = 0; j < a->npatterns; j++)
+            if (pattern_covers(&a->patterns[j], b))
+                return a;
+    }
+    return NULL;
+}
+
+/* Rules that can never match: every pattern is covered by an earlier
+ * rule's, so the earlier rules always win (first match in file order). */
+static void
+warn_shadowed_rules(const struct policy *p)
+{
+    char by[512];
+
+    for (size_t i = 0; i < p->nrules; i++) {
+        const struct policy_rule *r = &p->rules[i];
+        const struct policy_rule *first[4];
+        size_t nfirst = 0, j, k, used = 0;
+        int shadowed = r->npatterns > 0;
+
+        for (j = 0; j < r->npatterns && shadowed; j++) {
+            const struct policy_rule *a = covering_rule(p, r,
+                                                        &r->patterns[j]);
+            if (a == NULL) {
+                shadowed = 0;
+                break;
+            }
+            for (k = 0; k < nfirst && first[k] != a; k++)
+                ;
+            if (k == nfirst && nfirst < TLSSHIM_NELEMS(first))
+                first[nfirst++] = a;
+        }
+        if (!shadowed)
+            continue;
+        by[0] = '\0';
+        for (k = 0; k < nfirst && used < sizeof(by); k++)
+            used += (size_t)snprintf(by + used, sizeof(by) - used,
+                                     "%s%s (line %d)", k ? ", " : "",
+                                     first[k]->name, first[k]->line);
+        cli_warn("%s:%d: rule %s can never match: %s %s %s it names "
+                 "first", r->file, r->line, r->name,
+                 nfirst == 1 ? "rule" : "rules", by,
+                 r->role == POLICY_ROLE_SERVER
+                     ? (nfirst == 1 ? "matches every local address"
+                                    : "match every local address")
+                     : (nfirst == 1 ? "matches every destination"
+                                    : "match every destination"));
+    }
+}
+
+int
+cli_rule_is_catch_all(const struct policy_rule *r)
+{
+    int v4 = 0, v6 = 0;
+
+    for (size_t i = 0; i < r->npatterns; i++) {
+        const struct policy_pattern *pat = &r->patterns[i];
+
+        if (pat->port_lo != 0 || pat->port_hi != 65535)
+            continue;
+        v4 |= pat->kind == PAT_ANY_HOST ||
+              (pat->kind == PAT_IPV4 && pat->prefix == 0);
+        v6 |= pat->kind == PAT_ANY_HOST ||
+              (pat->kind == PAT_IPV6 && pat->prefix == 0);
+    }
+    return v4 && v6;
+}
+
+/*
+ * What the checked policy does now with a destination the report shows
+ * was used in plaintext: 1 when it still lets it through in plaintext
+ * (with, in now, how, where that differs from the report); 0 when it makes
+ * it TLS, denies it, or names it in a plain rule of its own (a decision).
+ */
+static int
+still_plaintext(const struct policy *p, const struct evidence_dest *d,
+                char *now, size_t len)
+{
+    const struct policy_rule *r = NULL;
+    enum policy_action action;
+    size_t i;
+
+    now[0] = '\0';
+    if (d->role == POLICY_ROLE_SERVER) {
+        /* no local address in the report: only the same rule can tell */
+        for (i = 0; i < p->nrules && d->rule[0] != '\0'; i++)
+            if (p->rules[i].role == POLICY_ROLE_SERVER &&
+                strcmp(p->rules[i].name, d->rule) == 0)
+                r = &p->rules[i];
+        action = r != NULL ? r->action : p->global.default_listen_action;
+    } else {
+        r = policy_match_connect(p, (const struct sockaddr *)&d->addrs[0],
+                                 d->name[0] != '\0' ? d->name : NULL,
+                                 cli_resolve_name, NULL, NULL);
+        action = r != NULL ? r->action : p->global.default_action;
+    }
+    if (action == POLICY_TLS || action == POLICY_AUTO ||
+        action == POLICY_ENFORCE || action == POLICY_DENY)
+        return 0;
+    if (r != NULL && action == POLICY_PLAIN && !cli_rule_is_catch_all(r))
+        return 0;
+    /* say what this policy does only where the report's policy did
+     * something else */
+    if (r != NULL && strcmp(r->name, d->rule) != 0)
+        snprintf(now, len, "; in this policy rule %s (%s:%d) lets it "
+                 "through (action %s)", r->name, r->file, r->line,
+                 policy_action_name(action));
+    else if (r == NULL && (d->rule[0] != '\0' || action != POLICY_AUDIT))
+        snprintf(now, len, "; in this policy %s = %s lets it through",
+                 d->role == POLICY_ROLE_SERVER ? "default_listen_action"
+                                               : "default_action",
+                 policy_action_name(action));
+    return 1;
+}
+
+/*
+ * tlsshim --check -r: the destinations the report shows were used in
+ * plaintext (audit outcomes; passthrough is the program's own TLS), with
+ * the rule or catch-all that let them through, unless the checked policy
+ * now covers them.  -1 when the report cannot be read.
+ */
+static int
+warn_plaintext_use(const struct policy *p, const char *report)
+{
+    struct evidence ev;
+    char dest[400], kinds[1024], addrs[512], now[512], through[256];
+
+    if (evidence_read(report, &ev) != 0)
+        return -1;
+    for (size_t i = 0; i < ev.n; i++) {
+        const struct evidence_dest *d = &ev.dests[i];
+
+        if (d->plaintext == 0 || !still_plaintext(p, d, now, sizeof(now)))
+            continue;
+        evidence_dest_text(d, dest, sizeof(dest));
+        evidence_kinds_text(d, kinds, sizeof(kinds));
+        evidence_addrs_text(d, addrs, sizeof(addrs));
+        if (d->rule[0] != '\0')
+            snprintf(through, sizeof(through), "rule %s", d->rule);
+        else
+            snprintf(through, sizeof(through), "the catch-all (%s = audit)",
+                     d->role == POLICY_ROLE_SERVER ? "default_listen_action"
+                                                   : "default_action");
+        if (d->role == POLICY_ROLE_SERVER)
+            cli_warn("%s: accepted connections from %s were plaintext (%u "
+                     "of %u: %s), let through by %s%s",
+                     report, addrs, d->plaintext, d->connections, kinds,
+                     through, now);
+        else
+            cli_warn("%s: %s%s%s%s was used in plaintext (%u connection%s: "
+                     "%s), let through by %s%s",
+                     report, dest, d->name[0] != '\0' ? " (" : "",
+                     d->name[0] != '\0' ? addrs : "",
+                     d->name[0] != '\0' ? ")" : "", d->plaintext,
+                     d->plaintext == 1 ? "" : "s", kinds, through, now);
+    }
+    evidence_free(&ev);
+    return 0;
 }
 
 /*
@@ -80,8 +305,11 @@ cli_check(const struct cli_options *o)
     policy_write(stdout, p);
     write_limits(p);
     warn_unresolvable_names(p);
-    if (o->report != NULL)
-        cli_warn("report analysis is not built yet");
+    warn_shadowed_rules(p);
+    if (o->report != NULL && warn_plaintext_use(p, o->report) != 0) {
+        policy_free(p);
+        return CLI_EXIT_USAGE;
+    }
     policy_free(p);
     return 0;
 }

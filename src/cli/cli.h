@@ -4,8 +4,9 @@
  * the policy and the preloaded libraries, builds the environment and runs
  * COMMAND (or prints the environment for --env); check.c implements --check
  * and --explain; fingerprint.c --fingerprint; stats.c --stats, with the
- * JSON parser of json.c.  Every message goes to stderr prefixed
- * "tlsshim: ".
+ * JSON parser of json.c; unitdropin.c --unit-dropin; learn.c --learn,
+ * with probe.c and the report reading of evidence.c (also --check -r).
+ * Every message goes to stderr prefixed "tlsshim: ".
  */
 #ifndef TLSSHIM_CLI_H
 #define TLSSHIM_CLI_H
@@ -30,6 +31,8 @@ enum cli_mode {
     CLI_ENV,
     CLI_FINGERPRINT,
     CLI_STATS,
+    CLI_LEARN,
+    CLI_UNIT_DROPIN,
     CLI_VERSION,
     CLI_HELP,
 };
@@ -43,6 +46,9 @@ struct cli_options {
     const char *report;      /* -r */
     int allow_uncovered;
     int listen;              /* --explain --listen */
+    int write;               /* --unit-dropin --write */
+    const char *learn_out;   /* --learn OUT */
+    int probe;               /* --learn --probe */
     char **args;             /* CLI_RUN: COMMAND [ARG...]; else operands */
     int nargs;
 };
@@ -65,6 +71,10 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * peer or a report cannot drive the terminal.  Other UTF-8 passes
  * through; bytes that are not UTF-8 are escaped too. */
 void cli_print_safe(FILE *out, const char *s, size_t len);
+
+/* The directory libtlsshim.so is taken from: the libtool build tree
+ * beside the running executable, else the installed pkglibdir. */
+void cli_library_dir(char *dir, size_t len);
 
 /* Load the policy the shim would use (SPEC section 2: -f, TLSSHIM_CONF,
  * the system file, the embedded default).  Prints the error and returns
@@ -92,6 +102,9 @@ int cli_split_destination(const char *arg, char *host, size_t hostlen,
  * resolution of a rule's name (SPEC section 3). */
 int cli_resolve_name(void *arg, const char *host,
                      const struct sockaddr *addr);
+/* Whether rule r matches every address of both families at every port,
+ * so that no later rule of its role can match (check.c). */
+int cli_rule_is_catch_all(const struct policy_rule *r);
 
 /* The modes; each returns the exit status. */
 int cli_run(const struct cli_options *o);
@@ -100,5 +113,7 @@ int cli_check(const struct cli_options *o);
 int cli_explain(const struct cli_options *o);
 int cli_fingerprint(const struct cli_options *o);
 int cli_stats(const struct cli_options *o);
+int cli_unit_dropin(const struct cli_options *o);
+int cli_learn(const struct cli_options *o);
 
 #endif

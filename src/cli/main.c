@@ -3,7 +3,8 @@
  * the first argument that is not one of them, or at "--", so that nothing
  * meant for COMMAND is ever read as ours; options are parsed by hand
  * because getopt_long() would also accept abbreviations and permute.  The
- * modes themselves live in run.c, check.c, fingerprint.c and stats.c.
+ * modes themselves live in run.c, check.c, fingerprint.c, stats.c,
+ * unitdropin.c and learn.c.
  */
 #include "config.h"
 
@@ -25,6 +26,8 @@
 #define OPT_R      0x08u
 #define OPT_LISTEN 0x10u
 #define OPT_ALLOW  0x20u
+#define OPT_WRITE  0x40u
+#define OPT_PROBE  0x80u
 
 static const struct {
     const char *flag;
@@ -36,13 +39,11 @@ static const struct {
     {"--env", CLI_ENV, OPT_F | OPT_D | OPT_O | OPT_R},
     {"--fingerprint", CLI_FINGERPRINT, OPT_F},
     {"--stats", CLI_STATS, 0},
+    {"--learn", CLI_LEARN, OPT_F | OPT_D | OPT_O | OPT_ALLOW | OPT_PROBE},
+    {"--unit-dropin", CLI_UNIT_DROPIN,
+     OPT_F | OPT_D | OPT_O | OPT_R | OPT_ALLOW | OPT_WRITE},
     {"--version", CLI_VERSION, 0},
     {"--help", CLI_HELP, 0},
-};
-
-/* Features of SPEC section 1 that later releases add. */
-static const char *const later_flags[] = {
-    "--learn", "--probe", "--unit-dropin", "--write",
 };
 
 static const char usage_text[] =
@@ -54,6 +55,11 @@ static const char usage_text[] =
     "       tlsshim --env [-f POLICY] [-d LEVEL] [-o LOG] [-r REPORT]\n"
     "       tlsshim --fingerprint [-f POLICY] HOST:PORT [ALGO]\n"
     "       tlsshim --stats REPORT\n"
+    "       tlsshim --unit-dropin UNIT [-f POLICY] [-d LEVEL] [-o LOG]"
+    " [-r REPORT]\n"
+    "               [--allow-uncovered] [--write]\n"
+    "       tlsshim --learn OUT [--probe] [-f POLICY] [-d LEVEL] [-o LOG]\n"
+    "               [--allow-uncovered] [--] COMMAND [ARG...]\n"
     "       tlsshim --version | --help\n"
     "\n"
     "  -f POLICY          policy file (else $TLSSHIM_CONF, the system file,"
@@ -64,6 +70,7 @@ static const char usage_text[] =
     "  -r REPORT          JSON-lines connection report (TLSSHIM_REPORT)\n"
     "  --allow-uncovered  run COMMAND even if tlsshim cannot cover it\n"
     "  --check            validate the policy and print the effective rules\n"
+    "                     (with -r: warn about plaintext the report shows)\n"
     "  --explain          show the rule and settings for HOST:PORT\n"
     "  --listen           with --explain: match listen rules\n"
     "  --env              print export lines for eval in a shell\n"
@@ -71,9 +78,16 @@ static const char usage_text[] =
     "                     whether the policy accepts it, and its fingerprint\n"
     "                     (ALGO sha256, or sha1, sha224, sha384, sha512)\n"
     "  --stats            summarise a JSON-lines connection report\n"
+    "  --learn OUT        run COMMAND in audit mode and write to OUT the\n"
+    "                     policy plus a rule per plaintext destination\n"
+    "  --probe            with --learn: ask each destination whether TLS\n"
+    "                     answers and verifies there\n"
+    "  --unit-dropin      print a systemd drop-in that runs UNIT under\n"
+    "                     tlsshim, LD_PRELOAD appended to the unit's own\n"
+    "  --write            with --unit-dropin: install it as\n"
+    "                     /etc/systemd/system/UNIT.d/tlsshim.conf\n"
     "  --version          print the versions of tlsshim and OpenSSL\n"
-    "  --help             print this help\n"
-    "  --learn, --unit-dropin: not built yet\n";
+    "  --help             print this help\n";
 
 void
 cli_error(const char *fmt, ...)
@@ -175,14 +189,19 @@ parse_long(const char *arg, struct cli_options *o, unsigned *given,
 {
     size_t i;
 
-    for (i = 0; i < TLSSHIM_NELEMS(later_flags); i++)
-        if (strcmp(arg, later_flags[i]) == 0) {
-            cli_error("%s is not built yet", arg);
-            return -1;
-        }
     if (strcmp(arg, "--listen") == 0) {
         *given |= OPT_LISTEN;
         o->listen = 1;
+        return 0;
+    }
+    if (strcmp(arg, "--probe") == 0) {
+        *given |= OPT_PROBE;
+        o->probe = 1;
+        return 0;
+    }
+    if (strcmp(arg, "--write") == 0) {
+        *given |= OPT_WRITE;
+        o->write = 1;
         return 0;
     }
     if (strcmp(arg, "--allow-uncovered") == 0) {
@@ -246,19 +265,26 @@ check_mode_options(const struct cli_options *o, unsigned given,
     } names[] = {
         {OPT_F, "-f"}, {OPT_D, "-d"}, {OPT_O, "-o"}, {OPT_R, "-r"},
         {OPT_LISTEN, "--listen"}, {OPT_ALLOW, "--allow-uncovered"},
+        {OPT_WRITE, "--write"}, {OPT_PROBE, "--probe"},
     };
     size_t i;
 
     for (i = 0; i < TLSSHIM_NELEMS(names); i++)
         if ((given & names[i].bit) != 0 && (allowed & names[i].bit) == 0) {
             if (o->mode == CLI_RUN)
-                return usage_error("%s needs --explain", names[i].name);
+                return usage_error("%s needs %s", names[i].name,
+                                   names[i].bit == OPT_WRITE
+                                       ? "--unit-dropin"
+                                   : names[i].bit == OPT_PROBE
+                                       ? "--learn"
+                                       : "--explain");
             return usage_error("%s does not apply to %s", names[i].name,
                                o->mode_flag);
         }
 
     switch (o->mode) {
     case CLI_RUN:
+    case CLI_LEARN:
         if (o->nargs == 0)
             return usage_error("no COMMAND given");
         break;
@@ -274,6 +300,10 @@ check_mode_options(const struct cli_options *o, unsigned given,
     case CLI_STATS:
         if (o->nargs != 1)
             return usage_error("--stats takes one REPORT file");
+        break;
+    case CLI_UNIT_DROPIN:
+        if (o->nargs != 1)
+            return usage_error("--unit-dropin takes one UNIT");
         break;
     case CLI_CHECK:
     case CLI_ENV:
@@ -311,7 +341,7 @@ parse_args(int argc, char **argv, struct cli_options *o, char **operands)
             break;
         }
         if (arg[0] != '-' || arg[1] == '\0') {
-            if (o->mode == CLI_RUN)
+            if (o->mode == CLI_RUN || o->mode == CLI_LEARN)
                 break;
             operands[o->nargs++] = argv[i];
             continue;
@@ -322,6 +352,14 @@ parse_args(int argc, char **argv, struct cli_options *o, char **operands)
             rv = parse_short(argc, argv, &i, o, &given, &debug_text);
         if (rv != 0)
             return -1;
+        /* --learn OUT: OUT is never an option, even if it looks like one */
+        if (strcmp(arg, "--learn") == 0) {
+            if (i + 1 >= argc || argv[i + 1][0] == '\0' ||
+                strcmp(argv[i + 1], "-") == 0 ||
+                strcmp(argv[i + 1], "--") == 0)
+                return usage_error("--learn needs the OUT file");
+            o->learn_out = argv[++i];
+        }
     }
     while (i < argc)
         operands[o->nargs++] = argv[i++];
@@ -370,6 +408,12 @@ main(int argc, char **argv)
         break;
     case CLI_STATS:
         status = cli_stats(&o);
+        break;
+    case CLI_UNIT_DROPIN:
+        status = cli_unit_dropin(&o);
+        break;
+    case CLI_LEARN:
+        status = cli_learn(&o);
         break;
     case CLI_VERSION:
         status = print_version();

@@ -83,9 +83,8 @@ format_path(char *buf, size_t len, const char *dir, const char *name)
     return n >= 0 && (size_t)n < len ? 0 : -1;
 }
 
-/* The directory libtlsshim.so is taken from, into dir. */
-static void
-library_dir(char *dir, size_t len)
+void
+cli_library_dir(char *dir, size_t len)
 {
     char exe[PATH_MAX], probe[PATH_MAX];
     ssize_t n;
@@ -202,7 +201,7 @@ cli_env_build(const struct cli_options *o, const struct policy *p,
     int rv = -1;
 
     memset(env, 0, sizeof(*env));
-    library_dir(dir, sizeof(dir));
+    cli_library_dir(dir, sizeof(dir));
     if (old != NULL && (preload = strdup(old)) == NULL) {
         cli_error("out of memory");
         goto err;

@@ -295,10 +295,14 @@ EOF
     [[ "$stderr" != *"warning"* ]]
 }
 
-@test "--check -r says report analysis is not built yet" {
+@test "--check -r reads the report: nothing to say without plaintext, an error without a report" {
+    printf '{"id": "1", "event": "close", "role": "client", "rule": null, "action": "auto", "peer": "127.0.0.1:443", "host": null, "outcome": "passthrough"}\n' >"$T/report.jsonl"
     run --separate-stderr "$TLSSHIM" --check -r "$T/report.jsonl"
     assert_success
-    [[ "$stderr" == *"tlsshim: warning: report analysis is not built yet"* ]]
+    assert_equal "$stderr" ""
+    run --separate-stderr "$TLSSHIM" --check -r "$T/missing.jsonl"
+    assert_equal "$status" 2
+    [[ "$stderr" == *"tlsshim: cannot open the report $T/missing.jsonl"* ]]
 }
 
 @test "--explain names the rule that matches a destination" {
@@ -401,16 +405,8 @@ EOF
     run "$TLSSHIM" --help
     assert_success
     for opt in -f -d -o -r --allow-uncovered --check --explain --listen \
-        --env --version --help; do
+        --env --learn --probe --version --help; do
         assert_output --regexp "(^|[[:space:]])$opt[[:space:]]"
-    done
-}
-
-@test "features of later releases say they are not built yet" {
-    for opt in --learn --unit-dropin; do
-        run "$TLSSHIM" "$opt" x
-        assert_equal "$status" 2
-        assert_output "tlsshim: $opt is not built yet"
     done
 }
 

@@ -29,7 +29,7 @@ common_setup() {
     BUILDDIR=${TLSSHIM_BUILDDIR:-$repo}
     SRCDIR=${TLSSHIM_SRCDIR:-$repo}
     TLSSHIM=$BUILDDIR/tlsshim
-    SHIMLIB=$BUILDDIR/.libs/libtlsshim.so
+    SHIMLIB=${TLSSHIM_TEST_PRELOAD:+$TLSSHIM_TEST_PRELOAD:}$BUILDDIR/.libs/libtlsshim.so
     PROGS=$BUILDDIR/tests/progs
     PEERS=$SRCDIR/tests/peers
     T=$BATS_TEST_TMPDIR

@@ -327,11 +327,43 @@ static const struct parse_row parse_rows[] = {
       "bad value \"maybe\" for strict_eof (want yes or no)" },
 
     /* starttls, starttls_required, redirect, ktls */
-    { R "starttls = smtp\n", 0, 3, "key starttls is not supported yet" },
+    { R "starttls = smtp\n", 1, 0, NULL },
+    { R "starttls = imap\n", 1, 0, NULL },
+    { R "starttls = pop3\n", 1, 0, NULL },
+    { R "starttls = ftp\n", 1, 0, NULL },
+    { R "starttls = ldap\n", 1, 0, NULL },
+    { R "starttls = xmpp\n", 1, 0, NULL },
+    { R "starttls = nntp\n", 1, 0, NULL },
+    { R "starttls = postgres\n", 1, 0, NULL },
+    { R "starttls = SMTP\n", 1, 0, NULL },
+    { R "starttls = smtp\nstarttls_required = no\n", 1, 0, NULL },
+    { R "starttls_required = no\n", 1, 0, NULL },
+    { "[defaults]\nstarttls = imap\n[r]\nconnect = :143\n", 1, 0, NULL },
     { R "starttls = smtpx\n", 0, 3, "bad value \"smtpx\" for starttls" },
-    { R "starttls_required = no\n", 0, 3,
-      "key starttls_required is not supported yet" },
+    { R "starttls = \"smtp imap\"\n", 0, 3, "for starttls" },
+    { R "starttls = mysql\n", 0, 3,
+      "value mysql of key starttls is not supported yet (MySQL negotiates "
+      "TLS inside its login handshake)" },
+    { R "starttls = smtp\nstarttls = imap\n", 0, 4,
+      "duplicate key starttls" },
     { R "starttls_required = perhaps\n", 0, 3, "for starttls_required" },
+    { R "starttls = smtp\naction = auto\n", 0, 3,
+      "starttls needs action tls (it is auto in [r])" },
+    { R "action = plain\nstarttls = smtp\n", 0, 4,
+      "starttls needs action tls (it is plain in [r])" },
+    { "[defaults]\nstarttls = smtp\n[r]\nconnect = :25\naction = deny\n",
+      0, 5, "starttls needs action tls (it is deny in [r])" },
+    { R "starttls = xmpp\nstarttls_required = no\n", 0, 4,
+      "starttls_required = no is not possible with starttls = xmpp" },
+    { "[r]\nlisten = :25\ncert_file = /c\nstarttls = smtp\n", 0, 4,
+      "starttls on listen rules (offering STARTTLS to clients) is not "
+      "supported yet, and [r] is a listen rule" },
+    { "[r]\nlisten = :25\ncert_file = /c\nstarttls_required = yes\n", 0, 4,
+      "starttls_required = yes on listen rules is not supported yet" },
+    { "[r]\nlisten = :25\ncert_file = /c\nstarttls_required = no\n", 1, 0,
+      NULL },
+    { "[listen-defaults]\nstarttls = imap\n", 0, 2,
+      "starttls on listen rules" },
     { R "redirect = :8443\n", 1, 0, NULL },
     { R "redirect = backend.example.com:443\n", 1, 0, NULL },
     { R "redirect = [::1]:443\n", 1, 0, NULL },
@@ -428,8 +460,12 @@ test_exact_messages(void)
           "t.conf:5: bad value \"maybe\" for strict_eof (want yes or no)" },
         { "[r]\nconnect = :443\naction = enforce\n",
           "t.conf:3: action enforce is not supported yet" },
-        { "[r]\nconnect = :443\nstarttls = imap\n",
-          "t.conf:3: key starttls is not supported yet" },
+        { "[r]\nconnect = :443\nstarttls = mysql\n",
+          "t.conf:3: value mysql of key starttls is not supported yet "
+          "(MySQL negotiates TLS inside its login handshake)" },
+        { "[r]\nlisten = :443\ncert_file = /c\nstarttls = imap\n",
+          "t.conf:4: starttls on listen rules (offering STARTTLS to clients) "
+          "is not supported yet, and [r] is a listen rule" },
         { "[r]\nconnect = :443\nktls = yes\n",
           "t.conf:3: value yes of key ktls is not supported yet" },
         { "[r]\nconnect = :443\nversion = SSLv3\n",
@@ -1726,6 +1762,11 @@ test_write(void)
         "fingerprint = sha256$" HEX32 "\n"
         "ca_path = /etc/ssl/certs\n"
         "\n"
+        "[mail]\n"
+        "connect = mail.example.com:25 mail.example.com:587\n"
+        "starttls = smtp\n"
+        "starttls_required = no\n"
+        "\n"
         "[block]\n"
         "connect = *\n"
         "action = deny\n";
@@ -1735,6 +1776,8 @@ test_write(void)
 
     round_trip("rich", rich);
     round_trip("minimal", R);
+    /* a listen rule's starttls_required = no (its default) reads back */
+    round_trip("listen", "[srv]\nlisten = :8443\ncert_file = /etc/c.pem\n");
     round_trip("empty", "");
     round_trip("embedded", policy_default_text);
     round_trip("global only", "[global]\ndebug = 0\nlog = stderr\n");
@@ -1756,8 +1799,13 @@ test_write(void)
         CHECK_MSG(strstr(out, "\nsession_key = \"a \\\"quoted\\\" \\\\ key # "
                          "not a comment\"\n") != NULL, "%s", out);
         CHECK_MSG(strstr(out, "\nhostname = \"\"\n") != NULL, "%s", out);
-        CHECK_MSG(strstr(out, "\n# starttls_required = yes  (default; not "
-                         "supported yet)\n") != NULL, "%s", out);
+        CHECK_MSG(strstr(out, "\nstarttls_required = yes") != NULL &&
+                  strstr(out, "# starttls_required") == NULL, "%s", out);
+        CHECK_MSG(strstr(out, "\n[mail]\nconnect = mail.example.com:25 "
+                         "mail.example.com:587\n") != NULL &&
+                  strstr(out, "\nstarttls = smtp\n") != NULL &&
+                  strstr(out, "\nstarttls_required = no\n") != NULL, "%s",
+                  out);
         CHECK_MSG(strstr(out, "\nhonor_cipher_order") == NULL, "%s", out);
         CHECK_MSG(strstr(out, "\nmin_version = TLSv1_2") != NULL, "%s", out);
         free(out);

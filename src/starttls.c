@@ -1,0 +1,909 @@
+/*
+ * The STARTTLS dialogues (see starttls.h).  Each protocol is a few steps:
+ * read the greeting where the server speaks first, ask for the upgrade the
+ * way the protocol's RFC says (RFC 3207 SMTP, 2595 IMAP and POP3, 4217
+ * FTP, 4511 LDAP, 6120 XMPP, 4642 NNTP, PostgreSQL's SSLRequest), and
+ * check the positive answer.  Answers are parsed only as far as the
+ * decision needs; anything the server says is untrusted until the
+ * handshake, so it is never shown to the program (except a refused
+ * server's own greeting when the rule allows plaintext).
+ *
+ * Not here: mysql (its TLS upgrade sits inside the authentication
+ * handshake, whose pre-TLS greeting carries the scramble the program's
+ * login needs, so the program would have to see untrusted bytes and its
+ * first packet be rewritten), and server-side STARTTLS.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "starttls.h"
+
+/* The first step after the handshake. */
+#define STEP_TLS 100
+
+static const char *const proto_names[] = {
+    [STARTTLS_NONE] = "none",
+    [STARTTLS_SMTP] = "smtp",
+    [STARTTLS_IMAP] = "imap",
+    [STARTTLS_POP3] = "pop3",
+    [STARTTLS_FTP] = "ftp",
+    [STARTTLS_LDAP] = "ldap",
+    [STARTTLS_XMPP] = "xmpp",
+    [STARTTLS_NNTP] = "nntp",
+    [STARTTLS_POSTGRES] = "postgres",
+};
+
+/* verifycn_scheme of each protocol (verify.c's table has these rows);
+ * postgres has none, so the default scheme applies. */
+static const char *const proto_schemes[] = {
+    [STARTTLS_SMTP] = "smtp",
+    [STARTTLS_IMAP] = "imap",
+    [STARTTLS_POP3] = "pop3",
+    [STARTTLS_FTP] = "ftp",
+    [STARTTLS_LDAP] = "ldap",
+    [STARTTLS_XMPP] = "xmpp",
+    [STARTTLS_NNTP] = "nntp",
+};
+
+enum starttls_proto
+starttls_proto_of(const char *name)
+{
+    if (name == NULL)
+        return STARTTLS_NONE;
+    for (size_t i = 1; i < TLSSHIM_NELEMS(proto_names); i++)
+        if (strcmp(proto_names[i], name) == 0)
+            return (enum starttls_proto)i;
+    return STARTTLS_NONE;
+}
+
+const char *
+starttls_proto_name(enum starttls_proto proto)
+{
+    return (unsigned)proto < TLSSHIM_NELEMS(proto_names) ? proto_names[proto]
+                                                         : "?";
+}
+
+const char *
+starttls_scheme(const char *name)
+{
+    enum starttls_proto p = starttls_proto_of(name);
+
+    return (unsigned)p < TLSSHIM_NELEMS(proto_schemes) ? proto_schemes[p]
+                                                       : NULL;
+}
+
+int
+starttls_server_first(enum starttls_proto proto)
+{
+    return proto == STARTTLS_SMTP || proto == STARTTLS_IMAP ||
+           proto == STARTTLS_POP3 || proto == STARTTLS_FTP ||
+           proto == STARTTLS_NNTP;
+}
+
+/* --- buffers -------------------------------------------------------------- */
+
+unsigned char *
+starttls_room(struct starttls *st, size_t *room)
+{
+    *room = sizeof(st->in) - st->in_len;
+    return st->in + st->in_len;
+}
+
+void
+starttls_received(struct starttls *st, size_t n)
+{
+    if (n > sizeof(st->in) - st->in_len)
+        n = sizeof(st->in) - st->in_len;
+    st->in_len += n;
+}
+
+static void
+consume(struct starttls *st, size_t n)
+{
+    if (n > st->in_len)
+        n = st->in_len;
+    memmove(st->in, st->in + n, st->in_len - n);
+    st->in_len -= n;
+}
+
+static enum starttls_status
+queue(struct starttls *st, const void *p, size_t n)
+{
+    if (n > sizeof(st->out))
+        n = sizeof(st->out);
+    memcpy(st->out, p, n);
+    st->out_len = n;
+    st->out_off = 0;
+    return STARTTLS_WRITE;
+}
+
+static enum starttls_status
+queuef(struct starttls *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static enum starttls_status
+queuef(struct starttls *st, const char *fmt, ...)
+{
+    char buf[STARTTLS_OUT_MAX];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    return queue(st, buf, (size_t)n < sizeof(buf) ? (size_t)n
+                                                  : sizeof(buf) - 1);
+}
+
+/* Append to what the program reads first; -1 when it does not fit. */
+static int
+show_add(struct starttls *st, const void *p, size_t n)
+{
+    if (n > sizeof(st->show) - st->show_len)
+        return -1;
+    memcpy(st->show + st->show_len, p, n);
+    st->show_len += n;
+    return 0;
+}
+
+/* A printable copy of a line for messages, at most 120 characters. */
+static void
+quote(char *dst, size_t dstlen, const unsigned char *p, size_t len)
+{
+    size_t o = 0;
+
+    if (len > 120)
+        len = 120;
+    for (size_t i = 0; i < len && o + 1 < dstlen; i++)
+        dst[o++] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+    dst[o] = '\0';
+}
+
+static enum starttls_status
+verdict(struct starttls *st, enum starttls_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* REFUSED or FAILED, with what the server did in st->why. */
+static enum starttls_status
+verdict(struct starttls *st, enum starttls_status s, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(st->why, sizeof(st->why), fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* The line at in[pos]: its length without the line end, and where the
+ * next begins; -1 when no line end has arrived yet. */
+static long
+line_at(const struct starttls *st, size_t pos, size_t *next)
+{
+    const unsigned char *nl;
+    size_t len;
+
+    if (pos >= st->in_len)
+        return -1;
+    nl = memchr(st->in + pos, '\n', st->in_len - pos);
+    if (nl == NULL)
+        return -1;
+    len = (size_t)(nl - (st->in + pos));
+    *next = pos + len + 1;
+    if (len > 0 && st->in[pos + len - 1] == '\r')
+        len--;
+    return (long)len;
+}
+
+/* READ while the buffer has room, else FAILED: an answer this long is
+ * none we expect. */
+static enum starttls_status
+need_more(struct starttls *st)
+{
+    if (st->in_len >= sizeof(st->in))
+        return verdict(st, STARTTLS_FAILED, "the server's answer is longer "
+                       "than %zu bytes", sizeof(st->in));
+    return STARTTLS_READ;
+}
+
+static int
+is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/*
+ * A numeric reply (SMTP, FTP, NNTP) at the start of in: "CODE text", or
+ * with multiline, "CODE-text" lines up to the line that begins "CODE "
+ * (SMTP continues with "CODE-", FTP with any text).  1 complete (*code,
+ * *end: the bytes it spans, *first: its first line for messages), 0
+ * incomplete, -1 malformed.
+ */
+static int
+numeric_reply(struct starttls *st, int multiline, int *code, size_t *end,
+              char *first, size_t firstlen)
+{
+    size_t pos = 0, next;
+    long len = line_at(st, 0, &next);
+    const unsigned char *l = st->in;
+
+    if (len < 0)
+        return 0;
+    quote(first, firstlen, l, (size_t)len);
+    if (len < 3 || !is_digit(l[0]) || !is_digit(l[1]) || !is_digit(l[2]) ||
+        (len > 3 && l[3] != ' ' && l[3] != '-'))
+        return -1;
+    *code = (l[0] - '0') * 100 + (l[1] - '0') * 10 + (l[2] - '0');
+    if (len == 3 || l[3] != '-' || !multiline) {
+        *end = next;
+        return 1;
+    }
+    for (;;) {
+        pos = next;
+        len = line_at(st, pos, &next);
+        if (len < 0)
+            return 0;
+        l = st->in + pos;
+        if (len >= 3 && memcmp(l, st->in, 3) == 0 &&
+            (len == 3 || l[3] == ' ')) {
+            *end = next;
+            return 1;
+        }
+    }
+}
+
+/* 1 when a whitespace-separated word of p[0..len) is word (any case). */
+static int
+has_word(const unsigned char *p, size_t len, const char *word)
+{
+    size_t wl = strlen(word), i = 0;
+
+    while (i < len) {
+        while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '[' ||
+                           p[i] == ']'))
+            i++;
+        size_t s = i;
+        while (i < len && p[i] != ' ' && p[i] != '\t' && p[i] != ']')
+            i++;
+        if (i - s == wl && strncasecmp((const char *)p + s, word, wl) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static const unsigned char *
+find(const struct starttls *st, size_t from, const char *what)
+{
+    size_t wl = strlen(what);
+
+    if (from > st->in_len)
+        return NULL;
+    return memmem(st->in + from, st->in_len - from, what, wl);
+}
+
+/* --- the neutral greeting ------------------------------------------------- */
+
+/* The server's name as the greeting shows it: printable, an IP address
+ * in brackets. */
+static void
+greeting_name(const struct starttls *st, char *buf, size_t len)
+{
+    unsigned char a[16];
+    char clean[sizeof(st->name)];
+    size_t o = 0;
+
+    for (const char *p = st->name; *p != '\0' && o + 1 < sizeof(clean); p++)
+        if (*p > 0x20 && *p < 0x7f)
+            clean[o++] = *p;
+    clean[o] = '\0';
+    if (o == 0)
+        util_strlcpy(clean, "server", sizeof(clean));
+    if (inet_pton(AF_INET, clean, a) == 1 || inet_pton(AF_INET6, clean, a) == 1)
+        snprintf(buf, len, "[%s]", clean);
+    else
+        snprintf(buf, len, "%s", clean);
+}
+
+/* TLS is up and the dialogue over: what the program reads first is a
+ * greeting made here (server-first protocols), then what the server sent
+ * over TLS after the dialogue's last answer. */
+static enum starttls_status
+done(struct starttls *st)
+{
+    char name[300], g[400];
+    int n = 0;
+
+    greeting_name(st, name, sizeof(name));
+    switch (st->proto) {
+    case STARTTLS_SMTP:
+        n = snprintf(g, sizeof(g), "220 %s ESMTP ready (TLS by tlsshim)\r\n",
+                     name);
+        break;
+    case STARTTLS_IMAP:
+        n = snprintf(g, sizeof(g), "* OK %s ready (TLS by tlsshim)\r\n",
+                     name);
+        break;
+    case STARTTLS_POP3:
+        n = snprintf(g, sizeof(g), "+OK %s ready (TLS by tlsshim)\r\n", name);
+        break;
+    case STARTTLS_FTP:
+        n = snprintf(g, sizeof(g), "220 %s ready (TLS by tlsshim)\r\n", name);
+        break;
+    case STARTTLS_NNTP:
+        n = snprintf(g, sizeof(g), "200 %s ready (TLS by tlsshim)\r\n", name);
+        break;
+    default:
+        break;
+    }
+    if (n < 0 || (size_t)n >= sizeof(g))
+        n = 0;
+    st->show_len = st->show_off = 0;
+    (void)show_add(st, g, (size_t)n);
+    if (show_add(st, st->in, st->in_len) < 0)
+        return verdict(st, STARTTLS_FAILED, "the server sent %zu bytes over "
+                       "TLS before the program asked anything", st->in_len);
+    st->in_len = 0;
+    return STARTTLS_DONE;
+}
+
+/* --- SMTP (RFC 3207) ------------------------------------------------------ */
+
+static enum starttls_status
+smtp_next(struct starttls *st)
+{
+    char line[128];
+    size_t end, pos, next;
+    int code, r;
+    long len;
+
+    r = numeric_reply(st, 1, &code, &end, line, sizeof(line));
+    if (r == 0)
+        return need_more(st);
+    if (r < 0)
+        return verdict(st, STARTTLS_FAILED, "not an SMTP reply: \"%s\"",
+                       line);
+    switch (st->step) {
+    case 0:
+        if (show_add(st, st->in, end) < 0)
+            return verdict(st, STARTTLS_FAILED, "the greeting is too long");
+        consume(st, end);
+        if (code != 220)
+            return verdict(st, STARTTLS_REFUSED, "the server did not greet "
+                           "with 220: \"%s\"", line);
+        st->step = 1;
+        return queuef(st, "EHLO %s\r\n", st->client);
+    case 1:
+        for (pos = 0; code == 250 && pos < end; pos = next) {
+            len = line_at(st, pos, &next);
+            if (len > 4 && has_word(st->in + pos + 4, (size_t)len - 4,
+                                    "STARTTLS"))
+                st->offered = 1;
+        }
+        consume(st, end);
+        if (code != 250)
+            return verdict(st, STARTTLS_REFUSED, "EHLO refused: \"%s\"",
+                           line);
+        if (!st->offered)
+            return verdict(st, STARTTLS_REFUSED, "the server does not offer "
+                           "STARTTLS (not in its EHLO answer)");
+        st->step = 2;
+        return queuef(st, "STARTTLS\r\n");
+    default:
+        consume(st, end);
+        if (code != 220)
+            return verdict(st, STARTTLS_REFUSED, "STARTTLS refused: \"%s\"",
+                           line);
+        return STARTTLS_UPGRADE;
+    }
+}
+
+/* --- IMAP (RFC 3501, 2595) ------------------------------------------------ */
+
+/* "TAG OK|NO|BAD ..." or an untagged line: returns 'O', 'N', 'B' for a
+ * tagged answer with tag, 'U' untagged, '?' anything else. */
+static int
+imap_kind(const unsigned char *l, size_t len, const char *tag)
+{
+    size_t tl = strlen(tag);
+
+    if (len >= 2 && l[0] == '*' && l[1] == ' ')
+        return 'U';
+    if (len > tl + 1 && memcmp(l, tag, tl) == 0 && l[tl] == ' ') {
+        l += tl + 1;
+        len -= tl + 1;
+        if (len >= 2 && strncasecmp((const char *)l, "OK", 2) == 0 &&
+            (len == 2 || l[2] == ' '))
+            return 'O';
+        if (len >= 2 && strncasecmp((const char *)l, "NO", 2) == 0 &&
+            (len == 2 || l[2] == ' '))
+            return 'N';
+        if (len >= 3 && strncasecmp((const char *)l, "BAD", 3) == 0 &&
+            (len == 3 || l[3] == ' '))
+            return 'B';
+    }
+    return '?';
+}
+
+static enum starttls_status
+imap_next(struct starttls *st)
+{
+    char line[128];
+    size_t next;
+    long len;
+
+    while ((len = line_at(st, 0, &next)) >= 0) {
+        const unsigned char *l = st->in;
+        const char *tag = st->step == 1 ? "T1" : "T2";
+        int kind;
+
+        quote(line, sizeof(line), l, (size_t)len);
+        if (st->step == 0) {
+            if (len >= 5 && strncasecmp((const char *)l, "* OK ", 5) == 0) {
+                if (show_add(st, l, next) < 0)
+                    return verdict(st, STARTTLS_FAILED,
+                                   "the greeting is too long");
+                consume(st, next);
+                st->step = 1;
+                return queuef(st, "T1 CAPABILITY\r\n");
+            }
+            (void)show_add(st, l, next);
+            consume(st, next);
+            if (len >= 10 &&
+                strncasecmp((const char *)l, "* PREAUTH ", 10) == 0)
+                return verdict(st, STARTTLS_REFUSED, "the server greeted "
+                               "with PREAUTH, after which STARTTLS is not "
+                               "allowed: \"%s\"", line);
+            if (len >= 5 && strncasecmp((const char *)l, "* BYE", 5) == 0)
+                return verdict(st, STARTTLS_REFUSED, "the server said BYE: "
+                               "\"%s\"", line);
+            return verdict(st, STARTTLS_FAILED, "not an IMAP greeting: "
+                           "\"%s\"", line);
+        }
+        kind = imap_kind(l, (size_t)len, tag);
+        if (kind == 'U') {
+            if (st->step == 1 && len > 13 &&
+                strncasecmp((const char *)l, "* CAPABILITY ", 13) == 0 &&
+                has_word(l + 13, (size_t)len - 13, "STARTTLS"))
+                st->offered = 1;
+            consume(st, next);
+            continue;
+        }
+        consume(st, next);
+        if (kind == '?')
+            return verdict(st, STARTTLS_FAILED, "not an IMAP answer: \"%s\"",
+                           line);
+        if (kind != 'O')
+            return verdict(st, STARTTLS_REFUSED, "%s refused: \"%s\"",
+                           st->step == 1 ? "CAPABILITY" : "STARTTLS", line);
+        if (st->step == 2)
+            return STARTTLS_UPGRADE;
+        if (!st->offered)
+            return verdict(st, STARTTLS_REFUSED, "the server does not offer "
+                           "STARTTLS (not in its CAPABILITY answer)");
+        st->step = 2;
+        return queuef(st, "T2 STARTTLS\r\n");
+    }
+    return need_more(st);
+}
+
+/* --- POP3 (RFC 2595) ------------------------------------------------------ */
+
+static enum starttls_status
+pop3_next(struct starttls *st)
+{
+    char line[128];
+    size_t next;
+    long len = line_at(st, 0, &next);
+    const unsigned char *l = st->in;
+    int ok, err;
+
+    if (len < 0)
+        return need_more(st);
+    quote(line, sizeof(line), l, (size_t)len);
+    ok = len >= 3 && memcmp(l, "+OK", 3) == 0 && (len == 3 || l[3] == ' ');
+    err = len >= 4 && memcmp(l, "-ERR", 4) == 0 && (len == 4 || l[4] == ' ');
+    if (st->step == 0 && show_add(st, l, next) < 0)
+        return verdict(st, STARTTLS_FAILED, "the greeting is too long");
+    consume(st, next);
+    if (!ok && !err)
+        return verdict(st, STARTTLS_FAILED, "not a POP3 answer: \"%s\"",
+                       line);
+    if (st->step == 0) {
+        if (err)
+            return verdict(st, STARTTLS_REFUSED, "the server did not greet "
+                           "with +OK: \"%s\"", line);
+        st->step = 1;
+        return queuef(st, "STLS\r\n");
+    }
+    if (err)
+        return verdict(st, STARTTLS_REFUSED, "STLS refused: \"%s\"", line);
+    return STARTTLS_UPGRADE;
+}
+
+/* --- FTP (RFC 4217) ------------------------------------------------------- */
+
+static enum starttls_status
+ftp_next(struct starttls *st)
+{
+    char line[128];
+    size_t end;
+    int code, r;
+
+    if (st->step == STEP_TLS) {
+        /* The program speaks plain FTP and will not ask for protected
+         * transfers itself. */
+        st->step = STEP_TLS + 1;
+        return queuef(st, "PBSZ 0\r\n");
+    }
+    r = numeric_reply(st, 1, &code, &end, line, sizeof(line));
+    if (r == 0)
+        return need_more(st);
+    if (r < 0)
+        return verdict(st, STARTTLS_FAILED, "not an FTP reply: \"%s\"",
+                       line);
+    if (st->step == 0 && show_add(st, st->in, end) < 0)
+        return verdict(st, STARTTLS_FAILED, "the greeting is too long");
+    consume(st, end);
+    switch (st->step) {
+    case 0:
+        if (code >= 100 && code < 200)
+            return ftp_next(st);     /* 120: ready in a moment */
+        if (code != 220)
+            return verdict(st, STARTTLS_REFUSED, "the server did not greet "
+                           "with 220: \"%s\"", line);
+        st->step = 1;
+        return queuef(st, "AUTH TLS\r\n");
+    case 1:
+        if (code != 234)
+            return verdict(st, STARTTLS_REFUSED, "AUTH TLS refused: \"%s\"",
+                           line);
+        return STARTTLS_UPGRADE;
+    case STEP_TLS + 1:
+        if (code != 200)
+            return verdict(st, STARTTLS_FAILED, "PBSZ 0 refused: \"%s\"",
+                           line);
+        st->step = STEP_TLS + 2;
+        return queuef(st, "PROT P\r\n");
+    default:
+        if (code != 200)
+            return verdict(st, STARTTLS_FAILED, "PROT P refused: \"%s\"",
+                           line);
+        return done(st);
+    }
+}
+
+/* --- NNTP (RFC 4642) ------------------------------------------------------ */
+
+static enum starttls_status
+nntp_next(struct starttls *st)
+{
+    char line[128];
+    size_t end;
+    int code, r;
+
+    r = numeric_reply(st, 0, &code, &end, line, sizeof(line));
+    if (r == 0)
+        return need_more(st);
+    if (r < 0)
+        return verdict(st, STARTTLS_FAILED, "not an NNTP reply: \"%s\"",
+                       line);
+    if (st->step == 0 && show_add(st, st->in, end) < 0)
+        return verdict(st, STARTTLS_FAILED, "the greeting is too long");
+    consume(st, end);
+    if (st->step == 0) {
+        if (code != 200 && code != 201)
+            return verdict(st, STARTTLS_REFUSED, "the server did not greet "
+                           "with 200 or 201: \"%s\"", line);
+        st->step = 1;
+        return queuef(st, "STARTTLS\r\n");
+    }
+    if (code != 382)
+        return verdict(st, STARTTLS_REFUSED, "STARTTLS refused: \"%s\"",
+                       line);
+    return STARTTLS_UPGRADE;
+}
+
+/* --- LDAP (RFC 4511 section 4.14) ----------------------------------------- */
+
+/* The StartTLS ExtendedRequest, message ID 1:
+ * LDAPMessage ::= SEQUENCE { messageID 1,
+ *     [APPLICATION 23] { requestName [0] "1.3.6.1.4.1.1466.20037" } } */
+static const unsigned char ldap_request[] = {
+    0x30, 0x1d, 0x02, 0x01, 0x01, 0x77, 0x18, 0x80, 0x16,
+    '1', '.', '3', '.', '6', '.', '1', '.', '4', '.', '1', '.',
+    '1', '4', '6', '6', '.', '2', '0', '0', '3', '7',
+};
+
+/* A BER tag and length at p: the content's offset and length.  0 ok,
+ * 1 incomplete, -1 malformed. */
+static int
+ber_item(const unsigned char *p, size_t avail, unsigned char tag,
+         size_t *off, size_t *len)
+{
+    size_t n, i;
+
+    if (avail < 2)
+        return 1;
+    if (p[0] != tag)
+        return -1;
+    if (p[1] < 0x80) {
+        *off = 2;
+        *len = p[1];
+        return 0;
+    }
+    n = p[1] & 0x7f;
+    if (n == 0 || n > 3)
+        return -1;
+    if (avail < 2 + n)
+        return 1;
+    *len = 0;
+    for (i = 0; i < n; i++)
+        *len = (*len << 8) | p[2 + i];
+    *off = 2 + n;
+    return 0;
+}
+
+static enum starttls_status
+ldap_next(struct starttls *st)
+{
+    size_t off, len, total, pos, ioff, ilen, rend;
+    const unsigned char *p = st->in;
+    char diag[128] = "";
+    long id = 0;
+    int r, rc;
+
+    if (st->step == 0) {
+        st->step = 1;
+        return queue(st, ldap_request, sizeof(ldap_request));
+    }
+    r = ber_item(p, st->in_len, 0x30, &off, &len);
+    if (r > 0)
+        return need_more(st);
+    if (r < 0)
+        return verdict(st, STARTTLS_FAILED, "not an LDAP message");
+    total = off + len;
+    if (total > sizeof(st->in))
+        return verdict(st, STARTTLS_FAILED, "the server's LDAP message is "
+                       "%zu bytes long", total);
+    if (st->in_len < total)
+        return need_more(st);
+    /* messageID */
+    pos = off;
+    if (ber_item(p + pos, total - pos, 0x02, &ioff, &ilen) != 0 ||
+        ilen == 0 || ilen > 4 || pos + ioff + ilen > total)
+        return verdict(st, STARTTLS_FAILED, "not an LDAP message");
+    for (size_t i = 0; i < ilen; i++)
+        id = (id << 8) | p[pos + ioff + i];
+    pos += ioff + ilen;
+    /* ExtendedResponse [APPLICATION 24] { resultCode, matchedDN,
+     * diagnosticMessage, ... } */
+    if (ber_item(p + pos, total - pos, 0x78, &ioff, &ilen) != 0 ||
+        pos + ioff + ilen > total)
+        return verdict(st, STARTTLS_FAILED, "the server did not answer the "
+                       "StartTLS request (message id %ld)", id);
+    pos += ioff;
+    rend = pos + ilen;
+    if (ber_item(p + pos, rend - pos, 0x0a, &ioff, &ilen) != 0 ||
+        ilen != 1 || pos + ioff + ilen > rend)
+        return verdict(st, STARTTLS_FAILED, "not an LDAP result");
+    rc = p[pos + ioff];
+    pos += ioff + ilen;
+    /* matchedDN, then diagnosticMessage for the log */
+    if (ber_item(p + pos, rend - pos, 0x04, &ioff, &ilen) == 0 &&
+        pos + ioff + ilen <= rend) {
+        pos += ioff + ilen;
+        if (ber_item(p + pos, rend - pos, 0x04, &ioff, &ilen) == 0 &&
+            pos + ioff + ilen <= rend)
+            quote(diag, sizeof(diag), p + pos + ioff, ilen);
+    }
+    consume(st, total);
+    if (id != 1)
+        return verdict(st, STARTTLS_FAILED, "the server sent message id "
+                       "%ld (result %d%s%s) instead of answering", id, rc,
+                       diag[0] ? ": " : "", diag);
+    if (rc != 0)
+        return verdict(st, STARTTLS_REFUSED, "StartTLS refused: result %d%s%s",
+                       rc, diag[0] ? ": " : "", diag);
+    return STARTTLS_UPGRADE;
+}
+
+/* --- XMPP (RFC 6120 section 5) -------------------------------------------- */
+
+static const char xmpp_tls_ns[] = "urn:ietf:params:xml:ns:xmpp-tls";
+
+/* The server's name as an XML attribute value. */
+static void
+xml_attr(const char *s, char *buf, size_t len)
+{
+    size_t o = 0;
+
+    for (; *s != '\0'; s++) {
+        const char *rep = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" :
+                          *s == '>' ? "&gt;" : *s == '\'' ? "&apos;" :
+                          *s == '"' ? "&quot;" : NULL;
+        size_t rl = rep != NULL ? strlen(rep) : 1;
+        if ((unsigned char)*s < 0x20 || o + rl + 1 > len)
+            continue;
+        if (rep != NULL)
+            memcpy(buf + o, rep, rl);
+        else
+            buf[o] = *s;
+        o += rl;
+    }
+    buf[o] = '\0';
+}
+
+/* The end of the element that starts at el (after its '/>' or its closing
+ * tag), or NULL when it has not all arrived. */
+static const unsigned char *
+xml_element_end(const struct starttls *st, const unsigned char *el,
+                const char *close_tag)
+{
+    const unsigned char *gt, *end;
+    size_t from = (size_t)(el - st->in);
+
+    gt = memchr(el, '>', st->in_len - from);
+    if (gt == NULL)
+        return NULL;
+    if (gt[-1] == '/')
+        return gt + 1;
+    end = find(st, (size_t)(gt - st->in), close_tag);
+    return end != NULL ? end + strlen(close_tag) : NULL;
+}
+
+static enum starttls_status
+xmpp_next(struct starttls *st)
+{
+    const unsigned char *f, *end;
+    char to[600];
+
+    if (st->step == 0) {
+        xml_attr(st->name, to, sizeof(to));
+        st->step = 1;
+        return queuef(st, "<?xml version='1.0'?><stream:stream to='%s' "
+                      "version='1.0' xmlns='jabber:client' xmlns:stream="
+                      "'http://etherx.jabber.org/streams'>", to);
+    }
+    /* RFC 6120 5.4.2.2: a refusal is <failure/>, then the stream's end */
+    if (st->step == 2 && find(st, 0, "<failure") != NULL)
+        return verdict(st, STARTTLS_REFUSED, "the server answered STARTTLS "
+                       "with <failure/>");
+    if (find(st, 0, "<stream:error") != NULL)
+        return verdict(st, STARTTLS_FAILED, "the server sent a stream error");
+    if (find(st, 0, "</stream:stream>") != NULL)
+        return verdict(st, STARTTLS_FAILED, "the server closed the stream");
+    if (st->step == 1) {
+        if ((f = find(st, 0, "<stream:features")) == NULL ||
+            (end = xml_element_end(st, f, "</stream:features>")) == NULL)
+            return need_more(st);
+        size_t flen = (size_t)(end - f);
+        st->offered = memmem(f, flen, "<starttls", 9) != NULL &&
+                      memmem(f, flen, xmpp_tls_ns, strlen(xmpp_tls_ns)) !=
+                          NULL;
+        consume(st, (size_t)(end - st->in));
+        if (!st->offered)
+            return verdict(st, STARTTLS_REFUSED, "the server does not offer "
+                           "STARTTLS (not in its stream features)");
+        st->step = 2;
+        return queuef(st, "<starttls xmlns='%s'/>", xmpp_tls_ns);
+    }
+    if ((f = find(st, 0, "<proceed")) == NULL ||
+        (end = xml_element_end(st, f, "</proceed>")) == NULL)
+        return need_more(st);
+    consume(st, (size_t)(end - st->in));
+    return STARTTLS_UPGRADE;
+}
+
+/* --- PostgreSQL (SSLRequest) ---------------------------------------------- */
+
+static enum starttls_status
+postgres_next(struct starttls *st)
+{
+    static const unsigned char ssl_request[] = {0, 0, 0, 8,
+                                                0x04, 0xd2, 0x16, 0x2f};
+    unsigned char answer;
+
+    if (st->step == 0) {
+        st->step = 1;
+        return queue(st, ssl_request, sizeof(ssl_request));
+    }
+    if (st->in_len == 0)
+        return STARTTLS_READ;
+    answer = st->in[0];
+    consume(st, 1);
+    if (answer == 'S')
+        return STARTTLS_UPGRADE;
+    if (answer == 'N')
+        return verdict(st, STARTTLS_REFUSED, "the server does not accept "
+                       "SSL (it answered N)");
+    if (answer == 'E')
+        return verdict(st, STARTTLS_FAILED, "the server answered the "
+                       "SSLRequest with an error message");
+    return verdict(st, STARTTLS_FAILED, "the server answered the SSLRequest "
+                   "with byte 0x%02x", answer);
+}
+
+/* --- the interface -------------------------------------------------------- */
+
+void
+starttls_init(struct starttls *st, enum starttls_proto proto,
+              const char *server_name, const char *client_name)
+{
+    /* the buffers need no clearing: their lengths say what they hold */
+    memset(st, 0, offsetof(struct starttls, in));
+    st->in_len = st->out_len = st->out_off = 0;
+    st->show_len = st->show_off = 0;
+    st->offered = 0;
+    st->why[0] = '\0';
+    st->proto = proto;
+    util_strlcpy(st->name, server_name != NULL ? server_name : "",
+                 sizeof(st->name));
+    util_strlcpy(st->client, client_name != NULL ? client_name : "[0.0.0.0]",
+                 sizeof(st->client));
+}
+
+void
+starttls_tls_up(struct starttls *st)
+{
+    st->tls = 1;
+    st->step = STEP_TLS;
+}
+
+enum starttls_status
+starttls_next(struct starttls *st)
+{
+    enum starttls_status s;
+
+    if (st->out_off < st->out_len)
+        return STARTTLS_WRITE;
+    if (st->tls && st->proto != STARTTLS_FTP)
+        return done(st);
+    switch (st->proto) {
+    case STARTTLS_SMTP:
+        s = smtp_next(st);
+        break;
+    case STARTTLS_IMAP:
+        s = imap_next(st);
+        break;
+    case STARTTLS_POP3:
+        s = pop3_next(st);
+        break;
+    case STARTTLS_FTP:
+        s = ftp_next(st);
+        break;
+    case STARTTLS_LDAP:
+        s = ldap_next(st);
+        break;
+    case STARTTLS_XMPP:
+        s = xmpp_next(st);
+        break;
+    case STARTTLS_NNTP:
+        s = nntp_next(st);
+        break;
+    case STARTTLS_POSTGRES:
+        s = postgres_next(st);
+        break;
+    default:
+        return verdict(st, STARTTLS_FAILED, "no STARTTLS dialogue for this "
+                       "protocol");
+    }
+    /* Whatever followed the go-ahead came before the handshake, unprotected:
+     * someone on the path is trying to have it taken for the TLS server's
+     * words (CVE-2011-0411 and its kin).  Fail rather than discard, so the
+     * attempt is seen. */
+    if (s == STARTTLS_UPGRADE && st->in_len > 0) {
+        char text[128];
+        quote(text, sizeof(text), st->in, st->in_len);
+        return verdict(st, STARTTLS_FAILED, "%zu bytes came after the "
+                       "server's go-ahead, before the TLS handshake "
+                       "(injected?): \"%s\"", st->in_len, text);
+    }
+    return s;
+}

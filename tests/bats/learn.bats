@@ -1,0 +1,464 @@
+#!/usr/bin/env bats
+# tlsshim --learn and the report analysis of tlsshim --check (SPEC section
+# 1): a program runs in audit mode; the policy written afterwards keeps the
+# given one as it was and adds one rule per destination the program used in
+# plaintext, with the evidence in comments; --probe asks those destinations
+# (and nothing else) whether TLS answers and verifies; running the program
+# again under the result gets TLS where the probe found it.  --check -r
+# warns about plaintext use a report shows, and --check about rules that an
+# earlier rule shadows entirely.
+#
+# The program is tests/peers/learn_client.py (plain HTTP and a small redis
+# protocol); the servers are tests/peers/learn_server.py, which can also
+# speak TLS on the same port, and http_tls.py.  The test of the HTTPS port
+# (80 -> 443) runs in a network namespace of its own (unshare -rn), where
+# those ports are free to bind.
+
+bats_require_minimum_version 1.5.0
+
+load ../lib/common
+
+setup() {
+    common_setup
+    # the shim refuses policy files that others can write
+    umask 022
+    HTTP_PORT=$(free_port)
+    REDIS_PORT=$(free_port)
+    while [ "$REDIS_PORT" = "$HTTP_PORT" ]; do REDIS_PORT=$(free_port); done
+    head -c 150000 /dev/urandom >"$T/blob"
+    head -c 300000 /dev/urandom >"$T/payload"
+    BLOB_SHA=$(sha_of "$T/blob")
+    PAYLOAD_SHA=$(sha_of "$T/payload")
+    CLIENT=("$PYTHON" "$PEERS/learn_client.py")
+}
+
+teardown() {
+    common_teardown
+}
+
+# policy FILE: a policy file from standard input.
+policy() {
+    cat >"$1"
+    chmod 644 "$1"
+}
+
+# learn_server NAME ARGS...: start tests/peers/learn_server.py, wait for READY.
+learn_server() {
+    local name=$1 i
+    shift
+    start_bg "$name" "$PYTHON" "$PEERS/learn_server.py" --info "$T/$name.info" "$@"
+    for ((i = 0; i < WAIT_SECONDS * 20; i++)); do
+        grep -q '^READY' "$T/$name.log" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "learn_server: $name not READY:" >&2
+    cat "$T/$name.log" >&2
+    return 1
+}
+
+# The plain HTTP server on $HTTP_PORT and the redis server on $REDIS_PORT
+# (both address families, for a client that looks up "localhost"); with
+# "tls", the redis server also speaks TLS on its port.
+servers() {
+    learn_server web --proto http --port "$HTTP_PORT" --body-file "$T/blob"
+    if [ "${1:-}" = tls ]; then
+        learn_server kv --proto redis --port "$REDIS_PORT" --dual \
+            --tls-cert "$PKI/good.chain.pem" --tls-key "$PKI/good.key"
+    else
+        learn_server kv --proto redis --port "$REDIS_PORT" --dual
+    fi
+}
+
+# The given policy: a comment, [global], and [defaults] trusting the test CA.
+given_policy() {
+    policy "$T/given.conf" <<EOF
+# The lab's policy, kept as it is by tlsshim --learn.
+[global]
+default_action = plain   # nothing is made TLS unless a rule says so
+
+[defaults]
+ca_file = $PKI/ca.pem
+EOF
+}
+
+# rule_block FILE NAME: the lines of FILE from the comments above rule NAME
+# to its last key, each wrapped comment joined back into one line.
+rule_block() {
+    awk -v name="[$2]" '
+        /^$/ { if (found) exit; n = 0; next }
+        found && (/^\[/ || /^#/) { exit }
+        /^#   / && n > 0 { line[n] = line[n] " " substr($0, 5); next }
+        { line[++n] = $0 }
+        $0 == name { found = 1 }
+        END { if (found) for (i = 1; i <= n; i++) print line[i] }' "$1"
+}
+
+# info_field FILE KEY: KEY of each JSON line of a learn_server --info file,
+# sorted (connections end in an order the test does not choose).
+info_field() {
+    "$PYTHON" -c '
+import json, sys
+out = []
+for line in open(sys.argv[1]):
+    v = json.loads(line)[sys.argv[2]]
+    out.append(v if isinstance(v, str) else json.dumps(v))
+print("\n".join(sorted(out)))' "$1" "$2"
+}
+
+@test "--learn writes the given policy plus a rule per plaintext destination, with the evidence above it" {
+    servers
+    given_policy
+    run --separate-stderr "$TLSSHIM" --learn "$T/out.conf" -f "$T/given.conf" -- \
+        "${CLIENT[@]}" --http "127.0.0.1:$HTTP_PORT" \
+        --redis "localhost:$REDIS_PORT" --payload "$T/payload" --exit 3
+    # COMMAND's exit status is tlsshim's
+    assert_failure 3
+    assert_line "http $BLOB_SHA"
+    assert_line "redis $PAYLOAD_SHA"
+    assert_equal "$(printf '%s\n' "$stderr" | tail -n 1)" \
+        "tlsshim: $T/out.conf: 2 rules proposed (2 tls, 0 plain) from 2 connections"
+
+    # the given policy comes first, byte for byte
+    head -c "$(stat -c %s "$T/given.conf")" "$T/out.conf" | cmp - "$T/given.conf"
+
+    # the address the program connected to, with what it sent
+    run rule_block "$T/out.conf" "learned-127.0.0.1-$HTTP_PORT"
+    assert_line "# 127.0.0.1:$HTTP_PORT: 1 connection, 1 in plaintext: http (method=GET) x1"
+    assert_line "# the program connected to the address 127.0.0.1 without looking up a name"
+    assert_line "# no rule matched it (default_action)"
+    assert_line --partial "# not probed"
+    assert_line "connect = 127.0.0.1:$HTTP_PORT"
+    assert_line "action = tls"
+
+    # the name the program looked up
+    run rule_block "$T/out.conf" "learned-localhost-$REDIS_PORT"
+    assert_line "# localhost:$REDIS_PORT: 1 connection, 1 in plaintext: redis x1"
+    assert_line --regexp "^# the program looked up the name localhost \\(address (127\\.0\\.0\\.1|::1)\\)$"
+    assert_line "connect = localhost:$REDIS_PORT"
+    assert_line "action = tls"
+
+    # nothing was probed: each server saw the program's connection only
+    run info_field "$T/web.info" requests
+    assert_output '["GET"]'
+    run info_field "$T/kv.info" requests
+    assert_output '["SET", "GET", "QUIT"]'
+
+    # the file is a policy that tlsshim accepts, and each rule takes effect
+    run --separate-stderr "$TLSSHIM" --check -f "$T/out.conf"
+    assert_success
+    assert_equal "$stderr" ""
+    run "$TLSSHIM" --explain -f "$T/out.conf" "127.0.0.1:$HTTP_PORT"
+    assert_line --partial "rule learned-127.0.0.1-$HTTP_PORT ("
+}
+
+@test "--learn --probe proposes TLS where it verifies on the same port, plain with the reason where there is none, and the program then gets TLS end to end" {
+    servers tls
+    given_policy
+    # a port the program does not use: the probe must not touch it
+    SINK_PORT=$(free_port)
+    start_bg sink "$PYTHON" "$PEERS/raw_sink.py" --port "$SINK_PORT" \
+        --record "$T/sink.bin" --info "$T/sink.info"
+    wait_port "$SINK_PORT"
+
+    run --separate-stderr "$TLSSHIM" --learn "$T/out.conf" --probe -f "$T/given.conf" -- \
+        "${CLIENT[@]}" --http "127.0.0.1:$HTTP_PORT" \
+        --redis "localhost:$REDIS_PORT" --payload "$T/payload"
+    assert_success
+    assert_line "http $BLOB_SHA"
+    assert_line "redis $PAYLOAD_SHA"
+
+    # the redis port answers TLS with a certificate the test CA verifies
+    # for the name the program used
+    run rule_block "$T/out.conf" "learned-localhost-$REDIS_PORT"
+    assert_line --regexp "^# probe (127\\.0\\.0\\.1|\\[::1\\]):$REDIS_PORT \\(the same port\\): TLS verified \\(TLSv1\\.3, name localhost\\)$"
+    assert_line "# proposed: TLS on the same port, verified"
+    assert_line "action = tls"
+    refute_line --partial "redirect"
+
+    # the HTTP port has no TLS, nor has the https port: plain, with why
+    run rule_block "$T/out.conf" "learned-127.0.0.1-$HTTP_PORT"
+    assert_line "# probe 127.0.0.1:$HTTP_PORT (the same port): no TLS: wrong version number"
+    assert_line --regexp "^# probe 127\\.0\\.0\\.1:443 \\(the https port\\): "
+    assert_line "# proposed: plain, as no verified TLS was found"
+    assert_line "action = plain"
+
+    # the probes reached only what the program used: one more connection
+    # to each server, none to the sink
+    run info_field "$T/kv.info" tls
+    assert_output $'false\ntrue'
+    run info_field "$T/kv.info" requests
+    assert_output $'["SET", "GET", "QUIT"]\n[]'
+    run info_field "$T/web.info" requests
+    assert_output $'["GET"]\n[]'
+    [ ! -s "$T/sink.info" ] && [ ! -s "$T/sink.bin" ]
+
+    run "$TLSSHIM" --check -f "$T/out.conf"
+    assert_success
+
+    # the program again, under the learned policy: redis over verified
+    # TLS, the payload intact both ways; HTTP as before
+    rm -f "$T/kv.info" "$T/web.info"
+    run --separate-stderr "$TLSSHIM" -f "$T/out.conf" -r "$T/again.jsonl" -- \
+        "${CLIENT[@]}" --http "127.0.0.1:$HTTP_PORT" \
+        --redis "localhost:$REDIS_PORT" --payload "$T/payload"
+    assert_success
+    assert_line "http $BLOB_SHA"
+    assert_line "redis $PAYLOAD_SHA"
+    run info_field "$T/kv.info" tls
+    assert_output true
+    run info_field "$T/kv.info" set_sha256
+    assert_output "$PAYLOAD_SHA"
+    run info_field "$T/web.info" tls
+    assert_output false
+    run json_field "$T/again.jsonl" 1 rule
+    assert_output "learned-localhost-$REDIS_PORT"
+    run json_field "$T/again.jsonl" 1 outcome
+    assert_output ok
+    run json_field "$T/again.jsonl" 1 verify
+    assert_output ok
+}
+
+@test "--learn --probe proposes redirect = :443 when port 80 has no TLS but 443 verifies (own network namespace)" {
+    unshare -rn true 2>/dev/null || skip "no user and network namespaces (unshare -rn)"
+    command -v ip >/dev/null || skip "ip (iproute2) is not installed"
+    given_policy
+    # Everything below runs in a fresh network namespace, where only this
+    # test's servers listen on 127.0.0.1:80 and :443; their PIDs go to
+    # the list teardown stops.
+    cat >"$T/ns.sh" <<'EOF'
+set -u
+ip link set lo up
+bg() {
+    local name=$1 i
+    shift
+    setsid "$@" >"$T/$name.log" 2>&1 </dev/null &
+    echo $! >>"$T/.bg_pids"
+    for ((i = 0; i < 200; i++)); do
+        grep -q '^READY' "$T/$name.log" && return 0
+        sleep 0.05
+    done
+    echo "$name not READY" >&2
+    return 1
+}
+bg web "$PYTHON" "$PEERS/learn_server.py" --proto http --port 80 \
+    --body-file "$T/blob" --info "$T/web.info" || exit 1
+bg web443 "$PYTHON" "$PEERS/http_tls.py" --port 443 \
+    --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
+    --body-file "$T/blob" --log "$T/web443.requests" || exit 1
+# an HTTPS port the program never used: nothing may probe it
+bg sink "$PYTHON" "$PEERS/raw_sink.py" --port 8443 \
+    --record "$T/sink.bin" --info "$T/sink.info" || exit 1
+"$TLSSHIM" --learn "$T/out.conf" --probe -f "$T/given.conf" -- \
+    "$PYTHON" "$PEERS/learn_client.py" --http 127.0.0.1:80 \
+    >"$T/learn.out" 2>"$T/learn.err"
+echo "learn=$?"
+"$TLSSHIM" -f "$T/out.conf" -r "$T/again.jsonl" -- \
+    "$PYTHON" "$PEERS/learn_client.py" --http 127.0.0.1:80 \
+    >"$T/again.out" 2>"$T/again.err"
+echo "again=$?"
+EOF
+    run env T="$T" PEERS="$PEERS" PKI="$PKI" PYTHON="$PYTHON" \
+        TLSSHIM="$TLSSHIM" timeout 120 unshare -rn bash "$T/ns.sh"
+    common_teardown
+    assert_line learn=0
+    assert_line again=0
+
+    assert_equal "$(cat "$T/learn.out")" "http $BLOB_SHA"
+    run rule_block "$T/out.conf" "learned-127.0.0.1-80"
+    assert_line "# probe 127.0.0.1:80 (the same port): no TLS: wrong version number"
+    assert_line "# probe 127.0.0.1:443 (the https port): TLS verified (TLSv1.3, name 127.0.0.1)"
+    assert_line "# proposed: TLS on port 443 (https), verified"
+    assert_line "connect = 127.0.0.1:80"
+    assert_line "action = tls"
+    assert_line "redirect = :443"
+
+    # the program asked for port 80 and got verified TLS from 443
+    assert_equal "$(cat "$T/again.out")" "http $BLOB_SHA"
+    run cat "$T/web443.requests"
+    assert_output "GET /blob 127.0.0.1:80"
+    run info_field "$T/web.info" requests
+    # port 80 saw the learning run and the probe, nothing after
+    assert_output $'["GET"]\n[]'
+    run json_field "$T/again.jsonl" 1 outcome
+    assert_output ok
+    [ ! -s "$T/sink.info" ] && [ ! -s "$T/sink.bin" ]
+}
+
+@test "--learn puts the proposals before the catch-all rule that let them through, and keeps the policy's text" {
+    learn_server web --proto http --port "$HTTP_PORT" --body-file "$T/blob"
+    policy "$T/given.conf" <<EOF
+[global]
+default_action = deny
+
+[defaults]
+ca_file = $PKI/ca.pem
+
+[internal]
+connect = 10.0.0.0/8
+action = tls
+
+# everything else stays plaintext for now
+[rest]
+connect = *
+action = plain
+EOF
+    run --separate-stderr "$TLSSHIM" --learn "$T/out.conf" -f "$T/given.conf" -- \
+        "${CLIENT[@]}" --http "127.0.0.1:$HTTP_PORT"
+    assert_success
+    assert_output "http $BLOB_SHA"
+
+    # the catch-all was audited during the run
+    run rule_block "$T/out.conf" "learned-127.0.0.1-$HTTP_PORT"
+    assert_line "# let through by rule rest"
+
+    # the block sits right above the catch-all's comment; without it, the
+    # file is the given one
+    run grep -n -e '^\[learned-' -e '^# everything else' -e '^\[rest\]' "$T/out.conf"
+    assert_line --index 0 --regexp "^[0-9]+:\\[learned-127\\.0\\.0\\.1-$HTTP_PORT\\]$"
+    assert_line --index 1 --regexp "^[0-9]+:# everything else stays plaintext for now$"
+    assert_line --index 2 --regexp "^[0-9]+:\\[rest\\]$"
+    sed '/^# Proposed by tlsshim --learn/,/^# End of the rules proposed by tlsshim --learn/d' \
+        "$T/out.conf" | cat -s >"$T/stripped"
+    cat -s "$T/given.conf" | cmp - "$T/stripped"
+
+    # the proposal takes effect: it comes before the catch-all
+    run "$TLSSHIM" --explain -f "$T/out.conf" "127.0.0.1:$HTTP_PORT"
+    assert_line --partial "rule learned-127.0.0.1-$HTTP_PORT ("
+    run "$TLSSHIM" --explain -f "$T/out.conf" "127.0.0.1:1"
+    assert_line --partial "rule rest ("
+}
+
+@test "--learn writes nothing when COMMAND cannot run, and refuses what it does not take" {
+    run -127 "$TLSSHIM" --learn "$T/out.conf" -- "$T/no-such-command"
+    [ ! -e "$T/out.conf" ]
+    run "$TLSSHIM" --learn "$T/out.conf"
+    assert_failure 2
+    assert_output --partial "no COMMAND given"
+    run "$TLSSHIM" --probe -- true
+    assert_failure 2
+    assert_output --partial "--probe needs --learn"
+    run "$TLSSHIM" --learn "$T/out.conf" -r "$T/r.jsonl" -- true
+    assert_failure 2
+    assert_output --partial "-r does not apply to --learn"
+    run "$TLSSHIM" --learn "$T/no-dir/out.conf" -- true
+    assert_failure 2
+    [ ! -e "$T/no-dir" ]
+    # a program that talks to nobody: the given policy, and a note
+    run "$TLSSHIM" --learn "$T/out.conf" -- true
+    assert_success
+    run "$TLSSHIM" --check -f "$T/out.conf"
+    assert_success
+    run grep -c "No destination was reached in plaintext" "$T/out.conf"
+    assert_output 1
+}
+
+@test "--check -r warns about the destinations a report shows were used in plaintext, naming the rule or catch-all" {
+    policy "$T/p.conf" <<'EOF'
+[global]
+default_action = audit
+
+[watch]
+connect = 10.0.0.0/8
+action = audit
+EOF
+    # audit lines in plaintext, the program's own TLS, a passthrough, an ok
+    # TLS connection, and a name with control characters
+    line() {
+        printf '{"id": "%s", "event": "close", "ts": "2026-11-24T10:00:00Z", "duration_ms": 1, "pid": 1, "role": "%s", "rule": %s, "action": "%s", "peer": "%s", "host": %s, "sni": null, "version": null, "starttls": null, "outcome": "%s", "error": null, "cipher": null, "alpn": null, "resumed": false, "verify": null, "ocsp": "none", "peer_cert": null, "bytes_in": 0, "bytes_out": 0, "handshake_ms": null, "first_bytes": "%s", "first_detail": "%s"}\n' "$@"
+    }
+    {
+        line 1 client '"watch"' audit 10.1.2.3:6379 null audit redis ""
+        line 2 client '"watch"' audit 10.1.2.3:6379 null audit redis ""
+        line 3 client null audit 127.0.0.1:8080 '"web.test"' audit http "method=GET"
+        line 4 client null audit 127.0.0.1:8443 null audit tls "sni=x versions=TLSv1.3"
+        line 5 client '"https"' auto 127.0.0.1:443 null passthrough "" ""
+        line 6 client '"https"' tls 127.0.0.1:443 null ok "" ""
+        line 7 client null audit 127.0.0.1:25 '"evil\u001b[31m.test"' audit smtp ""
+        echo 'not json'
+    } >"$T/report.jsonl"
+
+    run --separate-stderr "$TLSSHIM" --check -f "$T/p.conf" -r "$T/report.jsonl"
+    assert_success
+    run printf '%s\n' "$stderr"
+    assert_line "tlsshim: warning: $T/report.jsonl:8: skipped: bad JSON: unexpected characters (not null) at column 1"
+    assert_line "tlsshim: warning: $T/report.jsonl: 10.1.2.3:6379 was used in plaintext (2 connections: redis x2), let through by rule watch"
+    assert_line "tlsshim: warning: $T/report.jsonl: web.test:8080 (127.0.0.1) was used in plaintext (1 connection: http (method=GET) x1), let through by the catch-all (default_action = audit)"
+    assert_line "tlsshim: warning: $T/report.jsonl: evil\\x1b[31m.test:25 (127.0.0.1) was used in plaintext (1 connection: smtp x1), let through by the catch-all (default_action = audit)"
+    refute_line --partial ":8443"
+    refute_line --partial ":443"
+    assert_equal "${#lines[@]}" 4
+
+    # a policy that now makes one TLS and decides another: the rest only
+    policy "$T/fixed.conf" <<'EOF'
+[defaults]
+ca_file = /dev/null
+
+[kv]
+connect = 10.1.2.3:6379
+
+[mail]
+connect = 127.0.0.1:25
+action = plain
+EOF
+    run --separate-stderr "$TLSSHIM" --check -f "$T/fixed.conf" -r "$T/report.jsonl"
+    assert_success
+    run printf '%s\n' "$stderr"
+    assert_line "tlsshim: warning: $T/report.jsonl: web.test:8080 (127.0.0.1) was used in plaintext (1 connection: http (method=GET) x1), let through by the catch-all (default_action = audit); in this policy default_action = plain lets it through"
+    refute_line --partial "10.1.2.3"
+    refute_line --partial "evil"
+
+    run "$TLSSHIM" --check -f "$T/p.conf" -r "$T/missing.jsonl"
+    assert_failure 2
+    assert_output --partial "cannot open the report $T/missing.jsonl"
+}
+
+@test "--check warns about a rule an earlier rule shadows entirely, and not about partial overlaps" {
+    policy "$T/p.conf" <<'EOF'
+[global]
+default_action = deny
+
+[lab]
+connect = 10.0.0.0/8
+
+[db]
+connect = 10.1.2.3:5432
+
+[two]
+connect = 10.0.0.1:80 192.168.1.1:80
+
+[sites]
+connect = *.example.com:443
+
+[api]
+connect = api.example.com:443
+
+[deep]
+connect = *.eu.example.com:443
+
+[any-tls]
+connect = :443
+
+[web]
+connect = 192.168.1.1:443
+
+[serve]
+listen = :8443
+action = plain
+
+[serve-local]
+listen = 127.0.0.1:8443
+action = plain
+EOF
+    run --separate-stderr "$TLSSHIM" --check -f "$T/p.conf"
+    assert_success
+    run printf '%s\n' "$stderr"
+    assert_line "tlsshim: warning: $T/p.conf:7: rule db can never match: rule lab (line 4) matches every destination it names first"
+    assert_line "tlsshim: warning: $T/p.conf:19: rule deep can never match: rule sites (line 13) matches every destination it names first"
+    assert_line "tlsshim: warning: $T/p.conf:25: rule web can never match: rule any-tls (line 22) matches every destination it names first"
+    assert_line "tlsshim: warning: $T/p.conf:32: rule serve-local can never match: rule serve (line 28) matches every local address it names first"
+    # [two] is only partly covered; a name without a wildcard can also
+    # match by tlsshim's own lookup, which *.example.com never does
+    refute_line --partial "rule two"
+    refute_line --partial "rule api"
+    assert_equal "${#lines[@]}" 4
+}

@@ -1,0 +1,262 @@
+#!/usr/bin/python3
+"""A naive plaintext client of one protocol, for the STARTTLS tests.
+
+Speaks smtp, imap, pop3, ftp, nntp, ldap, xmpp or postgres in plaintext,
+as a program that knows nothing of TLS would, and prints every answer it
+reads as "S: LINE" (server-first greetings included), so the tests see
+exactly what the program was shown. With --async it connects and talks
+through asyncio (a non-blocking connect and an event loop); otherwise
+through a blocking socket. A failed connect prints "error ERRNO_NAME" and
+exits 3; a connection that breaks later prints "error TEXT" and exits 4.
+"""
+
+import argparse
+import asyncio
+import errno
+import socket
+import struct
+import sys
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--proto", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--async", dest="use_async", action="store_true")
+    p.add_argument("--payload", help="SMTP: the message body to send")
+    return p.parse_args()
+
+
+class Broken(Exception):
+    pass
+
+
+class BlockingStream:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    async def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise Broken("the server closed the connection")
+        self.buf += data
+
+    async def read_until(self, marker):
+        while marker not in self.buf:
+            await self._fill()
+        i = self.buf.index(marker) + len(marker)
+        data, self.buf = self.buf[:i], self.buf[i:]
+        return data
+
+    async def read_exact(self, n):
+        while len(self.buf) < n:
+            await self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    async def write(self, data):
+        self.sock.sendall(data)
+
+
+class AsyncStream:
+    def __init__(self, reader, writer):
+        self.reader = reader
+        self.writer = writer
+
+    async def read_until(self, marker):
+        try:
+            return await self.reader.readuntil(marker)
+        except asyncio.IncompleteReadError:
+            raise Broken("the server closed the connection")
+
+    async def read_exact(self, n):
+        try:
+            return await self.reader.readexactly(n)
+        except asyncio.IncompleteReadError:
+            raise Broken("the server closed the connection")
+
+    async def write(self, data):
+        self.writer.write(data)
+        await self.writer.drain()
+
+
+def show(data):
+    text = data.decode("latin-1") if isinstance(data, bytes) else data
+    print("S: " + text.rstrip("\r\n"), flush=True)
+
+
+async def line(s):
+    data = await s.read_until(b"\n")
+    show(data)
+    return data.rstrip(b"\r\n")
+
+
+async def reply(s):
+    """A numeric reply, multi-line included (SMTP, FTP)."""
+    first = await line(s)
+    if first[3:4] == b"-":
+        while True:
+            more = await line(s)
+            if more[:3] == first[:3] and more[3:4] in (b" ", b""):
+                break
+    return first
+
+
+async def cmd(s, text, read=reply):
+    await s.write(text.encode() + b"\r\n")
+    return await read(s)
+
+
+async def smtp(s, args):
+    await reply(s)
+    await cmd(s, "EHLO program.test")
+    await cmd(s, "MAIL FROM:<sender@program.test>")
+    await cmd(s, "RCPT TO:<rcpt@real.server>")
+    await cmd(s, "DATA")
+    body = open(args.payload, "rb").read() if args.payload else b"hi\r\n"
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    body = b"\r\n".join(b"." + l if l.startswith(b".") else l
+                        for l in body.split(b"\r\n"))
+    await s.write(body + b".\r\n")
+    await reply(s)
+    await cmd(s, "QUIT")
+
+
+async def imap_tagged(s, tag):
+    while True:
+        got = await line(s)
+        if got.startswith(tag.encode() + b" "):
+            return got
+
+
+async def imap(s, args):
+    await line(s)
+    for tag, text in (("a1", "CAPABILITY"), ("a2", "LOGIN user secret"),
+                      ("a3", "LOGOUT")):
+        await s.write(("%s %s\r\n" % (tag, text)).encode())
+        await imap_tagged(s, tag)
+
+
+async def pop3(s, args):
+    await line(s)
+    for text in ("USER user", "PASS secret", "STAT", "QUIT"):
+        await cmd(s, text, line)
+
+
+async def ftp(s, args):
+    await reply(s)
+    for text in ("USER anonymous", "PASS guest", "PWD", "QUIT"):
+        await cmd(s, text)
+
+
+async def nntp(s, args):
+    await line(s)
+    await cmd(s, "CAPABILITIES", line)
+    while (await line(s)) != b".":
+        pass
+    await cmd(s, "DATE", line)
+    await cmd(s, "QUIT", line)
+
+
+def ber(tag, content):
+    return bytes([tag, len(content)]) + content
+
+
+async def ldap(s, args):
+    bind = ber(0x30, ber(0x02, b"\x01") + ber(0x60, ber(0x02, b"\x03") +
+                                                 ber(0x04, b"cn=test") +
+                                                 ber(0x80, b"secret")))
+    await s.write(bind)
+    head = await s.read_exact(2)
+    body = await s.read_exact(head[1])
+    msgid = body[2]
+    op = body[3]
+    result = body[4 + 1 + 2]      # [op len] ENUMERATED 0a 01 code
+    show("ldap message id=%d op=0x%02x result=%d" % (msgid, op, result))
+    await s.write(ber(0x30, ber(0x02, b"\x02") + b"\x42\x00"))
+
+
+async def xmpp(s, args):
+    await s.write(b"<?xml version='1.0'?><stream:stream to='localhost' "
+                  b"version='1.0' xmlns='jabber:client' "
+                  b"xmlns:stream='http://etherx.jabber.org/streams'>")
+    show(await s.read_until(b"</stream:features>"))
+    await s.write(b"</stream:stream>")
+    show(await s.read_until(b"</stream:stream>"))
+
+
+async def pg_messages(s):
+    """Messages up to ReadyForQuery, shown by type."""
+    while True:
+        kind = await s.read_exact(1)
+        n = struct.unpack("!I", await s.read_exact(4))[0]
+        payload = await s.read_exact(n - 4)
+        if kind == b"D":
+            show("D %s" % payload[6:].decode())
+        else:
+            show(kind.decode("latin-1"))
+        if kind == b"Z":
+            return
+
+
+async def postgres(s, args):
+    params = b"user\x00test\x00database\x00test\x00\x00"
+    await s.write(struct.pack("!II", 8 + len(params), 196608) + params)
+    await pg_messages(s)
+    query = b"SELECT 1\x00"
+    await s.write(b"Q" + struct.pack("!I", 4 + len(query)) + query)
+    await pg_messages(s)
+    await s.write(b"X" + struct.pack("!I", 4))
+
+
+SCRIPTS = {
+    "smtp": smtp, "imap": imap, "pop3": pop3, "ftp": ftp, "nntp": nntp,
+    "ldap": ldap, "xmpp": xmpp, "postgres": postgres,
+}
+
+
+def connect_error(e):
+    print("error %s" % errno.errorcode.get(e.errno, e.errno), flush=True)
+    return 3
+
+
+async def run_async(args):
+    try:
+        reader, writer = await asyncio.open_connection(args.host, args.port)
+    except OSError as e:
+        return connect_error(e)
+    try:
+        await SCRIPTS[args.proto](AsyncStream(reader, writer), args)
+    except (Broken, OSError) as e:
+        print("error %s" % e, flush=True)
+        return 4
+    writer.close()
+    return 0
+
+
+def run_blocking(args):
+    try:
+        sock = socket.create_connection((args.host, args.port), timeout=None)
+    except OSError as e:
+        return connect_error(e)
+    try:
+        asyncio.run(SCRIPTS[args.proto](BlockingStream(sock), args))
+    except (Broken, OSError) as e:
+        print("error %s" % e, flush=True)
+        return 4
+    sock.close()
+    return 0
+
+
+def main():
+    args = parse_args()
+    if args.use_async:
+        return asyncio.run(run_async(args))
+    return run_blocking(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

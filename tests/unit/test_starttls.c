@@ -1,0 +1,493 @@
+/*
+ * Unit tests of the STARTTLS dialogues (src/starttls.c): scripted servers,
+ * one row per case, each protocol's happy path beside the servers that do
+ * not offer STARTTLS, refuse it, answer garbage, or send bytes after their
+ * go-ahead (the injection that must fail the dialogue).  The rows check
+ * every byte the client sends, the final status, what the program would
+ * be shown, and the reason given.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "starttls.h"
+#include "unit.h"
+
+/* A byte string with its length (LDAP and PostgreSQL carry NULs). */
+#define B(s) s, sizeof(s) - 1
+
+/* feed TLS_UP: the handshake succeeded (the row's last step before it
+ * must end in STARTTLS_UPGRADE). */
+static const char TLS_UP[] = "(tls)";
+
+struct step {
+    const char *expect;   /* all the client sends before it waits */
+    size_t expect_len;
+    const char *feed;     /* what the server sends next; NULL: stop */
+    size_t feed_len;
+};
+
+struct row {
+    const char *title;
+    enum starttls_proto proto;
+    const char *name;     /* the server's name; NULL: mail.test */
+    struct step steps[8];
+    enum starttls_status want;
+    const char *show;     /* what the program reads first; NULL: nothing */
+    const char *why;      /* part of the reason; NULL: none given */
+};
+
+static const char ldap_req[] =
+    "\x30\x1d\x02\x01\x01\x77\x18\x80\x16" "1.3.6.1.4.1.1466.20037";
+#define LDAP_REQ ldap_req, sizeof(ldap_req) - 1
+#define LDAP_OK "\x30\x0c\x02\x01\x01\x78\x07\x0a\x01\x00\x04\x00\x04\x00"
+#define LDAP_OK_LONG \
+    "\x30\x81\x0c\x02\x01\x01\x78\x07\x0a\x01\x00\x04\x00\x04\x00"
+#define LDAP_NO \
+    "\x30\x17\x02\x01\x01\x78\x12\x0a\x01\x02\x04\x00\x04\x0b" "unsupported"
+#define LDAP_NOTICE "\x30\x0c\x02\x01\x00\x78\x07\x0a\x01\x34\x04\x00\x04\x00"
+#define PG_REQ "\x00\x00\x00\x08\x04\xd2\x16\x2f"
+#define XMPP_HDR                                                        \
+    "<?xml version='1.0'?><stream:stream to='mail.test' version='1.0' " \
+    "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+#define XMPP_SRV                                                        \
+    "<?xml version='1.0'?><stream:stream from='mail.test' id='1' "      \
+    "version='1.0' xmlns='jabber:client' "                              \
+    "xmlns:stream='http://etherx.jabber.org/streams'>"
+#define XMPP_STARTTLS "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+#define SMTP_GREET "220 mail.test ESMTP ready (TLS by tlsshim)\r\n"
+
+static const struct row rows[] = {
+    /* --- SMTP --- */
+    { "smtp: offered and accepted", STARTTLS_SMTP, NULL, {
+        { B(""), B("220 real.server ESMTP Fake\r\n") },
+        { B("EHLO [192.0.2.1]\r\n"),
+          B("250-real.server\r\n250-PIPELINING\r\n250 STARTTLS\r\n") },
+        { B("STARTTLS\r\n"), B("220 2.0.0 go ahead\r\n") },
+        { B(""), TLS_UP, 0 },
+        { B(""), NULL, 0 } },
+      STARTTLS_DONE, SMTP_GREET, NULL },
+    { "smtp: answers split anywhere, keyword in any case", STARTTLS_SMTP,
+      NULL, {
+        { B(""), B("22") },
+        { B(""), B("0-real.server\r\n220 hello\r") },
+        { B(""), B("\n") },
+        { B("EHLO [192.0.2.1]\r\n"), B("250-real\r\n250-starttls\r") },
+        { B(""), B("\n250 SIZE 100\r\n") },
+        { B("STARTTLS\r\n"), B("220 go\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_UPGRADE, NULL, NULL },
+    { "smtp: EHLO answer without STARTTLS", STARTTLS_SMTP, NULL, {
+        { B(""), B("220 real.server ESMTP\r\n") },
+        { B("EHLO [192.0.2.1]\r\n"),
+          B("250-real.server\r\n250-STARTTLSX\r\n250 SIZE\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, "220 real.server ESMTP\r\n",
+      "does not offer STARTTLS (not in its EHLO answer)" },
+    { "smtp: STARTTLS answered 454", STARTTLS_SMTP, NULL, {
+        { B(""), B("220 real.server ESMTP\r\n") },
+        { B("EHLO [192.0.2.1]\r\n"), B("250 STARTTLS\r\n") },
+        { B("STARTTLS\r\n"), B("454 4.7.0 TLS not available\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, "220 real.server ESMTP\r\n",
+      "STARTTLS refused: \"454 4.7.0 TLS not available\"" },
+    { "smtp: greeting 554", STARTTLS_SMTP, NULL, {
+        { B(""), B("554 no service\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, "554 no service\r\n", "did not greet with 220" },
+    { "smtp: EHLO refused", STARTTLS_SMTP, NULL, {
+        { B(""), B("220 old\r\n") },
+        { B("EHLO [192.0.2.1]\r\n"), B("500 what?\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, "220 old\r\n", "EHLO refused" },
+    { "smtp: a response after the go-ahead fails the dialogue",
+      STARTTLS_SMTP, NULL, {
+        { B(""), B("220 real.server ESMTP\r\n") },
+        { B("EHLO [192.0.2.1]\r\n"), B("250 STARTTLS\r\n") },
+        { B("STARTTLS\r\n"),
+          B("220 go\r\n250-INJECTED\r\n250 AUTH PLAIN\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "30 bytes came after the server's go-ahead" },
+    { "smtp: not SMTP at all", STARTTLS_SMTP, NULL, {
+        { B(""), B("HTTP/1.1 400 Bad Request\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL,
+      "not an SMTP reply: \"HTTP/1.1 400 Bad Request\"" },
+    { "ftp: a reply code without a separator", STARTTLS_FTP, NULL, {
+        { B(""), B("220x\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "not an FTP reply: \"220x\"" },
+    { "nntp: a bare code", STARTTLS_NNTP, NULL, {
+        { B(""), B("200\r\n") },
+        { B("STARTTLS\r\n"), B("382\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_UPGRADE, NULL, NULL },
+    { "smtp: an endless answer", STARTTLS_SMTP, NULL, {
+        { B(""), B("220-") },
+        { B(""), NULL, 0 } },
+      STARTTLS_READ, NULL, NULL },
+    { "smtp: an IP address is named in brackets", STARTTLS_SMTP, "192.0.2.7", {
+        { B(""), B("220 x\r\n") },
+        { B("EHLO [192.0.2.1]\r\n"), B("250 STARTTLS\r\n") },
+        { B("STARTTLS\r\n"), B("220 go\r\n") },
+        { B(""), TLS_UP, 0 },
+        { B(""), NULL, 0 } },
+      STARTTLS_DONE, "220 [192.0.2.7] ESMTP ready (TLS by tlsshim)\r\n",
+      NULL },
+    { "smtp: a name cannot break the greeting's line", STARTTLS_SMTP,
+      "a\r\n250 b", {
+        { B(""), B("220 x\r\n") },
+        { B("EHLO [192.0.2.1]\r\n"), B("250 STARTTLS\r\n") },
+        { B("STARTTLS\r\n"), B("220 go\r\n") },
+        { B(""), TLS_UP, 0 },
+        { B(""), NULL, 0 } },
+      STARTTLS_DONE, "220 a250b ESMTP ready (TLS by tlsshim)\r\n", NULL },
+
+    /* --- IMAP --- */
+    { "imap: offered and accepted", STARTTLS_IMAP, NULL, {
+        { B(""), B("* OK [CAPABILITY IMAP4rev1 STARTTLS] real.server\r\n") },
+        { B("T1 CAPABILITY\r\n"),
+          B("* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\n"
+            "T1 OK done\r\n") },
+        { B("T2 STARTTLS\r\n"), B("T2 OK begin TLS\r\n") },
+        { B(""), TLS_UP, 0 },
+        { B(""), NULL, 0 } },
+      STARTTLS_DONE, "* OK mail.test ready (TLS by tlsshim)\r\n", NULL },
+    { "imap: PREAUTH greeting", STARTTLS_IMAP, NULL, {
+        { B(""), B("* PREAUTH logged in\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, "* PREAUTH logged in\r\n", "PREAUTH" },
+    { "imap: no STARTTLS capability", STARTTLS_IMAP, NULL, {
+        { B(""), B("* OK hi\r\n") },
+        { B("T1 CAPABILITY\r\n"), B("* CAPABILITY IMAP4rev1\r\nT1 OK\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, "* OK hi\r\n", "not in its CAPABILITY answer" },
+    { "imap: STARTTLS answered NO", STARTTLS_IMAP, NULL, {
+        { B(""), B("* OK hi\r\n") },
+        { B("T1 CAPABILITY\r\n"), B("* CAPABILITY STARTTLS\r\nT1 OK\r\n") },
+        { B("T2 STARTTLS\r\n"), B("T2 NO not now\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, "* OK hi\r\n", "STARTTLS refused: \"T2 NO not now\"" },
+    { "imap: an untagged line after the go-ahead fails", STARTTLS_IMAP,
+      NULL, {
+        { B(""), B("* OK hi\r\n") },
+        { B("T1 CAPABILITY\r\n"), B("* CAPABILITY STARTTLS\r\nT1 OK\r\n") },
+        { B("T2 STARTTLS\r\n"), B("T2 OK go\r\n* OK [CAPABILITY X]\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "came after the server's go-ahead" },
+    { "imap: another tag is no answer", STARTTLS_IMAP, NULL, {
+        { B(""), B("* OK hi\r\n") },
+        { B("T1 CAPABILITY\r\n"), B("T9 OK\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "not an IMAP answer" },
+
+    /* --- POP3 --- */
+    { "pop3: accepted", STARTTLS_POP3, NULL, {
+        { B(""), B("+OK real.server POP3 <1.2@real>\r\n") },
+        { B("STLS\r\n"), B("+OK begin TLS\r\n") },
+        { B(""), TLS_UP, 0 },
+        { B(""), NULL, 0 } },
+      STARTTLS_DONE, "+OK mail.test ready (TLS by tlsshim)\r\n", NULL },
+    { "pop3: refused", STARTTLS_POP3, NULL, {
+        { B(""), B("+OK real.server\r\n") },
+        { B("STLS\r\n"), B("-ERR unknown command\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, "+OK real.server\r\n", "STLS refused" },
+    { "pop3: injected answer", STARTTLS_POP3, NULL, {
+        { B(""), B("+OK real.server\r\n") },
+        { B("STLS\r\n"), B("+OK begin TLS\r\n+OK logged in\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "15 bytes came after" },
+    { "pop3: +OKAY is no answer", STARTTLS_POP3, NULL, {
+        { B(""), B("+OKAY\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "not a POP3 answer" },
+
+    /* --- FTP --- */
+    { "ftp: AUTH TLS, then PBSZ and PROT over TLS", STARTTLS_FTP, NULL, {
+        { B(""), B("120 in a moment\r\n") },
+        { B(""), B("220-real.server FTP\r\n banner\r\n220 ready\r\n") },
+        { B("AUTH TLS\r\n"), B("234 AUTH TLS ok\r\n") },
+        { B(""), TLS_UP, 0 },
+        { B("PBSZ 0\r\n"), B("200 PBSZ=0\r\n") },
+        { B("PROT P\r\n"), B("200 Protection set to Private\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_DONE, "220 mail.test ready (TLS by tlsshim)\r\n", NULL },
+    { "ftp: AUTH TLS refused", STARTTLS_FTP, NULL, {
+        { B(""), B("220 ready\r\n") },
+        { B("AUTH TLS\r\n"), B("502 not implemented\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, "220 ready\r\n", "AUTH TLS refused" },
+    { "ftp: PROT P refused", STARTTLS_FTP, NULL, {
+        { B(""), B("220 ready\r\n") },
+        { B("AUTH TLS\r\n"), B("234 ok\r\n") },
+        { B(""), TLS_UP, 0 },
+        { B("PBSZ 0\r\n"), B("200 ok\r\n") },
+        { B("PROT P\r\n"), B("536 no\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "PROT P refused" },
+    { "ftp: injected reply", STARTTLS_FTP, NULL, {
+        { B(""), B("220 ready\r\n") },
+        { B("AUTH TLS\r\n"), B("234 ok\r\n230 logged in\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "came after the server's go-ahead" },
+
+    /* --- NNTP --- */
+    { "nntp: accepted", STARTTLS_NNTP, NULL, {
+        { B(""), B("201 real.server no posting\r\n") },
+        { B("STARTTLS\r\n"), B("382 Continue with TLS negotiation\r\n") },
+        { B(""), TLS_UP, 0 },
+        { B(""), NULL, 0 } },
+      STARTTLS_DONE, "200 mail.test ready (TLS by tlsshim)\r\n", NULL },
+    { "nntp: refused", STARTTLS_NNTP, NULL, {
+        { B(""), B("200 real.server\r\n") },
+        { B("STARTTLS\r\n"), B("580 Can not initiate TLS negotiation\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, "200 real.server\r\n", "STARTTLS refused" },
+    { "nntp: service unavailable", STARTTLS_NNTP, NULL, {
+        { B(""), B("502 go away\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, "502 go away\r\n", "did not greet with 200 or 201" },
+
+    /* --- LDAP --- */
+    { "ldap: StartTLS extended operation succeeds", STARTTLS_LDAP, NULL, {
+        { LDAP_REQ, B(LDAP_OK) },
+        { B(""), TLS_UP, 0 },
+        { B(""), NULL, 0 } },
+      STARTTLS_DONE, NULL, NULL },
+    { "ldap: long-form length, split", STARTTLS_LDAP, NULL, {
+        { LDAP_REQ, B("\x30\x81") },
+        { B(""), B("\x0c\x02\x01\x01\x78\x07\x0a") },
+        { B(""), B("\x01\x00\x04\x00\x04\x00") },
+        { B(""), NULL, 0 } },
+      STARTTLS_UPGRADE, NULL, NULL },
+    { "ldap: long form accepted whole", STARTTLS_LDAP, NULL, {
+        { LDAP_REQ, B(LDAP_OK_LONG) },
+        { B(""), NULL, 0 } },
+      STARTTLS_UPGRADE, NULL, NULL },
+    { "ldap: protocolError", STARTTLS_LDAP, NULL, {
+        { LDAP_REQ, B(LDAP_NO) },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, NULL, "StartTLS refused: result 2: unsupported" },
+    { "ldap: notice of disconnection", STARTTLS_LDAP, NULL, {
+        { LDAP_REQ, B(LDAP_NOTICE) },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "message id 0 (result 52)" },
+    { "ldap: a second message after success", STARTTLS_LDAP, NULL, {
+        { LDAP_REQ, B(LDAP_OK "\x30\x05\x02\x01\x02\x61\x00") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "7 bytes came after" },
+    { "ldap: not BER", STARTTLS_LDAP, NULL, {
+        { LDAP_REQ, B("220 smtp here\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "not an LDAP message" },
+
+    /* --- XMPP --- */
+    { "xmpp: features offer STARTTLS, proceed", STARTTLS_XMPP, NULL, {
+        { B(XMPP_HDR), B(XMPP_SRV "<stream:features><starttls xmlns="
+                           "'urn:ietf:params:xml:ns:xmpp-tls'><required/>") },
+        { B(""), B("</starttls></stream:features>") },
+        { B(XMPP_STARTTLS),
+          B("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>") },
+        { B(""), TLS_UP, 0 },
+        { B(""), NULL, 0 } },
+      STARTTLS_DONE, NULL, NULL },
+    { "xmpp: no STARTTLS feature", STARTTLS_XMPP, NULL, {
+        { B(XMPP_HDR), B(XMPP_SRV "<stream:features><mechanisms xmlns="
+                           "'urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>"
+                           "PLAIN</mechanism></mechanisms>"
+                           "</stream:features>") },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, NULL, "not in its stream features" },
+    { "xmpp: failure, then the stream's end", STARTTLS_XMPP, NULL, {
+        { B(XMPP_HDR), B(XMPP_SRV "<stream:features><starttls xmlns="
+                           "'urn:ietf:params:xml:ns:xmpp-tls'/>"
+                           "</stream:features>") },
+        { B(XMPP_STARTTLS),
+          B("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+            "</stream:stream>") },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, NULL, "with <failure/>" },
+    { "xmpp: a stream error", STARTTLS_XMPP, NULL, {
+        { B(XMPP_HDR), B(XMPP_SRV "<stream:error><host-unknown xmlns="
+                           "'urn:ietf:params:xml:ns:xmpp-streams'/>"
+                           "</stream:error></stream:stream>") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "stream error" },
+    { "xmpp: failure alone", STARTTLS_XMPP, NULL, {
+        { B(XMPP_HDR), B(XMPP_SRV "<stream:features><starttls xmlns="
+                           "'urn:ietf:params:xml:ns:xmpp-tls'/>"
+                           "</stream:features>") },
+        { B(XMPP_STARTTLS),
+          B("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>") },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, NULL, "with <failure/>" },
+    { "xmpp: a stanza after proceed", STARTTLS_XMPP, NULL, {
+        { B(XMPP_HDR), B(XMPP_SRV "<stream:features><starttls xmlns="
+                           "'urn:ietf:params:xml:ns:xmpp-tls'/>"
+                           "</stream:features>") },
+        { B(XMPP_STARTTLS),
+          B("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'></proceed>"
+            "<message>x</message>") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "20 bytes came after" },
+    { "xmpp: the name is escaped in the header", STARTTLS_XMPP, "a'b<c", {
+        { B("<?xml version='1.0'?><stream:stream to='a&apos;b&lt;c' "
+            "version='1.0' xmlns='jabber:client' "
+            "xmlns:stream='http://etherx.jabber.org/streams'>"),
+          NULL, 0 } },
+      STARTTLS_READ, NULL, NULL },
+
+    /* --- PostgreSQL --- */
+    { "postgres: S", STARTTLS_POSTGRES, NULL, {
+        { B(PG_REQ), B("S") },
+        { B(""), TLS_UP, 0 },
+        { B(""), NULL, 0 } },
+      STARTTLS_DONE, NULL, NULL },
+    { "postgres: N", STARTTLS_POSTGRES, NULL, {
+        { B(PG_REQ), B("N") },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, NULL, "answered N" },
+    { "postgres: S and an AuthenticationOk (CVE-2021-23222)",
+      STARTTLS_POSTGRES, NULL, {
+        { B(PG_REQ), B("SR\x00\x00\x00\x08\x00\x00\x00\x00") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "9 bytes came after" },
+    { "postgres: an error message", STARTTLS_POSTGRES, NULL, {
+        { B(PG_REQ), B("EFATAL") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "with an error message" },
+};
+
+/* Run the client until it waits, collecting what it sends. */
+static enum starttls_status
+drive(struct starttls *st, char *sent, size_t *sent_len, size_t cap)
+{
+    enum starttls_status s;
+
+    while ((s = starttls_next(st)) == STARTTLS_WRITE) {
+        size_t n = st->out_len - st->out_off;
+        if (*sent_len + n <= cap)
+            memcpy(sent + *sent_len, st->out + st->out_off, n);
+        *sent_len += n;
+        st->out_off = st->out_len;
+    }
+    return s;
+}
+
+static void
+run_row(const struct row *r)
+{
+    static struct starttls st;
+    char sent[1024];
+    enum starttls_status s = STARTTLS_READ;
+
+    unit_row("%s", r->title);
+    starttls_init(&st, r->proto, r->name != NULL ? r->name : "mail.test",
+                  "[192.0.2.1]");
+    for (size_t i = 0; i < TLSSHIM_NELEMS(r->steps); i++) {
+        const struct step *sp = &r->steps[i];
+        size_t sent_len = 0;
+
+        s = drive(&st, sent, &sent_len, sizeof(sent));
+        CHECK_MSG(sent_len == sp->expect_len &&
+                      memcmp(sent, sp->expect, sent_len) == 0,
+                  "step %zu: sent %zu bytes \"%.*s\", want \"%s\"", i,
+                  sent_len, (int)(sent_len < sizeof(sent) ? sent_len : 0),
+                  sent, sp->expect);
+        if (sp->feed == NULL)
+            break;
+        if (sp->feed == TLS_UP) {
+            if (!CHECK_INT(s, STARTTLS_UPGRADE))
+                return;
+            starttls_tls_up(&st);
+            continue;
+        }
+        if (!CHECK_MSG(s == STARTTLS_READ, "step %zu: status %d before "
+                       "input, want READ (why: %s)", i, (int)s, st.why))
+            return;
+        size_t room;
+        unsigned char *p = starttls_room(&st, &room);
+        if (!CHECK(room >= sp->feed_len))
+            return;
+        memcpy(p, sp->feed, sp->feed_len);
+        starttls_received(&st, sp->feed_len);
+    }
+    CHECK_MSG(s == r->want, "status %d, want %d (why: %s)", (int)s,
+              (int)r->want, st.why);
+    if (r->show != NULL)
+        CHECK_MSG(st.show_len - st.show_off == strlen(r->show) &&
+                      memcmp(st.show + st.show_off, r->show,
+                             strlen(r->show)) == 0,
+                  "shows \"%.*s\", want \"%s\"",
+                  (int)(st.show_len - st.show_off), st.show + st.show_off,
+                  r->show);
+    else if (s == STARTTLS_DONE)
+        CHECK_INT(st.show_len - st.show_off, 0);
+    if (r->why != NULL)
+        CHECK_MSG(strstr(st.why, r->why) != NULL, "why \"%s\", want \"%s\"",
+                  st.why, r->why);
+}
+
+/* An answer that never ends fails once the buffer is full. */
+static void
+test_too_long(void)
+{
+    static struct starttls st;
+    size_t room;
+
+    unit_row("an answer longer than the buffer");
+    starttls_init(&st, STARTTLS_SMTP, "mail.test", "[192.0.2.1]");
+    CHECK_INT(starttls_next(&st), STARTTLS_READ);
+    unsigned char *p = starttls_room(&st, &room);
+    memcpy(p, "220-", 4);
+    memset(p + 4, 'x', room - 4);
+    starttls_received(&st, room);
+    CHECK_INT(starttls_next(&st), STARTTLS_FAILED);
+    CHECK_MSG(strstr(st.why, "longer than") != NULL, "%s", st.why);
+}
+
+static void
+test_names(void)
+{
+    static const struct {
+        const char *name, *scheme;
+        enum starttls_proto proto;
+        int server_first;
+    } names[] = {
+        { "smtp", "smtp", STARTTLS_SMTP, 1 },
+        { "imap", "imap", STARTTLS_IMAP, 1 },
+        { "pop3", "pop3", STARTTLS_POP3, 1 },
+        { "ftp", "ftp", STARTTLS_FTP, 1 },
+        { "ldap", "ldap", STARTTLS_LDAP, 0 },
+        { "xmpp", "xmpp", STARTTLS_XMPP, 0 },
+        { "nntp", "nntp", STARTTLS_NNTP, 1 },
+        { "postgres", NULL, STARTTLS_POSTGRES, 0 },
+        { "mysql", NULL, STARTTLS_NONE, 0 },
+        { "SMTP", NULL, STARTTLS_NONE, 0 },
+        { "", NULL, STARTTLS_NONE, 0 },
+        { NULL, NULL, STARTTLS_NONE, 0 },
+    };
+
+    for (size_t i = 0; i < TLSSHIM_NELEMS(names); i++) {
+        unit_row("names: %s", names[i].name ? names[i].name : "NULL");
+        CHECK_INT(starttls_proto_of(names[i].name), names[i].proto);
+        CHECK_STR(starttls_scheme(names[i].name), names[i].scheme);
+        CHECK_INT(starttls_server_first(names[i].proto),
+                  names[i].server_first);
+        if (names[i].proto != STARTTLS_NONE)
+            CHECK_STR(starttls_proto_name(names[i].proto), names[i].name);
+    }
+}
+
+int
+main(void)
+{
+    for (size_t i = 0; i < TLSSHIM_NELEMS(rows); i++)
+        run_row(&rows[i]);
+    test_too_long();
+    test_names();
+    unit_row("%s", "");
+    return unit_finish();
+}
