@@ -276,14 +276,10 @@ san_for(const struct sockaddr *bound, char *san, char *cn, size_t cnlen)
                     a[12] == 127);
     }
     util_strlcpy(cn, ip, cnlen);
-    if (!wildcard) {
-        /* an IPv4-mapped address is the IPv4 one to a client */
-        const char *v4 = strncmp(ip, "::ffff:", 7) == 0 &&
-                                 strchr(ip + 7, '.') != NULL
-                             ? ip + 7
-                             : ip;
-        san_add(san, "IP", v4);
-    }
+    /* util_ip_str() prints an IPv4-mapped address as the IPv4 one, which
+     * is what a client connects to */
+    if (!wildcard)
+        san_add(san, "IP", ip);
     if (!wildcard && !loopback)
         return;
     util_strlcpy(cn, "localhost", cnlen);

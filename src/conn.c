@@ -380,13 +380,18 @@ is_ip_literal(const char *s)
     return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
-struct conn *
-conn_new_client(int fd, const struct policy_rule *rule,
-                const struct sockaddr *peer, socklen_t len,
-                const char *matched_name)
+/*
+ * What every constructor does: a conn for fd in state st, with its owner
+ * word, rule, peer and the program's O_NONBLOCK read; take: also make
+ * the real socket non-blocking (the engine's), which an audited one is
+ * not.  Returns c locked, or NULL on ENOMEM.
+ */
+static struct conn *
+conn_start(int fd, enum policy_role role, const struct policy_rule *rule,
+           enum conn_state st, const struct sockaddr *peer, socklen_t plen,
+           const char *matched_name, int take)
 {
     struct conn *c = conn_alloc();
-    char ip[64];
     int flags;
 
     if (c == NULL)
@@ -401,20 +406,37 @@ conn_new_client(int fd, const struct policy_rule *rule,
     c->fds[0] = fd;
     c->nfds = 1;
     c->fdrefs = 1;
-    c->role = POLICY_ROLE_CLIENT;
+    c->role = role;
     c->rule = rule;
-    c->state = CONN_CONNECTING;
+    c->state = st;
     c->started_ms = util_now_ms();
-    if (len > sizeof(c->peer))
-        len = sizeof(c->peer);
-    memcpy(&c->peer, peer, len);
-    c->peer_len = len;
+    if (plen > sizeof(c->peer))
+        plen = sizeof(c->peer);
+    memcpy(&c->peer, peer, plen);
+    c->peer_len = plen;
     if (matched_name != NULL)
         util_strlcpy(c->matched_name, matched_name, sizeof(c->matched_name));
+    flags = tlsshim_sys.fcntl(fd, F_GETFL);
+    c->user_nonblock = flags >= 0 && (flags & O_NONBLOCK);
+    if (take && flags >= 0 && !(flags & O_NONBLOCK))
+        (void)tlsshim_sys.fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    return c;
+}
+
+struct conn *
+conn_new_client(int fd, const struct policy_rule *rule,
+                const struct sockaddr *peer, socklen_t len,
+                const char *matched_name)
+{
+    struct conn *c = conn_start(fd, POLICY_ROLE_CLIENT, rule, CONN_CONNECTING,
+                                peer, len, matched_name, 1);
+    char ip[64];
+
+    if (c == NULL)
+        return NULL;
+    /* an IPv4-mapped destination is an IPv4 address (SPEC section 3):
+     * util_ip_str() prints it so */
     util_ip_str(peer, ip, sizeof(ip));
-    /* an IPv4-mapped destination is an IPv4 address (SPEC section 3) */
-    if (strncmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.') != NULL)
-        memmove(ip, ip + 7, strlen(ip + 7) + 1);
     if (rule->verifycn_name != NULL)
         util_strlcpy(c->verify_name, rule->verifycn_name,
                      sizeof(c->verify_name));
@@ -436,10 +458,6 @@ conn_new_client(int fd, const struct policy_rule *rule,
         snprintf(c->session_key, sizeof(c->session_key), "%d|%s|%s:%u",
                  rule->index, c->verify_name, c->verify_name,
                  util_addr_port(peer));
-    flags = tlsshim_sys.fcntl(fd, F_GETFL);
-    c->user_nonblock = flags >= 0 && (flags & O_NONBLOCK);
-    if (flags >= 0 && !(flags & O_NONBLOCK))
-        (void)tlsshim_sys.fcntl(fd, F_SETFL, flags | O_NONBLOCK);
     pthread_mutex_unlock(&c->lock);
     return c;
 }
@@ -449,39 +467,17 @@ conn_new_server(int fd, const struct policy_rule *rule, SSL_CTX *ctx,
                 const struct sockaddr *peer, socklen_t plen,
                 const struct sockaddr *local, socklen_t llen)
 {
-    struct conn *c = conn_alloc();
-    int flags;
+    struct conn *c = conn_start(fd, POLICY_ROLE_SERVER, rule, CONN_ACCEPTED,
+                                peer, plen, NULL, 1);
 
     if (c == NULL)
         return NULL;
-    pthread_mutex_lock(&c->lock);
-    if ((c->owner = owner_alloc()) == NULL) {
-        pthread_mutex_unlock(&c->lock);
-        conn_put(c);
-        return NULL;
-    }
-    c->fd = fd;
-    c->fds[0] = fd;
-    c->nfds = 1;
-    c->fdrefs = 1;
-    c->role = POLICY_ROLE_SERVER;
-    c->rule = rule;
     c->server_ctx = ctx;
-    c->state = CONN_ACCEPTED;
-    c->started_ms = util_now_ms();
     c->connect_reported = 1;
-    if (plen > sizeof(c->peer))
-        plen = sizeof(c->peer);
-    memcpy(&c->peer, peer, plen);
-    c->peer_len = plen;
     if (llen > sizeof(c->local))
         llen = sizeof(c->local);
     memcpy(&c->local, local, llen);
     c->local_len = llen;
-    flags = tlsshim_sys.fcntl(fd, F_GETFL);
-    c->user_nonblock = flags >= 0 && (flags & O_NONBLOCK);
-    if (flags >= 0 && !(flags & O_NONBLOCK))
-        (void)tlsshim_sys.fcntl(fd, F_SETFL, flags | O_NONBLOCK);
     pthread_mutex_unlock(&c->lock);
     return c;
 }
@@ -498,39 +494,19 @@ conn_new_audit(int fd, enum policy_role role, const struct policy_rule *rule,
                const struct sockaddr *peer, socklen_t plen,
                const char *matched_name)
 {
-    struct conn *c = conn_alloc();
-    int flags;
+    /* the socket stays the program's: its flags are not touched */
+    struct conn *c = conn_start(fd, role,
+                                rule != NULL ? rule : &default_audit_rule,
+                                CONN_AUDIT, peer, plen, matched_name, 0);
 
     if (c == NULL)
         return NULL;
-    pthread_mutex_lock(&c->lock);
-    if ((c->owner = owner_alloc()) == NULL) {
-        pthread_mutex_unlock(&c->lock);
-        conn_put(c);
-        return NULL;
-    }
-    c->fd = fd;
-    c->fds[0] = fd;
-    c->nfds = 1;
-    c->fdrefs = 1;
-    c->role = role;
-    c->rule = rule != NULL ? rule : &default_audit_rule;
     c->no_rule = rule == NULL;
-    c->state = CONN_AUDIT;
-    c->started_ms = util_now_ms();
     c->connect_reported = 1;
-    if (plen > sizeof(c->peer))
-        plen = sizeof(c->peer);
-    memcpy(&c->peer, peer, plen);
-    c->peer_len = plen;
     c->local_len = sizeof(c->local);
     if (role == POLICY_ROLE_SERVER &&
         getsockname(fd, (struct sockaddr *)&c->local, &c->local_len) < 0)
         c->local_len = 0;
-    if (matched_name != NULL)
-        util_strlcpy(c->matched_name, matched_name, sizeof(c->matched_name));
-    flags = tlsshim_sys.fcntl(fd, F_GETFL);
-    c->user_nonblock = flags >= 0 && (flags & O_NONBLOCK);
     pthread_mutex_unlock(&c->lock);
     return c;
 }
@@ -828,9 +804,7 @@ local_literal(int fd, char *buf, size_t len)
         snprintf(buf, len, "[127.0.0.1]");
         return;
     }
-    util_ip_str((struct sockaddr *)&ss, ip, sizeof(ip));
-    if (strncmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.') != NULL)
-        memmove(ip, ip + 7, strlen(ip + 7) + 1);
+    util_ip_str((struct sockaddr *)&ss, ip, sizeof(ip));  /* mapped: IPv4 */
     if (strchr(ip, ':') != NULL)
         snprintf(buf, len, "[IPv6:%s]", ip);
     else
