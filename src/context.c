@@ -132,42 +132,6 @@ ssl_reason(char *buf, size_t len, const char *fallback)
     return buf;
 }
 
-/*
- * pubkey_pin: 1 when the SHA-256 of some SubjectPublicKeyInfo of the
- * verified chain (leaf, intermediate or root) is pinned.  have gets the
- * chain's pins, for the message.
- */
-static int
-pins_match(STACK_OF(X509) *chain, const struct policy_rule *r, char *have,
-           size_t len)
-{
-    int found = 0;
-
-    have[0] = '\0';
-    for (int i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
-        unsigned char *der = NULL, md[32];
-        char b64[64], pin[80];
-        unsigned mdlen = 0;
-        int dlen = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(sk_X509_value(chain,
-                                                                      i)),
-                                   &der);
-        if (dlen <= 0 ||
-            !EVP_Digest(der, (size_t)dlen, md, &mdlen, EVP_sha256(), NULL)) {
-            OPENSSL_free(der);
-            continue;
-        }
-        OPENSSL_free(der);
-        EVP_EncodeBlock((unsigned char *)b64, md, (int)mdlen);
-        snprintf(pin, sizeof(pin), "sha256//%s", b64);
-        for (size_t j = 0; j < r->npubkey_pins; j++)
-            if (strcmp(r->pubkey_pins[j] + 8, b64) == 0)
-                found = 1;
-        size_t used = strlen(have);
-        snprintf(have + used, len - used, "%s%s", used ? ", " : "", pin);
-    }
-    return found;
-}
-
 /* The peer's key encrypts the premaster secret (TLS 1.2 RSA key
  * exchange) rather than signing the handshake (everything else). */
 static int
@@ -240,7 +204,7 @@ cert_verify_cb(X509_STORE_CTX *x, void *arg)
         return 0;
     }
     if (r->npubkey_pins > 0 &&
-        !pins_match(X509_STORE_CTX_get0_chain(x), r, names, sizeof(names))) {
+        !verify_pins(X509_STORE_CTX_get0_chain(x), r, names, sizeof(names))) {
         snprintf(c->verify_error, sizeof(c->verify_error),
                  "certificate verify failed: no key of the chain matches "
                  "pubkey_pin (the chain has %.380s)", names);

@@ -806,3 +806,41 @@ verify_fingerprint(X509 *cert, const struct policy_fingerprint *fps,
     }
     return 0;
 }
+
+int
+verify_pins(STACK_OF(X509) *chain, const struct policy_rule *r, char *have,
+            size_t len)
+{
+    int found = 0;
+
+    if (have != NULL && len > 0)
+        have[0] = '\0';
+    for (int i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
+        unsigned char *der = NULL, md[32];
+        char b64[64];
+        unsigned mdlen = 0;
+        int dlen = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(sk_X509_value(chain,
+                                                                      i)),
+                                   &der);
+        if (dlen <= 0 ||
+            !EVP_Digest(der, (size_t)dlen, md, &mdlen, EVP_sha256(), NULL)) {
+            OPENSSL_free(der);
+            continue;
+        }
+        OPENSSL_free(der);
+        EVP_EncodeBlock((unsigned char *)b64, md, (int)mdlen);
+        /* pins are "sha256//BASE64", the prefix in any case */
+        for (size_t j = 0; j < r->npubkey_pins; j++)
+            if (strcmp(r->pubkey_pins[j] + strlen("sha256//"), b64) == 0)
+                found = 1;
+        if (have == NULL) {
+            if (found)
+                return 1;
+            continue;
+        }
+        size_t used = strlen(have);
+        snprintf(have + used, len - used, "%ssha256//%s", used ? ", " : "",
+                 b64);
+    }
+    return found;
+}

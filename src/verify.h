@@ -34,6 +34,14 @@ int verify_identity(X509 *cert, const char *identity, const char *scheme,
  */
 void verify_cert_names(X509 *cert, char *buf, size_t len);
 
+/*
+ * pubkey_pin: 1 when the SHA-256 of some SubjectPublicKeyInfo of the
+ * verified chain (leaf, intermediate or root) is one of r's pins.  have
+ * (may be NULL) gets the chain's pins, for the message.
+ */
+int verify_pins(STACK_OF(X509) *chain, const struct policy_rule *r,
+                char *have, size_t len);
+
 /* 1 if the leaf's digest equals one of the fingerprints. */
 int verify_fingerprint(X509 *cert, const struct policy_fingerprint *fps,
                        size_t nfps) TLSSHIM_WARN_UNUSED;

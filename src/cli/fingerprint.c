@@ -423,31 +423,6 @@ err:
     return NULL;
 }
 
-/* Whether the verified chain holds a key that pubkey_pin names. */
-static int
-pins_match(STACK_OF(X509) *chain, const struct policy_rule *r)
-{
-    for (int i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
-        unsigned char *der = NULL, md[32];
-        char b64[64];
-        unsigned mdlen = 0;
-        int dlen = i2d_X509_PUBKEY(
-            X509_get_X509_PUBKEY(sk_X509_value(chain, i)), &der);
-
-        if (dlen <= 0 ||
-            !EVP_Digest(der, (size_t)dlen, md, &mdlen, EVP_sha256(), NULL)) {
-            OPENSSL_free(der);
-            continue;
-        }
-        OPENSSL_free(der);
-        EVP_EncodeBlock((unsigned char *)b64, md, (int)mdlen);
-        for (size_t j = 0; j < r->npubkey_pins; j++)
-            if (strcmp(r->pubkey_pins[j] + strlen("sha256//"), b64) == 0)
-                return 1;
-    }
-    return 0;
-}
-
 /* The chain against the rule's store: 1 verified, 0 not (reason added). */
 static int
 verify_chain(const struct policy_rule *r, const struct peer_certs *pc,
@@ -473,7 +448,7 @@ verify_chain(const struct policy_rule *r, const struct peer_certs *pc,
     if (X509_verify_cert(x) > 0) {
         ok = 1;
         if (r != NULL && r->npubkey_pins > 0 &&
-            !pins_match(X509_STORE_CTX_get0_chain(x), r)) {
+            !verify_pins(X509_STORE_CTX_get0_chain(x), r, NULL, 0)) {
             add_reason(v, "certificate verify failed: no key of the chain "
                           "matches pubkey_pin");
             ok = 0;
