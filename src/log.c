@@ -26,44 +26,19 @@ static int log_syslog;
  * or reused the number (guarded by file_lock). */
 static pthread_mutex_t file_lock = PTHREAD_MUTEX_INITIALIZER;
 static char log_path[4096];
-static dev_t log_dev;
-static ino_t log_ino;
-
-static int
-open_log_file(void)
-{
-    struct stat st;
-    int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-
-    if (fd < 0)
-        return -1;
-    fd = util_high_fd(fd);
-    if (fstat(fd, &st) < 0) {
-        (void)tlsshim_sys.close(fd);
-        return -1;
-    }
-    log_dev = st.st_dev;
-    log_ino = st.st_ino;
-    log_fd = fd;
-    return 0;
-}
+static struct util_file log_file = {.fd = -1};
 
 /* Write a line to the log file, reopening it first if its number is no
  * longer the file (one fstat per line, only for file targets). */
 static void
 file_write(const char *line, size_t len)
 {
-    struct stat st;
-
     pthread_mutex_lock(&file_lock);
-    if (fstat(log_fd, &st) < 0 || st.st_dev != log_dev ||
-        st.st_ino != log_ino) {
-        if (open_log_file() < 0) {
-            pthread_mutex_unlock(&file_lock);
-            return;
-        }
+    int fd = util_file_fd(&log_file, log_path);
+    if (fd >= 0) {
+        log_fd = fd;
+        (void)tlsshim_sys.write(fd, line, len);
     }
-    (void)tlsshim_sys.write(log_fd, line, len);
     pthread_mutex_unlock(&file_lock);
 }
 
@@ -90,7 +65,9 @@ log_configure(int level, const char *target)
     }
     pthread_mutex_lock(&file_lock);
     memcpy(log_path, target, strlen(target) + 1);
-    int rv = open_log_file();
+    int rv = util_file_open(&log_file, log_path);
+    if (rv == 0)
+        log_fd = log_file.fd;
     if (rv < 0)
         log_path[0] = '\0';
     pthread_mutex_unlock(&file_lock);

@@ -26,30 +26,9 @@
 /* guards the descriptor and its identity */
 static pthread_mutex_t rep_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *rep_path;
-static int rep_fd = -1;
-static dev_t rep_dev;
-static ino_t rep_ino;
+static struct util_file rep_file = {.fd = -1};
 static int rep_open_lines;
 static atomic_uint rep_seq;
-
-static int
-open_report(void)
-{
-    struct stat st;
-    int fd = open(rep_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-
-    if (fd < 0)
-        return -1;
-    fd = util_high_fd(fd);
-    if (fstat(fd, &st) < 0) {
-        (void)tlsshim_sys.close(fd);
-        return -1;
-    }
-    rep_fd = fd;
-    rep_dev = st.st_dev;
-    rep_ino = st.st_ino;
-    return 0;
-}
 
 int
 report_configure(const char *path, int report_open)
@@ -61,7 +40,7 @@ report_configure(const char *path, int report_open)
     int rv = 0;
     if (path != NULL && *path != '\0') {
         rep_path = strdup(path);
-        rv = rep_path != NULL ? open_report() : -1;
+        rv = rep_path != NULL ? util_file_open(&rep_file, rep_path) : -1;
         if (rv < 0) {
             free(rep_path);
             rep_path = NULL;
@@ -87,20 +66,13 @@ report_open_enabled(void)
 static void
 emit(const char *line, size_t len)
 {
-    struct stat st;
     int saved = errno;
 
     pthread_mutex_lock(&rep_lock);
     if (rep_path != NULL) {
-        if (rep_fd < 0 || fstat(rep_fd, &st) < 0 || st.st_dev != rep_dev ||
-            st.st_ino != rep_ino) {
-            /* closed or replaced behind our back: the number is not ours
-             * any more, so it is not closed here */
-            rep_fd = -1;
-            (void)open_report();
-        }
-        if (rep_fd >= 0)
-            (void)tlsshim_sys.write(rep_fd, line, len);
+        int fd = util_file_fd(&rep_file, rep_path);
+        if (fd >= 0)
+            (void)tlsshim_sys.write(fd, line, len);
     }
     pthread_mutex_unlock(&rep_lock);
     errno = saved;

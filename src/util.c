@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -108,4 +109,35 @@ util_high_fd(int fd)
         return fd;     /* a low limit: keep the number it has */
     (void)close(fd);
     return high;
+}
+
+int
+util_file_open(struct util_file *f, const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+
+    f->fd = -1;
+    if (fd < 0)
+        return -1;
+    fd = util_high_fd(fd);
+    if (fstat(fd, &st) < 0) {
+        (void)close(fd);
+        return -1;
+    }
+    f->fd = fd;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    return 0;
+}
+
+int
+util_file_fd(struct util_file *f, const char *path)
+{
+    struct stat st;
+
+    if (f->fd < 0 || fstat(f->fd, &st) < 0 || st.st_dev != f->dev ||
+        st.st_ino != f->ino)
+        (void)util_file_open(f, path);
+    return f->fd;
 }

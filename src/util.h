@@ -7,6 +7,7 @@
 #define TLSSHIM_UTIL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 #define TLSSHIM_WARN_UNUSED __attribute__((warn_unused_result))
@@ -32,5 +33,20 @@ unsigned util_addr_port(const struct sockaddr *sa);
  * pick (shells use 3-9, 10 and up, 255), keeping close-on-exec; returns
  * the fd to use. */
 int util_high_fd(int fd);
+
+/* A file tlsshim appends to (a log, the report) inside a program that may
+ * close or reuse any descriptor number. */
+struct util_file {
+    int fd;          /* -1 when not open */
+    dev_t dev;
+    ino_t ino;
+};
+/* Open path for appending (0600, close-on-exec, at a high number); 0, or
+ * -1 with f->fd -1. */
+int util_file_open(struct util_file *f, const char *path);
+/* f's descriptor, reopened first when the program closed the number or
+ * put something else on it (which is then not ours to close); -1 when it
+ * cannot be reopened. */
+int util_file_fd(struct util_file *f, const char *path);
 
 #endif
