@@ -114,6 +114,8 @@ int cli_explain(const struct cli_options *o);
 int cli_fingerprint(const struct cli_options *o);
 int cli_stats(const struct cli_options *o);
 int cli_unit_dropin(const struct cli_options *o);
+/* Whether the colon- or space-separated list (LD_PRELOAD) holds item. */
+int cli_list_contains(const char *list, const char *item);
 int cli_learn(const struct cli_options *o);
 
 #endif

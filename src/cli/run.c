@@ -113,9 +113,8 @@ cli_library_dir(char *dir, size_t len)
     util_strlcpy(dir, TLSSHIM_PKGLIBDIR, len);
 }
 
-/* Whether the colon- or space-separated list holds item. */
-static int
-list_contains(const char *list, const char *item)
+int
+cli_list_contains(const char *list, const char *item)
 {
     size_t n = strlen(item);
     const char *p = list;
@@ -138,7 +137,7 @@ list_append(char **list, const char *item)
     size_t len;
     char *grown;
 
-    if (*list != NULL && list_contains(*list, item))
+    if (*list != NULL && cli_list_contains(*list, item))
         return 0;
     len = (*list != NULL ? strlen(*list) + 1 : 0) + strlen(item) + 1;
     if ((grown = malloc(len)) == NULL)

@@ -1309,24 +1309,6 @@ put_path_setting(FILE *out, const char *key, const char *path)
     fputc('\n', out);
 }
 
-/* Whether the ':'- or ' '-separated list holds item. */
-static int
-preload_has(const char *list, const char *item)
-{
-    size_t n = strlen(item);
-    const char *p = list;
-
-    while (*p != '\0') {
-        size_t w = strcspn(p, ": ");
-        if (w == n && memcmp(p, item, n) == 0)
-            return 1;
-        p += w;
-        if (*p != '\0')
-            p++;
-    }
-    return 0;
-}
-
 /* list with item appended (unless there), malloc'ed. */
 static char *
 preload_append(const char *list, const char *item)
@@ -1336,7 +1318,7 @@ preload_append(const char *list, const char *item)
 
     if (list == NULL || *list == '\0')
         return strdup(item);
-    if (preload_has(list, item))
+    if (cli_list_contains(list, item))
         return strdup(list);
     len = strlen(list) + strlen(item) + 2;
     if ((out = malloc(len)) != NULL)
