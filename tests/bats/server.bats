@@ -34,6 +34,7 @@ spolicy() {
 # $T/shim.log), connections logged to $T/conns.log; waits for READY.
 serve() {
     local i pid
+    rm -f "$T/srv.log"   # an earlier server's READY must not count
     start_bg srv "$TLSSHIM" -f "$T/policy.conf" -d 1 -o "$T/shim.log" -- \
         "$PYTHON" "$PEERS/plain_server.py" --port "$PORT" --log "$T/conns.log" "$@"
     pid=$(<"$T/srv.pid")

@@ -187,6 +187,9 @@ wait_file() {
 tls_server() {
     local name=$1 port=$2 i pid
     shift 2
+    # a log left by an earlier server of the same name would say READY
+    # before the background job has truncated it
+    rm -f "$T/$name.log"
     start_bg "$name" "$PYTHON" "$PEERS/tls_server.py" --port "$port" "$@"
     pid=$(<"$T/$name.pid")
     for ((i = 0; i < WAIT_SECONDS * 20; i++)); do
