@@ -2,8 +2,9 @@
  * The name memory.  Per thread: a small ring of (address, name), newest
  * wins, in initial-exec TLS so that lookups take no lock and allocate
  * nothing.  Process-wide: an open-addressed table of addresses, each with
- * up to NAMES_PER_ADDR names, replaced in round-robin order when full;
- * guarded by names_lock.
+ * up to NAMES_PER_ADDR names, replaced in round-robin order when full; at
+ * most GLOBAL_CAP addresses, the oldest forgotten first.  Guarded by
+ * names_lock.
  */
 #include "config.h"
 
@@ -19,6 +20,7 @@
 
 #define THREAD_SLOTS 32
 #define GLOBAL_SLOTS 1024     /* power of two */
+#define GLOBAL_CAP (GLOBAL_SLOTS / 4 * 3)
 
 struct addr_key {
     unsigned char a[16];      /* IPv4 as IPv4-mapped IPv6 */
@@ -47,6 +49,9 @@ static __thread struct {
 static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct global_entry *global_table;
 static unsigned global_used;
+/* addresses in the order they were added, to forget the oldest first */
+static struct addr_key global_order[GLOBAL_CAP];
+static unsigned global_order_next;
 
 static int
 key_of(const struct sockaddr *sa, struct addr_key *k)
@@ -103,38 +108,84 @@ normalise(char *dst, const char *name)
         dst[n - 1] = '\0';
 }
 
+/* Remove the entry in slot i, moving later entries of its probe run back
+ * so that every remaining key is still found from its home slot
+ * (backward-shift deletion for linear probing). */
+static void
+global_delete(unsigned i)
+{
+    const unsigned mask = GLOBAL_SLOTS - 1;
+    unsigned j = i;
+
+    global_table[i].used = 0;
+    global_used--;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!global_table[j].used)
+            return;
+        unsigned home = key_hash(&global_table[j].key) & mask;
+        /* The entry at j may fill the hole at i unless its home lies
+         * cyclically in (i, j]. */
+        int stays = i <= j ? (home > i && home <= j)
+                           : (home > i || home <= j);
+        if (!stays) {
+            global_table[i] = global_table[j];
+            global_table[j].used = 0;
+            i = j;
+        }
+    }
+}
+
 static struct global_entry *
-global_slot(const struct addr_key *k, int create)
+global_find(const struct addr_key *k, unsigned *slot)
 {
     unsigned h = key_hash(k) & (GLOBAL_SLOTS - 1);
 
+    for (unsigned i = 0; i < GLOBAL_SLOTS; i++) {
+        unsigned s = (h + i) & (GLOBAL_SLOTS - 1);
+        if (!global_table[s].used)
+            return NULL;
+        if (memcmp(&global_table[s].key, k, sizeof(*k)) == 0) {
+            if (slot != NULL)
+                *slot = s;
+            return &global_table[s];
+        }
+    }
+    return NULL;
+}
+
+static struct global_entry *
+global_slot(const struct addr_key *k, int create)
+{
     if (global_table == NULL) {
         if (!create)
             return NULL;
         static struct global_entry table[GLOBAL_SLOTS];
         global_table = table;
     }
-    for (unsigned i = 0; i < GLOBAL_SLOTS; i++) {
-        struct global_entry *e = &global_table[(h + i) & (GLOBAL_SLOTS - 1)];
+    struct global_entry *e = global_find(k, NULL);
+    if (e != NULL || !create)
+        return e;
+    /* Keep the table at most three quarters full: past that, the oldest
+     * address goes (the memory is bounded, SPEC 3). */
+    if (global_used >= GLOBAL_CAP) {
+        unsigned s;
+        if (global_find(&global_order[global_order_next], &s) != NULL)
+            global_delete(s);
+    }
+    global_order[global_order_next] = *k;
+    global_order_next = (global_order_next + 1) % GLOBAL_CAP;
+    unsigned h = key_hash(k) & (GLOBAL_SLOTS - 1);
+    for (;; h = (h + 1) & (GLOBAL_SLOTS - 1)) {
+        e = &global_table[h];
         if (!e->used) {
-            if (!create)
-                return NULL;
-            /* Keep the table at most three quarters full: past that, the
-             * home slot is recycled (the memory is bounded, SPEC 3). */
-            if (global_used >= GLOBAL_SLOTS / 4 * 3) {
-                e = &global_table[h];
-                memset(e, 0, sizeof(*e));
-            } else {
-                global_used++;
-            }
+            memset(e, 0, sizeof(*e));
             e->used = 1;
             e->key = *k;
+            global_used++;
             return e;
         }
-        if (memcmp(&e->key, k, sizeof(*k)) == 0)
-            return e;
     }
-    return NULL;
 }
 
 void
@@ -229,5 +280,6 @@ names_reset(void)
     if (global_table != NULL)
         memset(global_table, 0, sizeof(struct global_entry) * GLOBAL_SLOTS);
     global_used = 0;
+    global_order_next = 0;
     pthread_mutex_unlock(&names_lock);
 }

@@ -109,6 +109,36 @@ main(void)
     names_record(longname, SA(c));
     CHECK(!names_thread_lookup(SA(c), name, sizeof(name)));
 
+    /* The process-wide table is bounded but never stops remembering:
+     * through 20,000 distinct addresses, the newest one and the 500
+     * before it are always found, from a thread that did not record
+     * them.  (It once filled up and forgot every new address.) */
+    int misses = 0, recent_misses = 0;
+    for (int i = 0; i < 20000; i++) {
+        char ip[32], n[64];
+        snprintf(ip, sizeof(ip), "10.%d.%d.%d", 100 + i / 65536,
+                 (i / 256) % 256, i % 256);
+        snprintf(n, sizeof(n), "h%d.example.com", i);
+        struct sockaddr_storage x = addr(ip);
+        names_record(n, SA(x));
+        if (names_global_lookup(SA(x), all, NAMES_PER_ADDR) != 1 ||
+            strcmp(all[0], n) != 0)
+            misses++;
+        if (i % 1000 == 999) {
+            for (int j = i - 500; j <= i; j++) {
+                snprintf(ip, sizeof(ip), "10.%d.%d.%d", 100 + j / 65536,
+                         (j / 256) % 256, j % 256);
+                snprintf(n, sizeof(n), "h%d.example.com", j);
+                x = addr(ip);
+                if (names_global_lookup(SA(x), all, NAMES_PER_ADDR) != 1 ||
+                    strcmp(all[0], n) != 0)
+                    recent_misses++;
+            }
+        }
+    }
+    CHECK(misses == 0);
+    CHECK(recent_misses == 0);
+
     names_reset();
     CHECK(!names_thread_lookup(SA(a), name, sizeof(name)));
     CHECK(names_global_lookup(SA(a), all, NAMES_PER_ADDR) == 0);
