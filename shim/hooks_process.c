@@ -155,15 +155,26 @@ env_fixed(char *const envp[], char **extra_alloc)
     size_t n = 0;
 
     *extra_alloc = NULL;
-    if (self_path[0] != '\0' && (pre == NULL || !has_token(pre + 11, self_path))) {
-        size_t len = (pre ? strlen(pre) : 11) + strlen(self_path) + 2;
+    /* A sanitizer build's module needs its runtime first (configure
+     * --enable-sanitizers). */
+#ifdef TLSSHIM_SANITIZER_RUNTIME
+    const char *rt = TLSSHIM_SANITIZER_RUNTIME;
+#else
+    const char *rt = "";
+#endif
+    int want_rt = rt[0] != '\0' && (pre == NULL || !has_token(pre + 11, rt));
+    if (self_path[0] != '\0' &&
+        (want_rt || pre == NULL || !has_token(pre + 11, self_path))) {
+        const char *old = pre != NULL ? pre + 11 : "";
+        int want_self = !has_token(old, self_path);
+        size_t len = 11 + strlen(rt) + strlen(old) + strlen(self_path) + 3;
         char *v = malloc(len);
         if (v == NULL)
             return NULL;
-        if (pre != NULL && pre[11] != '\0')
-            snprintf(v, len, "%s:%s", pre, self_path);
-        else
-            snprintf(v, len, "LD_PRELOAD=%s", self_path);
+        snprintf(v, len, "LD_PRELOAD=%s%s%s%s%s", want_rt ? rt : "",
+                 want_rt && old[0] != '\0' ? ":" : "", old,
+                 want_self && (want_rt || old[0] != '\0') ? ":" : "",
+                 want_self ? self_path : "");
         *extra_alloc = v;
         add[nadd++] = v;
         replace_pre = pre != NULL;

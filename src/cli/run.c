@@ -201,7 +201,14 @@ cli_env_build(const struct cli_options *o, const struct policy *p,
 
     memset(env, 0, sizeof(*env));
     cli_library_dir(dir, sizeof(dir));
-    if (old != NULL && (preload = strdup(old)) == NULL) {
+#ifdef TLSSHIM_SANITIZER_RUNTIME
+    /* A sanitizer build's module needs its runtime loaded before
+     * everything else (configure --enable-sanitizers). */
+    if ((old == NULL || !cli_list_contains(old, TLSSHIM_SANITIZER_RUNTIME)) &&
+        preload_append(&preload, TLSSHIM_SANITIZER_RUNTIME) != 0)
+        goto err;
+#endif
+    if (old != NULL && *old != '\0' && list_append(&preload, old) != 0) {
         cli_error("out of memory");
         goto err;
     }

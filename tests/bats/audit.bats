@@ -92,7 +92,7 @@ print(' '.join(json.loads(l)['first_bytes'] for l in open('$REPORT')))"
 @test "audit on the server side: default_listen_action = audit" {
     policy "[global]" "default_listen_action = audit"
     start_bg srv env TLSSHIM_CONF="$T/policy.conf" TLSSHIM_REPORT="$REPORT" \
-        LD_PRELOAD="$SHIMLIB" "$PYTHON" "$PEERS/plain_server.py" --port "$PORT" --mode upper
+        LD_PRELOAD="$SHIM_PRELOAD" "$PYTHON" "$PEERS/plain_server.py" --port "$PORT" --mode upper
     wait_port "$PORT"
     run "$PYTHON" -c "
 import socket

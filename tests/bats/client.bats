@@ -63,7 +63,7 @@ open('$T/out.bin', 'wb').write(got)
 @test "nc over IPv6 is upgraded and the server sees the plaintext" {
     policy
     echo_server good --host ::1
-    run bash -c "printf 'hello over six\n' | TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB nc -q 2 ::1 $PORT"
+    run bash -c "printf 'hello over six\n' | TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD nc -q 2 ::1 $PORT"
     assert_success
     assert_output --partial "hello over six"
     assert_output --partial "info: connect [::1]:$PORT rule=lab tls=TLSv1.3"
@@ -74,7 +74,7 @@ open('$T/out.bin', 'wb').write(got)
 @test "the blocking C client exchanges 100 KB and the log line shows the verified connection" {
     policy
     echo_server
-    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB $PROGS/blockclient localhost $PORT < $MSG > $T/out.bin"
+    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient localhost $PORT < $MSG > $T/out.bin"
     assert_success
     assert_output --partial "info: connect localhost:$PORT (127.0.0.1) rule=lab tls=TLSv1.3"
     assert_output --partial "sni=localhost verify=ok"
@@ -87,7 +87,7 @@ open('$T/out.bin', 'wb').write(got)
     policy
     echo_server
     for mode in "" -s -e; do
-        run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/nbclient $mode 127.0.0.1 $PORT < $MSG > $T/out$mode.bin"
+        run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/nbclient $mode 127.0.0.1 $PORT < $MSG > $T/out$mode.bin"
         assert_success
         assert_equal "$(sha_of "$T/out$mode.bin")" "$(sha_of "$MSG")"
     done
@@ -119,7 +119,7 @@ open('$T/out.bin', 'wb').write(got)
 @test "a wrong-host certificate fails connect with ECONNREFUSED and sends nothing" {
     policy
     echo_server wronghost
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/blockclient localhost $PORT < $MSG"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient localhost $PORT < $MSG"
     assert_failure 3
     assert_output --partial "errno=ECONNREFUSED"
     assert_output --partial "certificate verify failed: hostname mismatch (wanted localhost, certificate has wrong.test"
@@ -129,7 +129,7 @@ open('$T/out.bin', 'wb').write(got)
 @test "an expired certificate is refused with the reason" {
     policy
     echo_server expired
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT < $MSG"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT < $MSG"
     assert_failure 3
     assert_output --partial "errno=ECONNREFUSED"
     assert_output --partial "certificate has expired"
@@ -139,7 +139,7 @@ open('$T/out.bin', 'wb').write(got)
 @test "a certificate from an unknown CA is refused" {
     policy
     echo_server selfsigned
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT < $MSG"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT < $MSG"
     assert_failure 3
     assert_output --partial "errno=ECONNREFUSED"
     assert_output --partial "certificate verify failed: self-signed certificate"
@@ -150,7 +150,7 @@ open('$T/out.bin', 'wb').write(got)
     fp=$(openssl x509 -in "$PKI/selfsigned.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g')
     policy "fingerprint = sha256\$$fp"
     echo_server selfsigned
-    run bash -c "printf 'pinned\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'pinned\n' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     assert_output "pinned"
 }
@@ -160,7 +160,7 @@ open('$T/out.bin', 'wb').write(got)
     start_bg sink /usr/bin/python3 "$PEERS/raw_sink.py" --port "$PORT" --record "$T/raw.bin"
     wait_port "$PORT"
     printf 'SECRET-PAYLOAD\n' > "$T/secret"
-    run bash -c "LD_PRELOAD=$SHIMLIB TLSSHIM_CONF=$TLSSHIM_CONF $PROGS/blockclient 127.0.0.1 $PORT < $T/secret"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD TLSSHIM_CONF=$TLSSHIM_CONF $PROGS/blockclient 127.0.0.1 $PORT < $T/secret"
     assert_failure 3
     assert_output --partial "errno=ETIMEDOUT"
     run grep -c SECRET-PAYLOAD "$T/raw.bin"
@@ -175,7 +175,7 @@ open('$T/out.bin', 'wb').write(got)
     start_bg sink /usr/bin/python3 "$PEERS/raw_sink.py" --port "$PORT" --record "$T/raw.bin"
     wait_port "$PORT"
     start=$(date +%s)
-    run bash -c "printf 'x' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'x' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_failure 3
     assert_output --partial "errno=ETIMEDOUT"
     assert_output --partial "TLS handshake timed out after 1 s"
@@ -184,7 +184,7 @@ open('$T/out.bin', 'wb').write(got)
 
 @test "a refused TCP connect is returned as it is" {
     policy
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT </dev/null"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT </dev/null"
     assert_failure 3
     assert_output --partial "errno=ECONNREFUSED"
     refute_output --partial "certificate"
@@ -194,7 +194,7 @@ open('$T/out.bin', 'wb').write(got)
     policy "action = deny"
     start_bg sink /usr/bin/python3 "$PEERS/raw_sink.py" --port "$PORT" --record "$T/raw.bin"
     wait_port "$PORT"
-    run bash -c "printf 'x' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'x' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_failure 3
     assert_output --partial "errno=EACCES"
     assert_output --partial "denied by policy"
@@ -207,7 +207,7 @@ open('$T/out.bin', 'wb').write(got)
     policy "action = plain"
     start_bg sink /usr/bin/python3 "$PEERS/raw_sink.py" --port "$PORT" --record "$T/raw.bin"
     wait_port "$PORT"
-    run bash -c "printf 'in the clear\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'in the clear\n' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     wait_file "$T/raw.bin"
     run cat "$T/raw.bin"
@@ -219,7 +219,7 @@ open('$T/out.bin', 'wb').write(got)
     OTHER=$(free_port)
     start_bg sink /usr/bin/python3 "$PEERS/raw_sink.py" --port "$OTHER" --record "$T/raw.bin"
     wait_port "$OTHER"
-    run bash -c "printf 'untouched\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $OTHER"
+    run bash -c "printf 'untouched\n' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $OTHER"
     assert_success
     wait_file "$T/raw.bin"
     run cat "$T/raw.bin"
@@ -240,7 +240,7 @@ open('$T/out.bin', 'wb').write(got)
 @test "auto upgrades a plain client whose first bytes are not TLS" {
     policy "action = auto"
     echo_server
-    run bash -c "printf 'plain first\n' | TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'plain first\n' | TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     assert_output --partial "plain first"
     assert_output --partial "rule=lab tls=TLSv1.3"
@@ -251,7 +251,7 @@ open('$T/out.bin', 'wb').write(got)
 @test "the second connection of a process resumes the session" {
     policy
     echo_server
-    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB /usr/bin/python3 -c \"
+    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD /usr/bin/python3 -c \"
 import socket
 for i in range(2):
     s = socket.create_connection(('localhost', $PORT))
@@ -270,7 +270,7 @@ for i in range(2):
 @test "session_cache_size = 0 disables resumption" {
     policy "session_cache_size = 0"
     echo_server
-    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB /usr/bin/python3 -c \"
+    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD /usr/bin/python3 -c \"
 import socket
 for i in range(2):
     s = socket.create_connection(('localhost', $PORT))
@@ -283,7 +283,7 @@ for i in range(2):
 @test "a literal IP destination is checked against the IP SAN" {
     policy
     echo_server ipsan
-    run bash -c "printf 'by address\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'by address\n' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     assert_output "by address"
 }
@@ -291,7 +291,7 @@ for i in range(2):
 @test "a client certificate in PEM is presented to a server that requires one" {
     policy "cert_file = $PKI/client.chain.pem" "key_file = $PKI/client.key"
     echo_server good --ca "$PKI/ca.pem" --verify require
-    run bash -c "printf 'mtls\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'mtls\n' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     assert_output "mtls"
     run grep -c 'client.test' "$T/info.json"
@@ -301,7 +301,7 @@ for i in range(2):
 @test "a client certificate in PKCS#12 with a passphrase file works" {
     policy "cert_file = $PKI/client.p12" "passwd_file = $PKI/p12pass.txt"
     echo_server good --ca "$PKI/ca.pem" --verify require
-    run bash -c "printf 'p12\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'p12\n' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     assert_output "p12"
 }
@@ -309,7 +309,7 @@ for i in range(2):
 @test "max_version TLSv1_2 and ALPN are negotiated as configured" {
     policy "max_version = TLSv1_2" "alpn_protocols = h2,http/1.1"
     echo_server good --alpn http/1.1
-    run bash -c "printf 'v12\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'v12\n' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     assert_output "v12"
     run grep -c '"version": "TLSv1.2"' "$T/info.json"
@@ -323,20 +323,22 @@ for i in range(2):
     chmod 600 "$T/bad.conf"
     start_bg sink /usr/bin/python3 "$PEERS/raw_sink.py" --port "$PORT" --record "$T/raw.bin"
     wait_port "$PORT"
-    run bash -c "printf 'x' | TLSSHIM_CONF=$T/bad.conf LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'x' | TLSSHIM_CONF=$T/bad.conf LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_failure 3
     assert_output --partial "errno=EACCES"
     assert_output --partial "bad.conf:3:"
 }
 
 @test "TLSSHIM_CONF naming a missing file fails closed" {
-    run bash -c "printf 'x' | TLSSHIM_CONF=$T/missing.conf LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'x' | TLSSHIM_CONF=$T/missing.conf LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_failure 3
     assert_output --partial "errno=EACCES"
     assert_output --partial "missing.conf"
 }
 
 @test "the module exports only hooked libc symbols" {
+    [[ -z $SHIM_RUNTIME ]] ||
+        skip "a sanitizer build's module exports the runtime's interceptors"
     run bash -c "nm -D --defined-only $SHIMLIB | awk '{print \$3}' | sort"
     assert_success
     for sym in $output; do
@@ -395,7 +397,7 @@ staple_server() {
     policy
     ocsp_staple V
     staple_server
-    run bash -c "printf 'stapled\n' | TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'stapled\n' | TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     assert_output --partial "delpats"
     assert_output --partial "verify=ok ocsp=good"
@@ -405,7 +407,7 @@ staple_server() {
     policy
     ocsp_staple R
     staple_server
-    run bash -c "printf 'SECRET-PAYLOAD\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'SECRET-PAYLOAD\n' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_failure 3
     assert_output --partial "errno=ECONNREFUSED"
     assert_output --partial "certificate revoked (OCSP staple, reason keyCompromise)"
@@ -417,7 +419,7 @@ staple_server() {
     policy "ocsp_mode = no_staple"
     ocsp_staple R
     staple_server
-    run bash -c "printf 'unstapled\n' | TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'unstapled\n' | TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     assert_output --partial "delpatsnu"
     assert_output --partial "ocsp=none"
@@ -444,7 +446,7 @@ sys.exit(0 if open('$T/rec.bin', 'rb').read() == want else 1)
 @test "TLSSHIM_LOG sends log lines to a file, one line per connection at level 1" {
     policy
     echo_server
-    run bash -c "printf 'logged\n' | TLSSHIM_DEBUG=1 TLSSHIM_LOG=$T/shim.log LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'logged\n' | TLSSHIM_DEBUG=1 TLSSHIM_LOG=$T/shim.log LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     assert_output "logged"
     run grep -c "^tlsshim\[[0-9]*\]: info: connect 127.0.0.1:$PORT rule=lab tls=TLSv1.3" "$T/shim.log"
@@ -454,10 +456,10 @@ sys.exit(0 if open('$T/rec.bin', 'rb').read() == want else 1)
 @test "level 0 logs nothing for a good connection and level 2 logs the call flow" {
     policy
     echo_server
-    run bash -c "printf 'quiet\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'quiet\n' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     assert_output "quiet"
-    run bash -c "printf 'loud\n' | TLSSHIM_DEBUG=2 LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'loud\n' | TLSSHIM_DEBUG=2 LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     assert_output --regexp "debug: fd [0-9]+: connect 127.0.0.1:$PORT rule=lab action=tls"
 }
@@ -497,7 +499,7 @@ os.waitpid(pid, 0)
 @test "ciphersuites picks the TLS 1.3 suite that is negotiated" {
     policy "ciphersuites = TLS_CHACHA20_POLY1305_SHA256"
     echo_server
-    run bash -c "printf 'suite\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'suite\n' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     run grep -c '"cipher": "TLS_CHACHA20_POLY1305_SHA256"' "$T/info.json"
     assert_output 1
@@ -506,7 +508,7 @@ os.waitpid(pid, 0)
 @test "cipher_list applies to TLS 1.2" {
     policy "max_version = TLSv1_2" "cipher_list = ECDHE-ECDSA-CHACHA20-POLY1305"
     echo_server
-    run bash -c "printf 'list\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'list\n' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     run grep -c '"cipher": "ECDHE-ECDSA-CHACHA20-POLY1305"' "$T/info.json"
     assert_output 1
@@ -515,7 +517,7 @@ os.waitpid(pid, 0)
 @test "a bad ecdh_curve fails the connection with EACCES and names the curve" {
     policy "ecdh_curve = nosuchcurve"
     echo_server
-    run bash -c "printf 'x' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'x' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_failure 3
     assert_output --partial "errno=EACCES"
     assert_output --partial "bad ecdh_curve nosuchcurve"
@@ -526,7 +528,7 @@ os.waitpid(pid, 0)
     start_bg srv openssl s_server -accept "127.0.0.1:$PORT" -cert "$PKI/good.pem" \
         -key "$PKI/good.key" -cert_chain "$PKI/inter.pem" -groups X25519 -rev
     wait_port "$PORT"
-    run bash -c "printf 'x' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'x' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_failure 3
     assert_output --partial "errno=ECONNREFUSED"
 }
@@ -534,7 +536,7 @@ os.waitpid(pid, 0)
 @test "hostname sets the SNI sent, independently of the name verified" {
     policy "hostname = sni.example" "verifycn_name = localhost"
     echo_server
-    run bash -c "printf 'sni\n' | LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'sni\n' | LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     run grep -c '"sni": "sni.example"' "$T/info.json"
     assert_output 1

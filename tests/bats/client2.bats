@@ -81,7 +81,7 @@ in_hosts() {
 @test "strict_eof = yes makes an EOF without close_notify fail the read with ECONNRESET after the data" {
     policy "strict_eof = yes"
     echo_server good --end eof
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT < $MSG > $T/out.bin"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT < $MSG > $T/out.bin"
     assert_failure 4
     assert_output --partial "blockclient: read: Connection reset by peer errno=ECONNRESET"
     assert_output --partial "connect 127.0.0.1:$PORT rule=lab: read failed: "
@@ -94,7 +94,7 @@ in_hosts() {
     policy "strict_eof = yes"
     echo_server good --end eof
     for mode in "" -s -e; do
-        run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/nbclient $mode 127.0.0.1 $PORT < $MSG > $T/out.bin"
+        run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/nbclient $mode 127.0.0.1 $PORT < $MSG > $T/out.bin"
         assert_failure 4
         assert_output --partial "nbclient: read: Connection reset by peer errno=ECONNRESET"
         assert_equal "$(sha_of "$T/out.bin")" "$(sha_of "$MSG")"
@@ -105,7 +105,7 @@ in_hosts() {
     echo_server good --end close_notify
     for strict in no yes; do
         policy "strict_eof = $strict"
-        run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT < $MSG > $T/out-$strict.bin"
+        run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT < $MSG > $T/out-$strict.bin"
         assert_success
         refute_output --partial "errno="
         assert_equal "$(sha_of "$T/out-$strict.bin")" "$(sha_of "$MSG")"
@@ -144,7 +144,7 @@ print('closed')
     # shutdown not sent close_notify, the server would see a bare FIN
     policy
     echo_server
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT < $MSG > $T/out.bin"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT < $MSG > $T/out.bin"
     assert_success
     assert_equal "$(sha_of "$T/out.bin")" "$(sha_of "$MSG")"
     assert_equal "$(json_field "$T/info.json" 1 end)" close_notify
@@ -156,7 +156,7 @@ print('closed')
 @test "a name rule matches a client that resolved the name, which is verified and sent as SNI" {
     rule "localhost:$PORT"
     echo_server
-    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB $PROGS/blockclient localhost $PORT < $MSG > $T/out.bin"
+    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient localhost $PORT < $MSG > $T/out.bin"
     assert_success
     assert_output --partial "info: connect localhost:$PORT (127.0.0.1) rule=lab tls=TLSv1.3"
     assert_output --partial "sni=localhost verify=ok"
@@ -168,7 +168,7 @@ print('closed')
     rule "localhost:$PORT"
     echo_server
     # ambiguous with no names to look up: a socket, inet_pton and connect
-    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB $PROGS/ambiguous 127.0.0.1 $PORT < $MSG > $T/out.bin"
+    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD $PROGS/ambiguous 127.0.0.1 $PORT < $MSG > $T/out.bin"
     assert_success
     assert_output --partial "info: connect localhost:$PORT (127.0.0.1) rule=lab tls=TLSv1.3"
     assert_output --partial "sni=localhost verify=ok"
@@ -179,7 +179,7 @@ print('closed')
 @test "a literal-address client covered by a name rule is verified against the rule's name" {
     rule "localhost:$PORT"
     echo_server wronghost
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/ambiguous 127.0.0.1 $PORT < $MSG"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/ambiguous 127.0.0.1 $PORT < $MSG"
     assert_failure 3
     assert_output --partial "ambiguous: connect: Connection refused errno=ECONNREFUSED"
     assert_output --partial "certificate verify failed: hostname mismatch (wanted localhost, certificate has wrong.test"
@@ -209,7 +209,7 @@ except OSError as e:
     sink
     # a client that resolved alias.test: the rule applies (a ClientHello
     # reaches the plain server, then the handshake times out)
-    run in_hosts env LD_PRELOAD="$SHIMLIB" "$PROGS/ambiguous" -c alias.test 127.0.0.1 "$PORT" < "$MSG"
+    run in_hosts env LD_PRELOAD="$SHIM_PRELOAD" "$PROGS/ambiguous" -c alias.test 127.0.0.1 "$PORT" < "$MSG"
     assert_failure 3
     assert_output --partial "errno=ETIMEDOUT"
     wait_file "$T/raw.bin"
@@ -217,7 +217,7 @@ except OSError as e:
     : > "$T/raw.bin"
     # the literal: tlsshim cannot resolve a wildcard, so it stays plain
     printf 'in the clear\n' > "$T/clear"
-    run in_hosts env LD_PRELOAD="$SHIMLIB" "$PROGS/ambiguous" 127.0.0.1 "$PORT" < "$T/clear"
+    run in_hosts env LD_PRELOAD="$SHIM_PRELOAD" "$PROGS/ambiguous" 127.0.0.1 "$PORT" < "$T/clear"
     assert_success
     refute_output --partial "tlsshim"
     wait_file "$T/raw.bin"
@@ -230,7 +230,7 @@ except OSError as e:
     private_hosts "127.0.0.1 localhost" "127.0.0.1 one.test" "127.0.0.1 two.test"
     rule "*.test:$PORT" "handshake_timeout = 2"
     sink
-    run in_hosts env LD_PRELOAD="$SHIMLIB" "$PROGS/ambiguous" 127.0.0.1 "$PORT" one.test two.test < "$MSG"
+    run in_hosts env LD_PRELOAD="$SHIM_PRELOAD" "$PROGS/ambiguous" 127.0.0.1 "$PORT" one.test two.test < "$MSG"
     assert_failure 3
     assert_output --partial "ambiguous: connect: Permission denied errno=EACCES"
     assert_output --partial "connect 127.0.0.1:$PORT refused: ambiguous name"
@@ -243,7 +243,7 @@ except OSError as e:
     private_hosts "127.0.0.1 localhost" "127.0.0.1 one.test" "127.0.0.1 two.test"
     rule "*.test:$PORT" "handshake_timeout = 2"
     sink
-    run in_hosts env LD_PRELOAD="$SHIMLIB" "$PROGS/ambiguous" -g 127.0.0.1 "$PORT" one.test two.test < "$MSG"
+    run in_hosts env LD_PRELOAD="$SHIM_PRELOAD" "$PROGS/ambiguous" -g 127.0.0.1 "$PORT" one.test two.test < "$MSG"
     assert_failure 3
     assert_output --partial "errno=EACCES"
     assert_output --partial "refused: ambiguous name"
@@ -253,7 +253,7 @@ except OSError as e:
     private_hosts "127.0.0.1 localhost" "127.0.0.1 alias.test"
     rule "localhost:$PORT"
     echo_server
-    run in_hosts env TLSSHIM_DEBUG=1 LD_PRELOAD="$SHIMLIB" "$PROGS/ambiguous" -c localhost 127.0.0.1 "$PORT" localhost alias.test < "$MSG"
+    run in_hosts env TLSSHIM_DEBUG=1 LD_PRELOAD="$SHIM_PRELOAD" "$PROGS/ambiguous" -c localhost 127.0.0.1 "$PORT" localhost alias.test < "$MSG"
     assert_success
     refute_output --partial "ambiguous name"
     assert_output --partial "info: connect localhost:$PORT (127.0.0.1) rule=lab tls=TLSv1.3"
@@ -267,7 +267,7 @@ except OSError as e:
     # thread's lookup can make it match
     rule "*.test:$PORT"
     echo_server
-    run in_hosts env TLSSHIM_DEBUG=1 LD_PRELOAD="$SHIMLIB" "$PROGS/ambiguous" 127.0.0.1 "$PORT" good.test < "$MSG"
+    run in_hosts env TLSSHIM_DEBUG=1 LD_PRELOAD="$SHIM_PRELOAD" "$PROGS/ambiguous" 127.0.0.1 "$PORT" good.test < "$MSG"
     assert_success
     refute_output --partial "ambiguous name"
     assert_output --partial "info: connect good.test:$PORT (127.0.0.1) rule=lab tls=TLSv1.3"
@@ -279,7 +279,7 @@ except OSError as e:
     private_hosts "127.0.0.1 localhost" "127.0.0.1 alias.test"
     rule "localhost:$PORT alias.test:$PORT" "verifycn_name = localhost"
     echo_server
-    run in_hosts env LD_PRELOAD="$SHIMLIB" "$PROGS/ambiguous" 127.0.0.1 "$PORT" localhost alias.test < "$MSG"
+    run in_hosts env LD_PRELOAD="$SHIM_PRELOAD" "$PROGS/ambiguous" 127.0.0.1 "$PORT" localhost alias.test < "$MSG"
     assert_success
     refute_output --partial "ambiguous name"
     assert_equal "$(json_field "$T/info.json" 1 sni)" localhost
@@ -291,7 +291,7 @@ except OSError as e:
 @test "a literal ::1 is verified against the certificate's IP SAN and sends no SNI" {
     policy
     echo_server ipsan --host ::1
-    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB $PROGS/blockclient ::1 $PORT < $MSG > $T/out.bin"
+    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient ::1 $PORT < $MSG > $T/out.bin"
     assert_success
     assert_output --partial "info: connect [::1]:$PORT rule=lab tls=TLSv1.3"
     assert_equal "$(sha_of "$T/out.bin")" "$(sha_of "$MSG")"
@@ -302,11 +302,11 @@ except OSError as e:
     rule "[::1]:$PORT"
     echo_server good --host ::1
     sink 127.0.0.1
-    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB $PROGS/blockclient ::1 $PORT < $MSG > $T/out.bin"
+    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient ::1 $PORT < $MSG > $T/out.bin"
     assert_success
     assert_output --partial "info: connect [::1]:$PORT rule=lab tls=TLSv1.3"
     assert_equal "$(sha_of "$T/out.bin")" "$(sha_of "$MSG")"
-    run bash -c "printf 'plain over four\n' | TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT"
+    run bash -c "printf 'plain over four\n' | TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT"
     assert_success
     refute_output --partial "rule=lab"
     wait_file "$T/raw.bin"
@@ -320,7 +320,7 @@ except OSError as e:
     printf 'SECRET-PAYLOAD\n' > "$T/secret"
     # an AF_INET6 socket connecting to ::ffff:127.0.0.1, as dual-stack
     # programs do
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/ambiguous ::ffff:127.0.0.1 $PORT < $T/secret"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/ambiguous ::ffff:127.0.0.1 $PORT < $T/secret"
     assert_failure 3
     assert_output --partial "errno=ETIMEDOUT"
     assert_output --partial "rule=lab: TLS handshake timed out"
@@ -336,7 +336,7 @@ except OSError as e:
     policy
     echo_server wronghost
     for mode in "" -s -e; do
-        run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/nbclient $mode localhost $PORT < $MSG"
+        run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/nbclient $mode localhost $PORT < $MSG"
         assert_failure 3
         assert_output --partial "nbclient: connect: Connection refused errno=ECONNREFUSED"
         assert_output --partial "hostname mismatch (wanted localhost"
@@ -348,7 +348,7 @@ except OSError as e:
     policy
     echo_server wronghost
     for mode in "" -s -e; do
-        run --separate-stderr bash -c "LD_PRELOAD=$SHIMLIB $PROGS/nbconnect $mode localhost $PORT"
+        run --separate-stderr bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/nbconnect $mode localhost $PORT"
         assert_failure 3
         assert_line --index 0 "connect: errno=EINPROGRESS"
         assert_line --index 1 --regexp '^ready:.* OUT'
@@ -369,7 +369,7 @@ except OSError as e:
     sink
     for mode in "" -s -e; do
         start=$(date +%s)
-        run bash -c "printf x | LD_PRELOAD=$SHIMLIB $PROGS/nbclient $mode 127.0.0.1 $PORT"
+        run bash -c "printf x | LD_PRELOAD=$SHIM_PRELOAD $PROGS/nbclient $mode 127.0.0.1 $PORT"
         assert_failure 3
         assert_output --partial "nbclient: connect: Connection timed out errno=ETIMEDOUT"
         assert_output --partial "TLS handshake timed out after 1 s"
@@ -381,7 +381,7 @@ except OSError as e:
     policy "handshake_timeout = 1"
     sink
     for mode in "" -s -e; do
-        run --separate-stderr bash -c "LD_PRELOAD=$SHIMLIB $PROGS/nbconnect $mode 127.0.0.1 $PORT"
+        run --separate-stderr bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/nbconnect $mode 127.0.0.1 $PORT"
         assert_failure 3
         assert_line --index 0 "connect: errno=EINPROGRESS"
         assert_line --index 1 --regexp '^ready:.* OUT'
@@ -402,7 +402,7 @@ except OSError as e:
     assert_output --partial "__recvfrom_chk"
     policy
     echo_server
-    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB $PROGS/ioapi localhost $PORT"
+    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD $PROGS/ioapi localhost $PORT"
     assert_success
     for step in write/read send/recv sendto/recvfrom writev/readv sendmsg/recvmsg \
         peek waitall fionread fcntl nonblock dup; do
@@ -427,7 +427,7 @@ except OSError as e:
     policy
     echo_server
     head -c 32M /dev/urandom > "$T/big.bin"
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/nbclient -w 120 127.0.0.1 $PORT < $T/big.bin > $T/out.bin"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/nbclient -w 120 127.0.0.1 $PORT < $T/big.bin > $T/out.bin"
     assert_success
     assert_equal "$(sha_of "$T/out.bin")" "$(sha_of "$T/big.bin")"
     assert_equal "$(sha_of "$T/rec.bin")" "$(sha_of "$T/big.bin")"
@@ -438,7 +438,7 @@ except OSError as e:
     policy
     echo_server
     head -c 32M /dev/urandom > "$T/big.bin"
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/blockclient -t -w 120 127.0.0.1 $PORT < $T/big.bin > $T/out.bin"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient -t -w 120 127.0.0.1 $PORT < $T/big.bin > $T/out.bin"
     assert_success
     assert_equal "$(sha_of "$T/out.bin")" "$(sha_of "$T/big.bin")"
     assert_equal "$(sha_of "$T/rec.bin")" "$(sha_of "$T/big.bin")"
@@ -451,7 +451,7 @@ except OSError as e:
     policy
     echo_server
     for before in "" -b; do
-        run --separate-stderr bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB $PROGS/rcvtimeo $before 127.0.0.1 $PORT 1000"
+        run --separate-stderr bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD $PROGS/rcvtimeo $before 127.0.0.1 $PORT 1000"
         assert_success
         assert_line --index 0 --regexp '^read: errno=EAGAIN elapsed_ms=[0-9]+$'
         ms=$(sed -n 's/^read: errno=EAGAIN elapsed_ms=//p' <<<"$output")
@@ -477,7 +477,7 @@ except OSError as e:
     echo_server
     # first the literal (no lookup yet, so rule byaddr), then the name
     # twice (rule byname): only the third connection may resume
-    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB $PYTHON -c \"
+    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD $PYTHON -c \"
 import socket
 for host in ('127.0.0.1', 'localhost', 'localhost'):
     s = socket.create_connection((host, $PORT))
@@ -512,7 +512,7 @@ to localhost"
     chmod 600 "$T/policy.conf"
     export TLSSHIM_CONF="$T/policy.conf"
     echo_server
-    run in_hosts env TLSSHIM_DEBUG=1 TLSSHIM_LOG="$T/log" LD_PRELOAD="$SHIMLIB" "$PYTHON" -c "
+    run in_hosts env TLSSHIM_DEBUG=1 TLSSHIM_LOG="$T/log" LD_PRELOAD="$SHIM_PRELOAD" "$PYTHON" -c "
 import socket
 for host in ('localhost', 'good.test', 'localhost', 'good.test'):
     s = socket.create_connection((host, $PORT))

@@ -73,7 +73,7 @@ in_hosts() {
 @test "an EOF without close_notify is a normal end of stream by default" {
     policy
     echo_server good --end eof
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT < $MSG > $T/out.bin"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT < $MSG > $T/out.bin"
     assert_success
     refute_output --partial "errno="
     assert_equal "$(sha_of "$T/out.bin")" "$(sha_of "$MSG")"
@@ -85,7 +85,7 @@ in_hosts() {
     policy
     echo_server good --end eof
     for mode in "" -s -e; do
-        run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/nbclient $mode 127.0.0.1 $PORT < $MSG > $T/out.bin"
+        run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/nbclient $mode 127.0.0.1 $PORT < $MSG > $T/out.bin"
         assert_success
         refute_output --partial "errno="
         assert_equal "$(sha_of "$T/out.bin")" "$(sha_of "$MSG")"
@@ -99,7 +99,7 @@ in_hosts() {
     policy "handshake_timeout = 1"
     sink
     for mode in "" -s -e; do
-        run --separate-stderr bash -c "LD_PRELOAD=$SHIMLIB $PROGS/nbconnect $mode 127.0.0.1 $PORT"
+        run --separate-stderr bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/nbconnect $mode 127.0.0.1 $PORT"
         assert_failure 3
         assert_line "so_error: ETIMEDOUT"
         assert_line "read: errno=ECONNRESET"
@@ -115,7 +115,7 @@ in_hosts() {
 @test "an IPv4-mapped IPv6 destination is verified against the IPv4 address in the IP SAN" {
     rule "127.0.0.1:$PORT"
     echo_server ipsan
-    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIMLIB $PROGS/ambiguous ::ffff:127.0.0.1 $PORT < $MSG > $T/out.bin"
+    run bash -c "TLSSHIM_DEBUG=1 LD_PRELOAD=$SHIM_PRELOAD $PROGS/ambiguous ::ffff:127.0.0.1 $PORT < $MSG > $T/out.bin"
     assert_success
     assert_output --partial "rule=lab tls=TLSv1.3"
     refute_output --partial "wanted ::ffff:127.0.0.1"
@@ -131,7 +131,7 @@ in_hosts() {
     private_hosts "127.0.0.1 localhost" "127.0.0.1 alias.test"
     rule "localhost:$PORT"
     echo_server
-    run in_hosts env TLSSHIM_DEBUG=1 LD_PRELOAD="$SHIMLIB" "$PROGS/ambiguous" -c alias.test 127.0.0.1 "$PORT" < "$MSG"
+    run in_hosts env TLSSHIM_DEBUG=1 LD_PRELOAD="$SHIM_PRELOAD" "$PROGS/ambiguous" -c alias.test 127.0.0.1 "$PORT" < "$MSG"
     assert_success
     refute_output --partial "wanted alias.test"
     assert_output --partial "info: connect localhost:$PORT (127.0.0.1) rule=lab tls=TLSv1.3"

@@ -534,6 +534,11 @@ copy_libs() {
     # libtlsshim.so's own libraries (OpenSSL, libpsl) must be in the
     # image: the library is mounted, its dependencies are not
     copy_libs "$root" "$SHIMLIB"
+    # a sanitizer build's runtime goes first (tests/lib/common.bash)
+    if [[ -n $SHIM_RUNTIME ]]; then
+        mkdir -p "$root$(dirname "$SHIM_RUNTIME")"
+        cp -L "$SHIM_RUNTIME" "$root$SHIM_RUNTIME"
+    fi
     # mount points for what the host lends the container
     : > "$root/opt/tlsshim/libtlsshim.so"
     : > "$root/etc/tlsshim/app.conf"
@@ -551,11 +556,11 @@ EOF
         mount --bind -o ro "$3" "$root/etc/tlsshim/app.conf" &&
         mount --bind -o ro "$4" "$root/etc/tlsshim/ca.pem" &&
         exec chroot "$root" /usr/bin/env -i \
-            LD_PRELOAD=/opt/tlsshim/libtlsshim.so \
+            LD_PRELOAD=${8:+$8:}/opt/tlsshim/libtlsshim.so \
             TLSSHIM_CONF=/etc/tlsshim/app.conf TLSSHIM_DEBUG=1 \
             /usr/bin/plainclient localhost "$5" <"$6" >"$7"' \
         sh "$root" "$SHIMLIB" "$T/app.conf" "$PKI/ca.pem" "$port" "$msg" \
-        "$T/out.bin"
+        "$T/out.bin" "$SHIM_RUNTIME"
     assert_success
     assert_output --partial "info: connect localhost:$port (127.0.0.1) rule=app tls=TLSv1.3"
     assert_output --partial "verify=ok"

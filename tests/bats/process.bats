@@ -78,7 +78,7 @@ escape() {
     assert_success
     assert_line "one"
     assert_line "two"
-    run bash -c "TLSSHIM_DEBUG=2 LD_PRELOAD=$SHIMLIB bash -c 'exec 3<>/dev/tcp/127.0.0.1/$PORT; printf \"one\n\" >&3; head -n1 <&3; printf \"two\n\" >&3; head -n1 <&3' 2>&1 | grep -c 'handed to a relay'"
+    run bash -c "TLSSHIM_DEBUG=2 LD_PRELOAD=$SHIM_PRELOAD bash -c 'exec 3<>/dev/tcp/127.0.0.1/$PORT; printf \"one\n\" >&3; head -n1 <&3; printf \"two\n\" >&3; head -n1 <&3' 2>&1 | grep -c 'handed to a relay'"
     assert_output 1
 }
 

@@ -158,7 +158,7 @@ for l in open('$REPORT'):
 @test "action auto: a program that speaks TLS itself is reported as passthrough" {
     policy "action = auto"
     tls_server srv "$PORT" --cert "$PKI/good.chain.pem" --key "$PKI/good.key" --mode echo
-    run env TLSSHIM_CONF="$T/policy.conf" TLSSHIM_REPORT="$REPORT" LD_PRELOAD="$SHIMLIB" "$PYTHON" -c "
+    run env TLSSHIM_CONF="$T/policy.conf" TLSSHIM_REPORT="$REPORT" LD_PRELOAD="$SHIM_PRELOAD" "$PYTHON" -c "
 import socket, ssl
 ctx = ssl.create_default_context(cafile='$PKI/ca.pem')
 s = ctx.wrap_socket(socket.create_connection(('localhost', $PORT)), server_hostname='localhost')
@@ -216,7 +216,7 @@ s.sendall(b'own tls'); print(s.recv(100).decode()); s.close()"
     } >"$T/policy.conf"
     chmod 600 "$T/policy.conf"
     start_bg srv env TLSSHIM_CONF="$T/policy.conf" TLSSHIM_REPORT="$REPORT" \
-        LD_PRELOAD="$SHIMLIB" "$PYTHON" "$PEERS/plain_server.py" --port "$PORT" --mode upper
+        LD_PRELOAD="$SHIM_PRELOAD" "$PYTHON" "$PEERS/plain_server.py" --port "$PORT" --mode upper
     wait_port "$PORT"
     run "$PYTHON" "$PEERS/tls_client.py" --port "$PORT" --cafile "$PKI/ca.pem" \
         --cert "$PKI/client.chain.pem" --key "$PKI/client.key" --send abc
@@ -247,7 +247,7 @@ s = socket.create_connection(('127.0.0.1', $PORT)); s.sendall(b'plain'); s.recv(
     pids=()
     for i in $(seq 20); do
         TLSSHIM_CONF=$T/policy.conf TLSSHIM_REPORT=$REPORT TLSSHIM_LOG=$T/shim.log \
-            LD_PRELOAD=$SHIMLIB "$PYTHON" -c "
+            LD_PRELOAD=$SHIM_PRELOAD "$PYTHON" -c "
 import socket
 for i in range(50):
     try: socket.create_connection(('127.0.0.1', $PORT))
@@ -267,7 +267,7 @@ print(n)"
 @test "the report survives a program that closes or reuses its descriptor" {
     policy
     tls_server srv "$PORT" --cert "$PKI/good.chain.pem" --key "$PKI/good.key" --mode echo
-    run env TLSSHIM_CONF="$T/policy.conf" TLSSHIM_REPORT="$REPORT" LD_PRELOAD="$SHIMLIB" "$PYTHON" -c "
+    run env TLSSHIM_CONF="$T/policy.conf" TLSSHIM_REPORT="$REPORT" LD_PRELOAD="$SHIM_PRELOAD" "$PYTHON" -c "
 import os, socket
 def once():
     s = socket.create_connection(('localhost', $PORT)); s.sendall(b'x'); s.recv(10); s.close()
@@ -308,7 +308,7 @@ print(json.loads(open('$REPORT').readline())['peer_cert']['subject'])"
 
 @test "the log file survives a program that closes or reuses its descriptor" {
     policy "action = deny"
-    run env TLSSHIM_CONF="$T/policy.conf" TLSSHIM_LOG="$T/shim.log" LD_PRELOAD="$SHIMLIB" "$PYTHON" -c "
+    run env TLSSHIM_CONF="$T/policy.conf" TLSSHIM_LOG="$T/shim.log" LD_PRELOAD="$SHIM_PRELOAD" "$PYTHON" -c "
 import os, socket
 def once():
     try: socket.create_connection(('127.0.0.1', $PORT))
@@ -328,7 +328,7 @@ print(once())"
 @test "after fork the connection is reported once, by the process that used it" {
     policy
     tls_server srv "$PORT" --cert "$PKI/good.chain.pem" --key "$PKI/good.key" --mode echo
-    run env TLSSHIM_CONF="$T/policy.conf" TLSSHIM_REPORT="$REPORT" LD_PRELOAD="$SHIMLIB" "$PYTHON" -c "
+    run env TLSSHIM_CONF="$T/policy.conf" TLSSHIM_REPORT="$REPORT" LD_PRELOAD="$SHIM_PRELOAD" "$PYTHON" -c "
 import os, socket
 s = socket.create_connection(('localhost', $PORT))
 pid = os.fork()

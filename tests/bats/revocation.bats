@@ -102,7 +102,7 @@ nothing_received() {
     policy "ocsp_mode = resolve"
     server revoked
     run env TLSSHIM_CONF="$T/policy.conf" TLSSHIM_LOG="$T/shim.log" \
-        LD_PRELOAD="$SHIMLIB" "$PYTHON" -c "
+        LD_PRELOAD="$SHIM_PRELOAD" "$PYTHON" -c "
 import asyncio
 async def main():
     try:
@@ -340,7 +340,7 @@ pin_of() {
     # a full handshake each time (a resumed session shows no certificate)
     policy "ocsp_mode = resolve|fail_hard" "session_cache_size = 0"
     run env TLSSHIM_CONF="$T/policy.conf" TLSSHIM_DEBUG=1 TLSSHIM_LOG="$T/shim.log" \
-        LD_PRELOAD="$SHIMLIB" "$PYTHON" -c "
+        LD_PRELOAD="$SHIM_PRELOAD" "$PYTHON" -c "
 import os, signal, socket, time
 def once():
     s = socket.create_connection(('127.0.0.1', $PORT), timeout=10)

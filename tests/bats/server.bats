@@ -514,7 +514,7 @@ s.close()
 }
 
 @test "a policy that cannot be loaded makes accept() fail with EACCES" {
-    start_bg srv env TLSSHIM_CONF="$T/missing.conf" LD_PRELOAD="$SHIMLIB" \
+    start_bg srv env TLSSHIM_CONF="$T/missing.conf" LD_PRELOAD="$SHIM_PRELOAD" \
         "$PYTHON" -c "
 import socket
 ls = socket.socket()

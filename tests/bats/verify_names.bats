@@ -223,7 +223,7 @@ teardown() {
 @test "a program under the shim accepts a wildcard certificate for a name one label below it" {
     echo_through "$PKI/wildcard"
     shim_policy "verifycn_name = a.wild.test"
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT <$T/msg.bin >$T/out.bin"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT <$T/msg.bin >$T/out.bin"
     assert_success
     assert_equal "$(sha_of "$T/out.bin")" "$(sha_of "$T/msg.bin")"
     assert_equal "$(sha_of "$T/rec.bin")" "$(sha_of "$T/msg.bin")"
@@ -234,7 +234,7 @@ teardown() {
     echo_through "$PKI/wildcard"
     for name in wild.test a.b.wild.test; do
         shim_policy "verifycn_name = $name"
-        run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT <$T/msg.bin"
+        run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT <$T/msg.bin"
         assert_failure 3
         assert_output --partial "errno=ECONNREFUSED"
         assert_output --partial "certificate verify failed: hostname mismatch (wanted $name, certificate has *.wild.test)"
@@ -246,13 +246,13 @@ teardown() {
     leaf couk "DNS:*.co.uk, IP:192.0.2.1"
     echo_through "$T/couk"
     shim_policy "verifycn_name = example.co.uk"
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT <$T/msg.bin"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT <$T/msg.bin"
     assert_failure 3
     assert_output --partial "hostname mismatch (wanted example.co.uk, certificate has *.co.uk, IP:192.0.2.1)"
     [ ! -s "$T/rec.bin" ]
 
     shim_policy "verifycn_name = example.co.uk" "verifycn_publicsuffix = no"
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT <$T/msg.bin >$T/out.bin"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT <$T/msg.bin >$T/out.bin"
     assert_success
     assert_equal "$(sha_of "$T/out.bin")" "$(sha_of "$T/msg.bin")"
 }
@@ -261,12 +261,12 @@ teardown() {
     leaf partial "DNS:f*.example.test"
     echo_through "$T/partial"
     shim_policy "verifycn_name = foo.example.test" "verifycn_scheme = smtp"
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT <$T/msg.bin"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT <$T/msg.bin"
     assert_failure 3
     assert_output --partial "hostname mismatch (wanted foo.example.test, certificate has f*.example.test)"
 
     shim_policy "verifycn_name = foo.example.test" "verifycn_scheme = http"
-    run bash -c "LD_PRELOAD=$SHIMLIB $PROGS/blockclient 127.0.0.1 $PORT <$T/msg.bin >$T/out.bin"
+    run bash -c "LD_PRELOAD=$SHIM_PRELOAD $PROGS/blockclient 127.0.0.1 $PORT <$T/msg.bin >$T/out.bin"
     assert_success
     assert_equal "$(sha_of "$T/out.bin")" "$(sha_of "$T/msg.bin")"
 }

@@ -4,7 +4,9 @@
 #     setup() { common_setup; }
 #     teardown() { common_teardown; }
 #
-# and then has: BUILDDIR, SRCDIR, TLSSHIM, SHIMLIB, PROGS, PEERS, T (a fresh
+# and then has: BUILDDIR, SRCDIR, TLSSHIM, SHIMLIB (the module's file),
+# SHIM_PRELOAD (what LD_PRELOAD needs for it: in sanitizer builds the
+# sanitizer runtime, TLSSHIM_TEST_PRELOAD, comes first), PROGS, PEERS, T (a fresh
 # directory per test), PKI (certificates made once per bats run by
 # tests/lib/pki.sh), bats-support and bats-assert, and the helpers below.
 # Every process started with start_bg is stopped by its PID in teardown.
@@ -29,12 +31,14 @@ common_setup() {
     BUILDDIR=${TLSSHIM_BUILDDIR:-$repo}
     SRCDIR=${TLSSHIM_SRCDIR:-$repo}
     TLSSHIM=$BUILDDIR/tlsshim
-    SHIMLIB=${TLSSHIM_TEST_PRELOAD:+$TLSSHIM_TEST_PRELOAD:}$BUILDDIR/.libs/libtlsshim.so
+    SHIMLIB=$BUILDDIR/.libs/libtlsshim.so
+    SHIM_RUNTIME=${TLSSHIM_TEST_PRELOAD:-}
+    SHIM_PRELOAD=${SHIM_RUNTIME:+$SHIM_RUNTIME:}$SHIMLIB
     PROGS=$BUILDDIR/tests/progs
     PEERS=$SRCDIR/tests/peers
     T=$BATS_TEST_TMPDIR
     PKI=$BATS_RUN_TMPDIR/pki
-    export BUILDDIR SRCDIR SHIMLIB PROGS PEERS T PKI
+    export BUILDDIR SRCDIR SHIMLIB SHIM_RUNTIME SHIM_PRELOAD PROGS PEERS T PKI
 
     # Start clean: nothing the caller's environment says about tlsshim, nor
     # a preload or certificate locations, may leak into a test.
@@ -206,6 +210,12 @@ tls_server() {
     return 1
 }
 
+# strip_runtime LIST: LIST (an LD_PRELOAD value) without the sanitizer
+# runtime that tlsshim puts first in sanitizer builds.
+strip_runtime() {
+    printf '%s\n' "${1#"${SHIM_RUNTIME:+$SHIM_RUNTIME:}"}"
+}
+
 # shim_run CMD...: run CMD with the shim preloaded directly (no tlsshim
 # command) and the TLSSHIM_* variables currently set in the test.
 shim_run() {
@@ -214,7 +224,7 @@ shim_run() {
         for v in $(compgen -v TLSSHIM_); do
             export "$v"
         done
-        export LD_PRELOAD="${LD_PRELOAD:+$LD_PRELOAD:}$SHIMLIB"
+        export LD_PRELOAD="${LD_PRELOAD:+$LD_PRELOAD:}$SHIM_PRELOAD"
         "$@"
     )
 }
