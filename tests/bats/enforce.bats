@@ -255,3 +255,125 @@ sclient() {
     assert_output --partial "rule=lab: OpenSSL negotiated TLSv1.2, which rule lab does not allow"
     nothing_received
 }
+
+# --- TLS that the hooks cannot see ------------------------------------------
+
+# sink: a plain TCP server on $PORT that records every byte it receives
+sink() {
+    start_bg sink "$PYTHON" "$PEERS/raw_sink.py" --port "$PORT" \
+        --record "$T/raw.bin" --info "$T/sink.json"
+    wait_port "$PORT"
+}
+
+@test "enforce: a ClientHello built by the program itself is cut with ECONNRESET before it leaves" {
+    server good
+    run -0 "$PROGS/rawhello" localhost "$PORT" localhost
+    assert_output --regexp "rawhello: wrote [0-9]+ bytes, the peer answered [1-9]"
+    common_teardown
+    sink
+    export TLSSHIM_REPORT=$T/report.json
+    run -3 enforced "$PROGS/rawhello" localhost "$PORT" localhost
+    assert_output --partial "rawhello: write: Connection reset by peer errno=ECONNRESET"
+    assert_output --partial "rule=lab: a TLS ClientHello that did not come through tlsshim's OpenSSL or GnuTLS hooks"
+    assert_equal "$(json_field "$T/report.json" 1 outcome)" denied
+    # the sink saw the TCP connection, and not one byte on it
+    wait_file "$T/sink.json"
+    assert_equal "$(json_field "$T/sink.json" 1 bytes)" 0
+    [ ! -s "$T/raw.bin" ]
+}
+
+@test "enforce: without libtlsshim-enforce.so, a program's own TLS is cut rather than passed unverified" {
+    sink
+    run -3 bash -c "LD_PRELOAD=$SHIMLIB TLSSHIM_CONF=$TLSSHIM_CONF $PROGS/osslclient localhost $PORT 'secret payload'"
+    assert_output --partial "libtlsshim-enforce.so is not loaded to verify it; connection cut"
+    wait_file "$T/sink.json"
+    assert_equal "$(json_field "$T/sink.json" 1 bytes)" 0
+}
+
+@test "enforce: the same program's hello through OpenSSL passes where its hand-made one is cut" {
+    server good
+    run -0 enforced "$PROGS/osslclient" localhost "$PORT" "secret payload"
+    assert_output --partial "got secret payload"
+    run -3 enforced "$PROGS/rawhello" localhost "$PORT" localhost
+    assert_output --partial "errno=ECONNRESET"
+    # only osslclient's hello reached the server: the second connection
+    # ended before any handshake byte
+    assert_equal "$(json_field "$T/info.json" 1 handshake)" ok
+    assert_equal "$(json_field "$T/info.json" 2 handshake)" failed
+    assert_equal "$(json_field "$T/info.json" 2 bytes_in)" 0
+    assert_equal "$(grep -c 'secret payload' "$T/rec.bin")" 1
+}
+
+# --- GnuTLS: wget, gnutls-cli ------------------------------------------------
+
+@test "enforce: wget --no-check-certificate (GnuTLS) fails against a wrong-host certificate and sends no request" {
+    https wronghost
+    run -0 wget --no-check-certificate -q -O - "https://localhost:$PORT/w"
+    assert_output "the body"
+    rm -f "$T/http.log"
+    run enforced wget --no-check-certificate -q -O - "https://localhost:$PORT/w"
+    assert_failure 4
+    assert_output --partial "rule=lab: certificate verify failed: hostname mismatch (wanted localhost, certificate has wrong.test) (the program's GnuTLS TLS)"
+    [ ! -s "$T/http.log" ] || fail "the server got a request: $(cat "$T/http.log")"
+}
+
+@test "enforce: wget fails against expired and self-signed certificates" {
+    for cert in expired:"certificate has expired" selfsigned:"self-signed certificate"; do
+        IFS=: read -r name reason <<<"$cert"
+        https "$name"
+        run enforced wget --no-check-certificate -q -O - "https://localhost:$PORT/w"
+        assert_failure 4
+        assert_output --partial "rule=lab: certificate verify failed: $reason"
+        [ ! -s "$T/http.log" ]
+        common_teardown
+    done
+}
+
+@test "enforce: wget works against a good server, with and without its own verification" {
+    https good
+    export TLSSHIM_REPORT=$T/report.json
+    run -0 enforced wget --no-check-certificate -q -O - "https://localhost:$PORT/a"
+    assert_output "the body"
+    run -0 enforced wget --ca-certificate="$PKI/ca.pem" -q -O - "https://localhost:$PORT/b"
+    assert_output "the body"
+    assert_equal "$(awk '{print $2}' "$T/http.log" | tr '\n' ' ')" "/a /b "
+    assert_equal "$(json_field "$T/report.json" 1 outcome)" ok
+    assert_equal "$(json_field "$T/report.json" 1 cipher)" TLS_AES_256_GCM_SHA384
+}
+
+@test "enforce: gnutls-cli --insecure fails against a wrong-host certificate" {
+    server wronghost
+    run bash -c "echo 'secret payload' | timeout 10 gnutls-cli --insecure -p $PORT localhost 2>&1"
+    assert_output --partial "- Handshake was completed"
+    assert_equal "$(grep -c 'secret payload' "$T/rec.bin")" 1
+    rm -f "$T/rec.bin"
+    run enforced bash -c "echo 'secret payload' | timeout 10 gnutls-cli --insecure -p $PORT localhost 2>&1"
+    assert_output --partial "rule=lab: certificate verify failed: hostname mismatch"
+    assert_output --partial "Error in the certificate verification"
+    refute_output --partial "- Handshake was completed"
+    nothing_received
+}
+
+@test "enforce: gnutls-cli --insecure works against a good server and resumes with -r" {
+    server good
+    run enforced bash -c "echo 'secret payload' | timeout 10 gnutls-cli --insecure -r -p $PORT localhost 2>&1"
+    assert_output --partial "- Handshake was completed"
+    assert_output --partial "This is a resumed session"
+    assert_equal "$(grep -c 'secret payload' "$T/rec.bin")" 1
+}
+
+@test "tlsshim adds libtlsshim-enforce.so to LD_PRELOAD only for a policy with enforce rules" {
+    run -0 "$TLSSHIM" -- sh -c 'echo "$LD_PRELOAD"'
+    assert_output --partial "libtlsshim-enforce.so"
+    printf '[web]\nconnect = :443\n' > "$T/tls.conf"
+    chmod 600 "$T/tls.conf"
+    run -0 "$TLSSHIM" -f "$T/tls.conf" -- sh -c 'echo "$LD_PRELOAD"'
+    assert_output --partial "libtlsshim.so"
+    refute_output --partial "libtlsshim-enforce.so"
+}
+
+@test "a child that lost LD_PRELOAD gets libtlsshim-enforce.so back with libtlsshim.so" {
+    run -0 enforced env -u LD_PRELOAD sh -c 'echo "$LD_PRELOAD"'
+    assert_output --partial "libtlsshim.so"
+    assert_output --partial "libtlsshim-enforce.so"
+}
