@@ -296,8 +296,9 @@ connect_tls(int fd, const struct sockaddr *sa, socklen_t len,
     rv = conn_connect_start(c);
     if (rv == 0 || rv == -EINPROGRESS) {
         if (conn_get_nonblock(c)) {
-            /* auto: connect() returns as soon as TCP is up */
-            if (rv == 0 && rule->action == POLICY_AUTO)
+            /* auto, enforce: connect() returns as soon as TCP is up */
+            if (rv == 0 && (rule->action == POLICY_AUTO ||
+                            rule->action == POLICY_ENFORCE))
                 return 0;
             errno = EINPROGRESS;
             return -1;
@@ -403,6 +404,7 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
     switch (action_of(p, rule)) {
     case POLICY_TLS:
     case POLICY_AUTO:
+    case POLICY_ENFORCE:
         return connect_tls(fd, sa, len, rule, name);
     case POLICY_DENY:
         log_error("connect %s%s%s rule=%s: denied by policy",

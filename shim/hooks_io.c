@@ -106,7 +106,9 @@ tracked_write(struct conn *c, int fd, const void *buf, size_t len, int flags)
     return write_result(rv, flags);
 }
 
-/* auto: a first write that is a TLS record hands the socket back. */
+/* auto: a first write that is a TLS record hands the socket back;
+ * enforce: only when the hooks on the program's TLS library bound it
+ * (hooks_enforce.c), otherwise the connection fails here. */
 static int
 passed_through(struct conn *c, const void *buf, size_t len)
 {
@@ -118,12 +120,46 @@ passed_through(struct conn *c, const void *buf, size_t len)
     }
     if (c->state != CONN_AUTO_WAIT && c->state != CONN_CONNECTING)
         return 0;
-    if (c->rule->action != POLICY_AUTO)
+    if (c->rule->action == POLICY_ENFORCE) {
+        if (!shim_enforce_first_write(c, buf, len))
+            return 0;
+    } else if (c->rule->action != POLICY_AUTO ||
+               !conn_auto_passthrough(c, buf, len)) {
         return 0;
-    if (!conn_auto_passthrough(c, buf, len))
-        return 0;
+    }
     conn_put(c);
     return 1;
+}
+
+/* The first bytes of a gather write, for passed_through(): at most len
+ * bytes copied into buf; returns how many. */
+static size_t
+gather_head(const struct iovec *iov, size_t n, unsigned char *buf,
+            size_t len)
+{
+    size_t got = 0;
+
+    for (size_t i = 0; i < n && got < len; i++) {
+        size_t take = iov[i].iov_len < len - got ? iov[i].iov_len
+                                                 : len - got;
+        if (take > 0)
+            memcpy(buf + got, iov[i].iov_base, take);
+        got += take;
+    }
+    return got;
+}
+
+/* passed_through() for gather writes: the head of every buffer counts
+ * (GnuTLS writes a record header and its body as separate buffers). */
+static int
+passed_through_iov(struct conn *c, const struct iovec *iov, size_t n)
+{
+    unsigned char head[SHIM_HELLO_HEAD];
+
+    if (c->state != CONN_AUDIT && c->state != CONN_AUTO_WAIT &&
+        c->state != CONN_CONNECTING)
+        return 0;
+    return passed_through(c, head, gather_head(iov, n, head, sizeof(head)));
 }
 
 HOOK ssize_t
@@ -366,7 +402,7 @@ writev(int fd, const struct iovec *iov, int n)
         ENSURE(writev);
         return real.writev(fd, iov, n);
     }
-    if (n > 0 && passed_through(c, iov[0].iov_base, iov[0].iov_len))
+    if (n > 0 && passed_through_iov(c, iov, (size_t)n))
         return real.writev(fd, iov, n);
     return tracked_writev(c, fd, iov, n, 0);
 }
@@ -396,7 +432,7 @@ sendmsg(int fd, const struct msghdr *msg, int flags)
         return real.sendmsg(fd, msg, flags);
     }
     if (msg->msg_iovlen > 0 &&
-        passed_through(c, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len))
+        passed_through_iov(c, msg->msg_iov, msg->msg_iovlen))
         return real.sendmsg(fd, msg, flags);
     return tracked_writev(c, fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
 }
@@ -461,8 +497,8 @@ sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
         return real.sendmmsg(fd, vec, vlen, flags);
     }
     if (vlen > 0 && vec[0].msg_hdr.msg_iovlen > 0 &&
-        passed_through(c, vec[0].msg_hdr.msg_iov[0].iov_base,
-                       vec[0].msg_hdr.msg_iov[0].iov_len))
+        passed_through_iov(c, vec[0].msg_hdr.msg_iov,
+                           vec[0].msg_hdr.msg_iovlen))
         return real.sendmmsg(fd, vec, vlen, flags);
     if (vlen > MMSG_MAX)
         vlen = MMSG_MAX;

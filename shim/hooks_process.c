@@ -26,6 +26,7 @@
 #include "inspect.h"
 #include "log.h"
 #include "relay.h"
+#include "enforce.h"
 #include "shim.h"
 
 extern char **environ;
@@ -49,11 +50,37 @@ static struct {
 
 static pthread_once_t preal_once = PTHREAD_ONCE_INIT;
 
-/* What children get back when they lost it. */
+/* What children get back when they lost it: libtlsshim.so, and
+ * libtlsshim-enforce.so when the policy has enforce rules. */
 static char self_path[PATH_MAX];
+static char enforce_path[PATH_MAX];
 static const char *const kept_vars[] = {"TLSSHIM_CONF", "TLSSHIM_DEBUG",
                                         "TLSSHIM_LOG", "TLSSHIM_REPORT"};
 static char *kept_values[TLSSHIM_NELEMS(kept_vars)];
+
+/* The enforce module loaded with us, else the one beside us when the
+ * policy has enforce rules (a child must keep verifying what we do). */
+static void
+find_enforce_module(void)
+{
+    const struct policy *p = shim_policy();
+    void *sym = dlsym(RTLD_DEFAULT, TLSSHIM_ENFORCE_SYMBOL);
+    Dl_info info;
+    char *slash;
+
+    if (sym != NULL && dladdr(sym, &info) && info.dli_fname != NULL) {
+        if (realpath(info.dli_fname, enforce_path) == NULL)
+            util_strlcpy(enforce_path, info.dli_fname, sizeof(enforce_path));
+        return;
+    }
+    if (p == NULL || !p->has_enforce || self_path[0] == '\0' ||
+        (slash = strrchr(self_path, '/')) == NULL)
+        return;
+    snprintf(enforce_path, sizeof(enforce_path), "%.*s/%s",
+             (int)(slash - self_path), self_path, TLSSHIM_ENFORCE_LIBRARY);
+    if (access(enforce_path, R_OK) != 0)
+        enforce_path[0] = '\0';
+}
 
 static void
 preal_init(void)
@@ -80,6 +107,7 @@ preal_init(void)
     if (dladdr((void *)preal_init, &info) && info.dli_fname != NULL &&
         realpath(info.dli_fname, self_path) == NULL)
         util_strlcpy(self_path, info.dli_fname, sizeof(self_path));
+    find_enforce_module();
     if (getauxval(AT_SECURE))
         return;
     for (size_t i = 0; i < TLSSHIM_NELEMS(kept_vars); i++) {
@@ -162,19 +190,31 @@ env_fixed(char *const envp[], char **extra_alloc)
 #else
     const char *rt = "";
 #endif
-    int want_rt = rt[0] != '\0' && (pre == NULL || !has_token(pre + 11, rt));
-    if (self_path[0] != '\0' &&
-        (want_rt || pre == NULL || !has_token(pre + 11, self_path))) {
-        const char *old = pre != NULL ? pre + 11 : "";
-        int want_self = !has_token(old, self_path);
-        size_t len = 11 + strlen(rt) + strlen(old) + strlen(self_path) + 3;
+    const char *old = pre != NULL ? pre + 11 : "";
+    int need_rt = rt[0] != '\0' && !has_token(old, rt);
+    int need_self = self_path[0] != '\0' && !has_token(old, self_path);
+    int need_enforce = enforce_path[0] != '\0' &&
+                       !has_token(old, enforce_path);
+    if (need_self || need_enforce || (need_rt && self_path[0] != '\0')) {
+        const char *parts[4];
+        int np = 0;
+        if (need_rt)
+            parts[np++] = rt;
+        if (old[0] != '\0')
+            parts[np++] = old;
+        if (need_self)
+            parts[np++] = self_path;
+        if (need_enforce)
+            parts[np++] = enforce_path;
+        size_t len = 12 + strlen(rt) + strlen(old) + strlen(self_path) +
+                     strlen(enforce_path) + 3;
         char *v = malloc(len);
         if (v == NULL)
             return NULL;
-        snprintf(v, len, "LD_PRELOAD=%s%s%s%s%s", want_rt ? rt : "",
-                 want_rt && old[0] != '\0' ? ":" : "", old,
-                 want_self && (want_rt || old[0] != '\0') ? ":" : "",
-                 want_self ? self_path : "");
+        size_t off = (size_t)snprintf(v, len, "LD_PRELOAD=");
+        for (int i = 0; i < np; i++)
+            off += (size_t)snprintf(v + off, len - off, "%s%s",
+                                    i > 0 ? ":" : "", parts[i]);
         *extra_alloc = v;
         add[nadd++] = v;
         replace_pre = pre != NULL;

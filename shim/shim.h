@@ -57,6 +57,16 @@ int __dprintf_chk(int, int, const char *, ...);
 #include <stdarg.h>
 int __vdprintf_chk(int, int, const char *, va_list);
 
+/* action = enforce (hooks_enforce.c): the program's first write on an
+ * enforce connection.  Returns 1 when it is a ClientHello that the enforce
+ * module's hooks made (the fd is the program's again: write it as is), 0
+ * when the engine takes the write: plaintext (tlsshim does the TLS, as
+ * for auto) or a failed connection (a ClientHello nobody announced). */
+struct conn;
+int shim_enforce_first_write(struct conn *c, const void *buf, size_t len);
+/* How much of a gather write is looked at for that. */
+#define SHIM_HELLO_HEAD 2048
+
 /* Set while relay_handoff() forks (the fork handlers leave owners). */
 extern __thread int shim_forking_relay;
 

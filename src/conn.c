@@ -100,6 +100,8 @@ conn_destroy(struct conn *c)
     c->stls = NULL;
     owner_free(c->owner, c->forked);
     c->owner = NULL;
+    X509_free(c->peer_cert);
+    c->peer_cert = NULL;
     pthread_mutex_unlock(&c->lock);
     pthread_mutex_lock(&free_lock);
     c->next_free = free_list;
@@ -1012,7 +1014,7 @@ dialogue_step(struct conn *c)
 static void
 tcp_up(struct conn *c)
 {
-    if (c->rule->action == POLICY_AUTO)
+    if (c->rule->action == POLICY_AUTO || c->rule->action == POLICY_ENFORCE)
         c->state = CONN_AUTO_WAIT;
     else if (c->rule->starttls != NULL && c->role == POLICY_ROLE_CLIENT)
         (void)begin_dialogue(c);
@@ -1587,6 +1589,120 @@ conn_auto_passthrough(struct conn *c, const void *buf, size_t len)
     if (pass)
         conn_release_all(c);
     return pass;
+}
+
+int
+conn_first_move_pending(struct conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->state == CONN_CONNECTING)
+        (void)advance(c);
+    int pending = c->role == POLICY_ROLE_CLIENT &&
+                  c->state == CONN_AUTO_WAIT;
+    pthread_mutex_unlock(&c->lock);
+    return pending;
+}
+
+/* --- enforce: the program's own TLS, checked by the rule ---------------- */
+
+void
+conn_enforce_hello(struct conn *c, const char *sni)
+{
+    char ip[64];
+
+    pthread_mutex_lock(&c->lock);
+    util_strlcpy(c->sni, sni, sizeof(c->sni));
+    util_ip_str((struct sockaddr *)&c->peer, ip, sizeof(ip));
+    /* an explicit verifycn_name is the user's word; otherwise the name
+     * the program itself asked the server for (SPEC section 3) */
+    if (c->rule->verifycn_name != NULL)
+        util_strlcpy(c->verify_name, c->rule->verifycn_name,
+                     sizeof(c->verify_name));
+    else if (sni[0] != '\0')
+        util_strlcpy(c->verify_name, sni, sizeof(c->verify_name));
+    else if (c->matched_name[0] != '\0')
+        util_strlcpy(c->verify_name, c->matched_name, sizeof(c->verify_name));
+    else
+        util_strlcpy(c->verify_name, ip, sizeof(c->verify_name));
+    c->verify_name_is_ip = is_ip_literal(c->verify_name);
+    c->started_ms = util_now_ms();
+    pthread_mutex_unlock(&c->lock);
+}
+
+void
+conn_enforce_passthrough(struct conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->state = CONN_PASSTHROUGH;
+    c->enforce_bound = 1;
+    log_flow("fd %d: the program's own TLS, bound to tlsshim's hooks; "
+             "verified by rule %s", c->fd, c->rule->name);
+    pthread_mutex_unlock(&c->lock);
+    conn_release_all(c);
+}
+
+void
+conn_enforce_fail(struct conn *c, const char *outcome, const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&c->lock);
+    if (c->state != CONN_FAILED && !c->was_open) {
+        c->outcome = outcome;
+        if (strcmp(outcome, "verify_failed") == 0)
+            util_strlcpy(c->verify_error, why, sizeof(c->verify_error));
+        fail(c, ECONNREFUSED, ECONNRESET, "%s", why);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+void
+conn_enforce_established(struct conn *c, const char *version,
+                         const char *cipher, int resumed, X509 *peer)
+{
+    char desc[448];
+
+    pthread_mutex_lock(&c->lock);
+    if (c->state == CONN_FAILED || c->was_open) {
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    c->state = CONN_OPEN;
+    c->was_open = 1;
+    c->resumed = resumed;
+    c->handshake_ms = util_now_ms() - c->started_ms;
+    util_strlcpy(c->tls_version, version != NULL ? version : "",
+                 sizeof(c->tls_version));
+    util_strlcpy(c->tls_cipher, cipher != NULL ? cipher : "",
+                 sizeof(c->tls_cipher));
+    if (peer != NULL && X509_up_ref(peer))
+        c->peer_cert = peer;
+    log_info("%s rule=%s action=enforce tls=%s cipher=%s sni=%s verify=%s "
+             "verified=%s resumed=%s",
+             peer_desc(c, desc, sizeof(desc)), c->rule->name,
+             c->tls_version[0] ? c->tls_version : "-",
+             c->tls_cipher[0] ? c->tls_cipher : "-",
+             c->sni[0] != '\0' ? c->sni : "-",
+             c->fp_accepted ? "pinned"
+             : c->rule->verify_mode == POLICY_VERIFY_NONE &&
+                     c->rule->nfingerprints == 0
+                 ? "none"
+                 : "ok",
+             c->verify_name, resumed ? "yes" : "no");
+    /* the socket is the program's now: this is the connection's line */
+    if (owner_mine(c->owner))
+        report_conn(c, "close");
+    pthread_mutex_unlock(&c->lock);
+}
+
+void
+conn_hold(struct conn *c)
+{
+    atomic_fetch_add(&c->users, 1);
 }
 
 int

@@ -104,6 +104,12 @@ struct conn {
     int stls_plain;            /* no STARTTLS and starttls_required = no:
                                 * plaintext (state CONN_PASSTHROUGH) */
     int stls_released;         /* ...and the fd was handed back */
+    /* enforce: the program's own TLS, bound to the hooks of its library
+     * (c->ssl stays NULL; these say what it negotiated) */
+    int enforce_bound;
+    char tls_version[16];
+    char tls_cipher[64];
+    X509 *peer_cert;           /* a reference, freed with c */
 };
 
 /* A new client connection for fd, matched to rule; the program's socket
@@ -153,6 +159,29 @@ ssize_t conn_write(struct conn *c, const void *buf, size_t len, int flags);
 /* action = auto: if the program's first write begins a TLS record, hand
  * the socket back to it (returns 1; c is then released). */
 int conn_auto_passthrough(struct conn *c, const void *buf, size_t len);
+/* 1 when c is the client of an action = auto or enforce rule whose
+ * first move is not seen yet (TCP may still be connecting). */
+int conn_first_move_pending(struct conn *c);
+
+/*
+ * action = enforce (SPEC section 3).  The program's first write is a
+ * ClientHello carrying sni ("" for none): the name to verify becomes
+ * verifycn_name, else sni, else the matched name, else the IP address.
+ */
+void conn_enforce_hello(struct conn *c, const char *sni);
+/* The program's TLS library is bound to c: hand the socket back to the
+ * program (c stays alive through the caller's reference). */
+void conn_enforce_passthrough(struct conn *c);
+/* The connection fails (ECONNRESET from now on, the socket shut down,
+ * logged and reported with outcome). */
+void conn_enforce_fail(struct conn *c, const char *outcome, const char *fmt,
+                       ...) __attribute__((format(printf, 3, 4)));
+/* The program's handshake ended well: log and report it. */
+void conn_enforce_established(struct conn *c, const char *version,
+                              const char *cipher, int resumed, X509 *peer);
+/* An extra reference to c (conn_put gives it back). */
+void conn_hold(struct conn *c);
+
 /* bytes readable without blocking, for FIONREAD */
 int conn_pending(struct conn *c);
 

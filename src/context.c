@@ -148,34 +148,38 @@ needs_encipherment(SSL *ssl)
  * key encipherment and key agreement; the handshake uses exactly one.
  */
 static int
-key_usage_fits(SSL *ssl, X509 *leaf)
+key_usage_fits(int kx_rsa, X509 *leaf)
 {
     uint32_t ku;
 
     if (!(X509_get_extension_flags(leaf) & EXFLAG_KUSAGE))
         return 1;
     ku = X509_get_key_usage(leaf);
-    return needs_encipherment(ssl) ? (ku & KU_KEY_ENCIPHERMENT) != 0
-                                   : (ku & KU_DIGITAL_SIGNATURE) != 0;
+    return kx_rsa ? (ku & KU_KEY_ENCIPHERMENT) != 0
+                  : (ku & KU_DIGITAL_SIGNATURE) != 0;
 }
 
-static int
-cert_verify_cb(X509_STORE_CTX *x, void *arg)
+int
+context_verify_chain(const struct policy_rule *r, X509_STORE_CTX *x,
+                     int kx_rsa, enum policy_role role,
+                     const char *verify_name, char *why, size_t whylen,
+                     int *fp_accepted)
 {
-    SSL *ssl = X509_STORE_CTX_get_ex_data(x,
-                                          SSL_get_ex_data_X509_STORE_CTX_idx());
-    struct conn *c = ssl != NULL ? SSL_get_ex_data(ssl, conn_idx) : NULL;
     X509 *leaf = X509_STORE_CTX_get0_cert(x);
     char names[256], subj[256];
 
-    if (c == NULL || leaf == NULL)
+    why[0] = '\0';
+    *fp_accepted = 0;
+    if (leaf == NULL) {
+        util_strlcpy(why, "certificate verify failed: no certificate",
+                     whylen);
+        X509_STORE_CTX_set_error(x, X509_V_ERR_UNSPECIFIED);
         return 0;
-    const struct policy_rule *r = c->rule;
+    }
     if (r->nfingerprints > 0 &&
         verify_fingerprint(leaf, r->fingerprints, r->nfingerprints)) {
         X509_STORE_CTX_set_error(x, X509_V_OK);
-        util_strlcpy(c->verify_error, "", sizeof(c->verify_error));
-        c->fp_accepted = 1;
+        *fp_accepted = 1;
         return 1;
     }
     if (r->verify_mode == POLICY_VERIFY_NONE)
@@ -187,48 +191,65 @@ cert_verify_cb(X509_STORE_CTX *x, void *arg)
         if (bad == NULL)
             bad = leaf;
         X509_NAME_oneline(X509_get_subject_name(bad), subj, sizeof(subj));
-        snprintf(c->verify_error, sizeof(c->verify_error),
+        snprintf(why, whylen,
                  "certificate verify failed: %s (depth %d, %.160s)%s",
                  X509_verify_cert_error_string(err), depth, subj,
                  r->nfingerprints > 0 ? "; no fingerprint matched" : "");
         return 0;
     }
-    if (!key_usage_fits(ssl, leaf)) {
+    if (!key_usage_fits(kx_rsa, leaf)) {
         X509_NAME_oneline(X509_get_subject_name(leaf), subj, sizeof(subj));
-        snprintf(c->verify_error, sizeof(c->verify_error),
+        snprintf(why, whylen,
                  "certificate verify failed: its key usage does not allow "
                  "%s (depth 0, %.200s)",
-                 needs_encipherment(ssl) ? "key encipherment" : "signing",
-                 subj);
+                 kx_rsa ? "key encipherment" : "signing", subj);
         X509_STORE_CTX_set_error(x, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE);
         return 0;
     }
     if (r->npubkey_pins > 0 &&
         !verify_pins(X509_STORE_CTX_get0_chain(x), r, names, sizeof(names))) {
-        snprintf(c->verify_error, sizeof(c->verify_error),
+        snprintf(why, whylen,
                  "certificate verify failed: no key of the chain matches "
                  "pubkey_pin (the chain has %.380s)", names);
         X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
         return 0;
     }
     /* a client certificate is not checked against a name */
-    if (c->role == POLICY_ROLE_SERVER)
+    if (role == POLICY_ROLE_SERVER)
         return 1;
     /* unset: the starttls protocol's scheme, else default (SPEC 4) */
-    if (!verify_identity(leaf, c->verify_name,
+    if (!verify_identity(leaf, verify_name,
                          r->verifycn_scheme != NULL
                              ? r->verifycn_scheme
                              : starttls_scheme(r->starttls),
                          r->verifycn_publicsuffix)) {
         verify_cert_names(leaf, names, sizeof(names));
-        snprintf(c->verify_error, sizeof(c->verify_error),
+        snprintf(why, whylen,
                  "certificate verify failed: hostname mismatch (wanted %.255s, "
                  "certificate has %.150s)",
-                 c->verify_name, names);
+                 verify_name, names);
         X509_STORE_CTX_set_error(x, X509_V_ERR_HOSTNAME_MISMATCH);
         return 0;
     }
     return 1;
+}
+
+static int
+cert_verify_cb(X509_STORE_CTX *x, void *arg)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x,
+                                          SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct conn *c = ssl != NULL ? SSL_get_ex_data(ssl, conn_idx) : NULL;
+    int fp = 0, ok;
+
+    if (c == NULL)
+        return 0;
+    ok = context_verify_chain(c->rule, x, needs_encipherment(ssl), c->role,
+                              c->verify_name, c->verify_error,
+                              sizeof(c->verify_error), &fp);
+    if (fp)
+        c->fp_accepted = 1;
+    return ok;
 }
 
 /*

@@ -25,6 +25,20 @@ SSL_CTX *context_server(const struct policy_rule *r,
 /* keylog = yes: write the session keys of every later context to path
  * (NSS key log format).  0, or -1 with errno. */
 int context_set_keylog(const char *path);
+/*
+ * The peer check of a connection under rule r, on x (initialised with the
+ * rule's trust store and the peer's certificates): the leaf fingerprint
+ * first (a match accepts the leaf alone, *fp_accepted = 1), then the chain,
+ * the key usage (kx_rsa: the handshake's key exchange is RSA encryption),
+ * pubkey_pin and, for a client, the host name verify_name under the rule's
+ * scheme.  Returns 1 when it passes; 0 with the reason in why and the
+ * X509_V_ERR_* code on x.
+ */
+int context_verify_chain(const struct policy_rule *r, X509_STORE_CTX *x,
+                         int kx_rsa, enum policy_role role,
+                         const char *verify_name, char *why, size_t whylen,
+                         int *fp_accepted);
+
 /* tlsshim's own OpenSSL library context. */
 OSSL_LIB_CTX *context_libctx(void);
 /* A cached session for key (a new reference), or NULL. */

@@ -416,8 +416,12 @@ report_conn(struct conn *c, const char *event)
                (struct sockaddr *)&c->peer,
                c->matched_name[0] != '\0' ? c->matched_name : NULL);
     jb_kstr(&b, "sni", c->sni);
-    jb_kstr(&b, "version", c->ssl != NULL && c->was_open
-                               ? SSL_get_version(c->ssl) : NULL);
+    /* enforce: the program's own TLS said what it negotiated */
+    const char *version = NULL;
+    if (c->was_open)
+        version = c->ssl != NULL ? SSL_get_version(c->ssl)
+                  : c->tls_version[0] != '\0' ? c->tls_version : NULL;
+    jb_kstr(&b, "version", version);
     jb_kstr(&b, "starttls",
             c->role == POLICY_ROLE_CLIENT ? c->rule->starttls : NULL);
     jb_kstr(&b, "outcome", outcome);
@@ -429,7 +433,9 @@ report_conn(struct conn *c, const char *event)
     jb_kstr(&b, "error", error);
     const SSL_CIPHER *ciph = c->ssl != NULL && c->was_open
                                  ? SSL_get_current_cipher(c->ssl) : NULL;
-    jb_kstr(&b, "cipher", ciph != NULL ? SSL_CIPHER_get_name(ciph) : NULL);
+    jb_kstr(&b, "cipher", ciph != NULL ? SSL_CIPHER_get_name(ciph)
+                          : c->was_open && c->tls_cipher[0] != '\0'
+                              ? c->tls_cipher : NULL);
     const unsigned char *alpn = NULL;
     unsigned alpn_len = 0;
     char alpn_buf[256] = "";
@@ -456,6 +462,8 @@ report_conn(struct conn *c, const char *event)
     jb_kstr(&b, "ocsp", c->ocsp != NULL ? c->ocsp : "none");
     if (c->ssl != NULL)
         peer_cert = SSL_get0_peer_certificate(c->ssl);
+    else
+        peer_cert = c->peer_cert;
     jb_cert(&b, peer_cert);
     jb_knum(&b, "bytes_in", (long long)c->bytes_in);
     jb_knum(&b, "bytes_out", (long long)c->bytes_out);

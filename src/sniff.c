@@ -55,35 +55,45 @@ add_word(char *buf, size_t len, const char *word)
     snprintf(buf + used, len - used, "%s%s", used ? "," : "", word);
 }
 
-/* SNI and versions of a ClientHello in the first record (as far as the
- * bytes go; a truncated hello yields what it has). */
+/* What a ClientHello in the first record says, as far as its bytes go. */
+struct hello {
+    int has_random;
+    unsigned char random[32];
+    char sni[256];          /* "" when none or not printable */
+    char sni_shown[256];    /* for messages: odd bytes as '?' */
+    char versions[64];
+    unsigned legacy;
+};
+
 static void
-parse_client_hello(const unsigned char *b, size_t len, char *out, size_t outlen)
+walk_hello(const unsigned char *b, size_t len, struct hello *h)
 {
-    char sni[256] = "", versions[64] = "";
-    unsigned legacy = 0;
     size_t p = 5, end;
 
-    out[0] = '\0';
+    memset(h, 0, sizeof(*h));
     if (len < 5 + 4 + 2 || b[5] != 1)   /* handshake type client_hello */
-        goto done;
+        return;
     end = 5 + be16(b + 3);
     if (end > len)
         end = len;
     p = 9;
-    legacy = be16(b + p);
+    h->legacy = be16(b + p);
+    if (p + 2 + 32 <= end) {
+        memcpy(h->random, b + p + 2, 32);
+        h->has_random = 1;
+    }
     p += 2 + 32;                        /* version, random */
     if (p + 1 > end)
-        goto done;
+        return;
     p += 1 + b[p];                      /* session id */
     if (p + 2 > end)
-        goto done;
+        return;
     p += 2 + be16(b + p);               /* cipher suites */
     if (p + 1 > end)
-        goto done;
+        return;
     p += 1 + b[p];                      /* compression methods */
     if (p + 2 > end)
-        goto done;
+        return;
     size_t ext_end = p + 2 + be16(b + p);
     if (ext_end > end)
         ext_end = end;
@@ -95,29 +105,59 @@ parse_client_hello(const unsigned char *b, size_t len, char *out, size_t outlen)
             break;
         if (type == 0 && elen >= 5 && b[e + 2] == 0) {   /* server_name */
             unsigned nlen = be16(b + e + 3);
-            if (e + 5 + nlen <= e + elen && nlen < sizeof(sni)) {
+            if (e + 5 + nlen <= e + elen && nlen < sizeof(h->sni)) {
+                int odd = 0;
                 for (unsigned i = 0; i < nlen; i++) {
                     unsigned char ch = b[e + 5 + i];
-                    sni[i] = ch > 0x20 && ch < 0x7f && ch != '"' ? (char)ch
-                                                                  : '?';
+                    int ok = ch > 0x20 && ch < 0x7f && ch != '"';
+                    odd |= !ok;
+                    h->sni_shown[i] = ok ? (char)ch : '?';
                 }
-                sni[nlen] = '\0';
+                h->sni_shown[nlen] = '\0';
+                if (!odd)
+                    memcpy(h->sni, h->sni_shown, nlen + 1);
             }
         } else if (type == 43 && elen >= 1) {            /* versions */
             for (unsigned i = 0; i + 1 < b[e] && e + 1 + i + 1 < e + elen;
                  i += 2) {
                 const char *n = version_name(be16(b + e + 1 + i));
                 if (n != NULL)
-                    add_word(versions, sizeof(versions), n);
+                    add_word(h->versions, sizeof(h->versions), n);
             }
         }
         p = e + elen;
     }
-done:
-    if (versions[0] == '\0' && version_name(legacy) != NULL)
-        util_strlcpy(versions, version_name(legacy), sizeof(versions));
-    snprintf(out, outlen, "sni=%s versions=%s", sni[0] ? sni : "-",
-             versions[0] ? versions : "-");
+}
+
+/* SNI and versions of a ClientHello in the first record (as far as the
+ * bytes go; a truncated hello yields what it has). */
+static void
+parse_client_hello(const unsigned char *b, size_t len, char *out, size_t outlen)
+{
+    struct hello h;
+
+    walk_hello(b, len, &h);
+    if (h.versions[0] == '\0' && version_name(h.legacy) != NULL)
+        util_strlcpy(h.versions, version_name(h.legacy), sizeof(h.versions));
+    snprintf(out, outlen, "sni=%.180s versions=%.60s",
+             h.sni_shown[0] ? h.sni_shown : "-",
+             h.versions[0] ? h.versions : "-");
+}
+
+int
+sniff_client_hello(const unsigned char *buf, size_t len,
+                   unsigned char random[32], char *sni, size_t snilen)
+{
+    struct hello h;
+
+    if (!sniff_is_tls_record(buf, len))
+        return 0;
+    walk_hello(buf, len, &h);
+    if (!h.has_random)
+        return 0;
+    memcpy(random, h.random, 32);
+    util_strlcpy(sni, h.sni, snilen);
+    return 1;
 }
 
 static int

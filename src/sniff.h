@@ -12,6 +12,14 @@
  * 16 03 01..04; 0 otherwise. */
 int sniff_is_tls_record(const unsigned char *buf, size_t len);
 
+/*
+ * A ClientHello at the start of buf: 1 with its client random and its SNI
+ * host name (sni gets "" when it has none, or one that is not printable
+ * ASCII), 0 when buf does not hold that much of a ClientHello.
+ */
+int sniff_client_hello(const unsigned char *buf, size_t len,
+                       unsigned char random[32], char *sni, size_t snilen);
+
 struct sniff_result {
     const char *proto;   /* "tls", "http", "smtp", ..., "unknown" */
     char detail[256];    /* tls: "sni=NAME versions=...", http: method,
