@@ -22,6 +22,7 @@
 #include "policy.h"
 
 struct starttls;
+struct stsrv;
 
 enum conn_state {
     CONN_CONNECTING = 0,  /* TCP connect in progress */
@@ -35,6 +36,7 @@ enum conn_state {
     CONN_AUDIT,           /* action audit: plain, first bytes not seen */
     CONN_STARTTLS,        /* starttls: the protocol's upgrade dialogue, before
                            * the handshake (and, for ftp, after it) */
+    CONN_OFFERING,        /* server starttls: plaintext, STARTTLS offered */
 };
 
 #define CONN_NAME_MAX 256
@@ -104,6 +106,11 @@ struct conn {
     int stls_plain;            /* no STARTTLS and starttls_required = no:
                                 * plaintext (state CONN_PASSTHROUGH) */
     int stls_released;         /* ...and the fd was handed back */
+    /* server starttls (CONN_OFFERING): the plaintext dialogue before
+     * STARTTLS; after a go on without it, what the program reads first */
+    struct stsrv *stsrv;
+    int stsrv_upgrade;         /* the go-ahead is queued: handshake next */
+    int stsrv_release;         /* plaintext for good once sent what waits */
 };
 
 /* A new client connection for fd, matched to rule; the program's socket
