@@ -31,6 +31,7 @@
 #include "conn.h"
 #include "context.h"
 #include "fdtable.h"
+#include "ftpdata.h"
 #include "log.h"
 #include "ocsp.h"
 #include "report.h"
@@ -101,6 +102,8 @@ conn_destroy(struct conn *c)
     c->stls = NULL;
     free(c->stsrv);
     c->stsrv = NULL;
+    free(c->ftp);
+    c->ftp = NULL;
     owner_free(c->owner, c->forked);
     c->owner = NULL;
     pthread_mutex_unlock(&c->lock);
@@ -463,6 +466,35 @@ conn_new_client(int fd, const struct policy_rule *rule,
         snprintf(c->session_key, sizeof(c->session_key), "%d|%s|%s:%u",
                  rule->index, c->verify_name, c->verify_name,
                  util_addr_port(peer));
+    /* starttls = ftp: the data connections are found on the control
+     * stream (without the watch they would simply fail, never go plain) */
+    if (rule->starttls != NULL && strcmp(rule->starttls, "ftp") == 0)
+        c->ftp = calloc(1, sizeof(*c->ftp));
+    pthread_mutex_unlock(&c->lock);
+    return c;
+}
+
+struct conn *
+conn_new_ftp_data(int fd, const struct ftpdata_expect *e,
+                  const struct sockaddr *peer, socklen_t len, int accepted)
+{
+    struct conn *c = conn_new_client(fd, e->rule, peer, len, NULL);
+
+    if (c == NULL)
+        return NULL;
+    pthread_mutex_lock(&c->lock);
+    free(c->ftp);
+    c->ftp = NULL;
+    c->ftp_data = 1;
+    util_strlcpy(c->verify_name, e->verify_name, sizeof(c->verify_name));
+    c->verify_name_is_ip = is_ip_literal(c->verify_name);
+    util_strlcpy(c->sni, e->sni, sizeof(c->sni));
+    /* the control connection's cache entry: its session is resumed */
+    util_strlcpy(c->session_key, e->session_key, sizeof(c->session_key));
+    if (accepted) {
+        c->state = CONN_ACCEPTED;
+        c->connect_reported = 1;
+    }
     pthread_mutex_unlock(&c->lock);
     return c;
 }
@@ -1230,15 +1262,83 @@ offer_write(struct conn *c, const void *buf, size_t len, short *ev)
     return (ssize_t)n;
 }
 
+/* --- starttls = ftp: the data connections -------------------------------- */
+
+/* A data connection will be made as line says: expect it.  Lock held. */
+static void
+ftp_expect(struct conn *c, int active, const unsigned char ip[16],
+           int has_ip, unsigned port)
+{
+    struct ftpdata_expect e;
+    char addr[80];
+
+    memset(&e, 0, sizeof(e));
+    e.active = active;
+    memcpy(e.ip, ip, 16);
+    e.has_ip = has_ip;
+    e.port = port;
+    if (!ftpdata_ip16((struct sockaddr *)&c->peer, e.peer_ip))
+        return;
+    e.rule = c->rule;
+    util_strlcpy(e.verify_name, c->verify_name, sizeof(e.verify_name));
+    util_strlcpy(e.sni, c->sni, sizeof(e.sni));
+    util_strlcpy(e.session_key, c->session_key, sizeof(e.session_key));
+    e.expires_ms = util_now_ms() + (int64_t)c->rule->handshake_timeout * 1000 +
+                   60000;
+    ftpdata_expect(&e);
+    log_flow("fd %d: ftp data connection expected (%s) on port %u of %s",
+             c->fd, active ? "active" : "passive", port,
+             has_ip ? "the address named" : util_addr_str(
+                 (struct sockaddr *)&c->peer, addr, sizeof(addr)));
+}
+
+static void
+ftp_server_line(void *arg, const char *line)
+{
+    unsigned char ip[16];
+    unsigned port;
+    int has_ip;
+
+    if (ftpdata_parse_reply(line, ip, &has_ip, &port))
+        ftp_expect(arg, 0, ip, has_ip, port);
+}
+
+static void
+ftp_program_line(void *arg, const char *line)
+{
+    unsigned char ip[16];
+    unsigned port;
+    int has_ip;
+
+    if (ftpdata_parse_command(line, ip, &has_ip, &port))
+        ftp_expect(arg, 1, ip, has_ip, port);
+}
+
+/* Plaintext on an ftp control connection after its dialogue.  Lock held. */
+static void
+ftp_watch(struct conn *c, const void *buf, size_t n, int from_server)
+{
+    if (c->ftp == NULL || n == 0)
+        return;
+    if (from_server)
+        ftpdata_feed(&c->ftp->from_server, buf, n, ftp_server_line, c);
+    else
+        ftpdata_feed(&c->ftp->from_program, buf, n, ftp_program_line, c);
+}
+
 /* --- advancing ------------------------------------------------------------ */
 
 /* TCP is up: what comes next depends on the rule.  Lock held. */
 static void
 tcp_up(struct conn *c)
 {
-    if (c->rule->action == POLICY_AUTO)
+    /* An ftp data connection is up when TCP is: the server starts its
+     * TLS only once the program has asked for the transfer on the control
+     * connection, which it does when connect() has returned. */
+    if (c->rule->action == POLICY_AUTO || c->ftp_data)
         c->state = CONN_AUTO_WAIT;
-    else if (c->rule->starttls != NULL && c->role == POLICY_ROLE_CLIENT)
+    else if (c->rule->starttls != NULL && c->role == POLICY_ROLE_CLIENT &&
+             !c->ftp_data)
         (void)begin_dialogue(c);
     else
         (void)start_tls(c);
@@ -1670,6 +1770,7 @@ conn_read(struct conn *c, void *buf, size_t len, int flags)
                       : SSL_read_ex(c->ssl, (char *)buf + got, len - got, &n);
             if (ok) {
                 if (!peek) {
+                    ftp_watch(c, (char *)buf + got, n, 1);
                     c->bytes_in += n;
                     got += n;
                 } else {
@@ -1781,6 +1882,7 @@ conn_write(struct conn *c, const void *buf, size_t len, int flags)
                 ERR_clear_error();
                 errno = 0;
                 if (SSL_write_ex(c->ssl, p + done, chunk, &n)) {
+                    ftp_watch(c, p + done, n, 0);
                     done += n;
                     c->bytes_out += n;
                     continue;
@@ -1800,6 +1902,7 @@ conn_write(struct conn *c, const void *buf, size_t len, int flags)
                     free(c->wpend);
                     c->wpend = copy;
                     c->wpend_len = chunk;
+                    ftp_watch(c, p + done, chunk, 0);
                     done += chunk;
                     c->bytes_out += chunk;
                     fl = ev = e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN;

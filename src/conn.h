@@ -23,6 +23,8 @@
 
 struct starttls;
 struct stsrv;
+struct ftpdata_watch;
+struct ftpdata_expect;
 
 enum conn_state {
     CONN_CONNECTING = 0,  /* TCP connect in progress */
@@ -111,6 +113,9 @@ struct conn {
     struct stsrv *stsrv;
     int stsrv_upgrade;         /* the go-ahead is queued: handshake next */
     int stsrv_release;         /* plaintext for good once sent what waits */
+    /* starttls = ftp: the control stream, watched for data addresses */
+    struct ftpdata_watch *ftp;
+    int ftp_data;              /* a data connection of such a session */
 };
 
 /* A new client connection for fd, matched to rule; the program's socket
@@ -126,6 +131,14 @@ struct conn *conn_new_server(int fd, const struct policy_rule *rule,
                              SSL_CTX *ctx, const struct sockaddr *peer,
                              socklen_t plen, const struct sockaddr *local,
                              socklen_t llen);
+
+/* A data connection of a starttls = ftp session (ftpdata.h): a TLS
+ * client with the control connection's rule, name and session.  accepted:
+ * the program accepted it (active mode), TCP is up; else the program
+ * connects it.  NULL on ENOMEM. */
+struct conn *conn_new_ftp_data(int fd, const struct ftpdata_expect *e,
+                               const struct sockaddr *peer, socklen_t len,
+                               int accepted);
 
 /* redirect: TCP goes to dest instead of the peer the program named (which
  * is still what is verified and what getpeername() shows). */

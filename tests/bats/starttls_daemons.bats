@@ -1,0 +1,143 @@
+#!/usr/bin/env bats
+# starttls against real daemons from Debian packages (SPEC section 4): a
+# plaintext client under tlsshim talks to vsftpd, dovecot, slapd,
+# PostgreSQL and an SMTP server that each insist on TLS, started by the
+# test on loopback ports in $T with the test PKI.  Each test checks the
+# payload end to end and that the daemon itself saw an encrypted session
+# (its own log or statistics), so a shim that sent plaintext fails.
+
+load ../lib/common
+
+setup() {
+    common_setup
+    PORT=$(free_port)
+}
+
+teardown() {
+    common_teardown
+}
+
+# cpolicy PROTO [LINE...]: a client rule [d] for 127.0.0.1:$PORT with
+# starttls = PROTO, trusting the test CA
+cpolicy() {
+    local proto=$1 line
+    shift
+    {
+        echo "[d]"
+        echo "connect = 127.0.0.1:$PORT"
+        echo "starttls = $proto"
+        echo "ca_file = $PKI/ca.pem"
+        for line in "$@"; do echo "$line"; done
+    } >"$T/policy.conf"
+    chmod 600 "$T/policy.conf"
+}
+
+# shimmed CMD...: CMD under tlsshim with the policy, log and report
+shimmed() {
+    timeout 60 "$TLSSHIM" -f "$T/policy.conf" -d 1 -o "$T/shim.log" \
+        -r "$T/report.jsonl" -- "$@"
+}
+
+need() {
+    local p
+    for p in "$@"; do
+        [[ -x $p ]] || command -v "$p" >/dev/null ||
+            fail "$p is missing: install the packages in .ci/deps"
+    done
+}
+
+# --- vsftpd: FTP with TLS data connections -----------------------------------
+
+# vsftpd_start: anonymous FTP over $T/pub on $PORT that requires TLS for
+# logins and data, and the reuse of the control session on data
+# connections (require_ssl_reuse); its log (debug_ssl) in $T/vsftpd.log
+vsftpd_start() {
+    need /usr/sbin/vsftpd
+    mkdir -p "$T/pub/up" "$T/empty"
+    chmod 777 "$T/pub/up"
+    head -c 300000 /dev/urandom >"$T/pub/file.bin"
+    cat >"$T/vsftpd.conf" <<EOF
+listen=YES
+listen_address=127.0.0.1
+listen_port=$PORT
+background=NO
+run_as_launching_user=YES
+seccomp_sandbox=NO
+anonymous_enable=YES
+local_enable=NO
+anon_root=$T/pub
+secure_chroot_dir=$T/empty
+write_enable=YES
+anon_upload_enable=YES
+anon_umask=022
+pasv_enable=YES
+port_enable=YES
+connect_from_port_20=NO
+ssl_enable=YES
+allow_anon_ssl=YES
+force_anon_logins_ssl=YES
+force_anon_data_ssl=YES
+require_ssl_reuse=YES
+rsa_cert_file=$PKI/good.chain.pem
+rsa_private_key_file=$PKI/good.key
+vsftpd_log_file=$T/vsftpd.log
+dual_log_enable=YES
+xferlog_file=$T/xfer.log
+log_ftp_protocol=YES
+debug_ssl=YES
+EOF
+    start_bg vsftpd /usr/sbin/vsftpd "$T/vsftpd.conf"
+    wait_port "$PORT" 127.0.0.1
+}
+
+@test "vsftpd: curl ftp:// without TLS lists and downloads over TLS data connections (PASV, session reused)" {
+    vsftpd_start
+    cpolicy ftp
+    # without tlsshim vsftpd refuses the plaintext login
+    run timeout 20 curl -sS "ftp://127.0.0.1:$PORT/"
+    assert_failure
+    assert_output --partial "530"
+    run shimmed curl -sS "ftp://127.0.0.1:$PORT/"
+    assert_success
+    assert_output --partial " file.bin"
+    run shimmed curl -sS -o "$T/got" "ftp://127.0.0.1:$PORT/file.bin"
+    assert_success
+    assert_equal "$(sha_of "$T/got")" "$(sha_of "$T/pub/file.bin")"
+    # vsftpd saw a TLS control connection and data connections that
+    # resumed its session, and the download complete
+    run grep -c 'SSL version: TLSv1.3, .*, not reused' "$T/vsftpd.log"
+    assert_output 2
+    run grep -c 'SSL version: TLSv1.3, .*, reused' "$T/vsftpd.log"
+    assert_output 2
+    run grep -c "OK DOWNLOAD: Client \"127.0.0.1\", \"$T/pub/file.bin\", 300000 bytes" "$T/vsftpd.log"
+    assert_output 1
+    run grep -c "info: connect 127.0.0.1:[0-9]* rule=d starttls=ftp tls=TLSv1.3 .* verify=ok .*resumed=yes" "$T/shim.log"
+    assert_output 2
+}
+
+@test "vsftpd: curl -T uploads over a TLS data connection, checksum intact" {
+    vsftpd_start
+    cpolicy ftp
+    head -c 150000 /dev/urandom >"$T/upload.bin"
+    run shimmed curl -sS -T "$T/upload.bin" "ftp://127.0.0.1:$PORT/up/u.bin"
+    assert_success
+    assert_equal "$(sha_of "$T/pub/up/u.bin")" "$(sha_of "$T/upload.bin")"
+    run grep -c "OK UPLOAD: Client \"127.0.0.1\", \"$T/pub/up/u.bin\", 150000 bytes" "$T/vsftpd.log"
+    assert_output 1
+    run grep -c 'SSL version: TLSv1.3, .*, reused' "$T/vsftpd.log"
+    assert_output 1
+}
+
+@test "vsftpd: active mode (PORT/EPRT): the accepted data connection is a TLS client that resumes the session" {
+    vsftpd_start
+    cpolicy ftp
+    run shimmed curl -sS -P 127.0.0.1 -o "$T/got" "ftp://127.0.0.1:$PORT/file.bin"
+    assert_success
+    assert_equal "$(sha_of "$T/got")" "$(sha_of "$T/pub/file.bin")"
+    run grep -cE 'FTP command: Client "127.0.0.1", "(EPRT|PORT) ' "$T/vsftpd.log"
+    assert_output 1
+    run grep -c 'SSL version: TLSv1.3, .*, reused' "$T/vsftpd.log"
+    assert_output 1
+    run grep -c "OK DOWNLOAD: Client \"127.0.0.1\", \"$T/pub/file.bin\", 300000 bytes" "$T/vsftpd.log"
+    assert_output 1
+}
