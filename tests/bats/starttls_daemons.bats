@@ -141,3 +141,116 @@ EOF
     run grep -c "OK DOWNLOAD: Client \"127.0.0.1\", \"$T/pub/file.bin\", 300000 bytes" "$T/vsftpd.log"
     assert_output 1
 }
+
+# --- dovecot: IMAP and POP3 ----------------------------------------------------
+
+# daemon_user [USER]: the user a daemon that refuses root runs its
+# processes as: USER when the tests run as root, else the tests' user.
+# As root, the directories above $T (made 0700 by bats) get o+x so that
+# USER can reach its files in $T; nothing is made readable.
+daemon_user() {
+    local d
+    if [[ $(id -u) -ne 0 ]]; then
+        id -un
+        return
+    fi
+    d=$T
+    while [[ $d != / && $d != /tmp ]]; do
+        chmod o+x "$d"
+        d=$(dirname "$d")
+    done
+    echo "$1"
+}
+
+# dovecot_start: IMAP on $PORT and POP3 on $PORT2 with ssl = required
+# (plaintext logins refused), one user "user" with password "secret"
+# whose INBOX holds $T/message; log (verbose_ssl) in $T/dovecot.log
+dovecot_start() {
+    local user login
+    need /usr/sbin/dovecot
+    PORT2=$(free_port)
+    user=$(daemon_user dovecot)
+    login=$user
+    [[ $(id -u) -ne 0 ]] || login=dovenull
+    {
+        printf 'Subject: starttls test\r\n\r\n'
+        head -c 3000 /dev/urandom | base64 -w 76 | sed 's/$/\r/'
+    } >"$T/message"
+    mkdir -p "$T/home/user/Maildir/new" "$T/home/user/Maildir/cur" \
+        "$T/home/user/Maildir/tmp" "$T/dovecot"
+    cp "$T/message" "$T/home/user/Maildir/new/1.test:2,"
+    chown -R "$user" "$T/home"
+    cat >"$T/dovecot.conf" <<EOF
+base_dir = $T/dovecot/run
+state_dir = $T/dovecot/state
+log_path = $T/dovecot.log
+protocols = imap pop3
+listen = 127.0.0.1
+ssl = required
+ssl_cert = <$PKI/good.chain.pem
+ssl_key = <$PKI/good.key
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+first_valid_uid = $(id -u "$user")
+default_login_user = $login
+default_internal_user = $user
+mail_location = maildir:~/Maildir
+verbose_ssl = yes
+passdb {
+  driver = static
+  args = password=secret
+}
+userdb {
+  driver = static
+  args = uid=$user gid=$(id -gn "$user") home=$T/home/%u
+}
+service imap-login {
+  inet_listener imap {
+    port = $PORT
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    port = $PORT2
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+EOF
+    start_bg dovecot /usr/sbin/dovecot -F -c "$T/dovecot.conf"
+    wait_port "$PORT" 127.0.0.1 && wait_port "$PORT2" 127.0.0.1
+}
+
+@test "dovecot imap: curl imap:// without TLS fetches a message; dovecot logs the login as TLS" {
+    dovecot_start
+    cpolicy imap
+    run shimmed curl -sS -u user:secret -o "$T/got" "imap://127.0.0.1:$PORT/INBOX;MAILINDEX=1"
+    assert_success
+    assert_equal "$(sha_of "$T/got")" "$(sha_of "$T/message")"
+    # dovecot ends its login line with TLS for an encrypted session
+    # (a plaintext one from loopback would say "secured")
+    run grep "imap-login: Info: Login: user=<user>, method=PLAIN, rip=127.0.0.1, lip=127.0.0.1" "$T/dovecot.log"
+    assert_success
+    assert_output --regexp ', TLS, session=<'
+    refute_output --partial "secured"
+    run json_field "$T/report.jsonl" -1 version
+    assert_output TLSv1.3
+}
+
+@test "dovecot pop3: curl pop3:// without TLS retrieves a message; dovecot logs the login as TLS" {
+    dovecot_start
+    PORT=$PORT2 cpolicy pop3
+    run shimmed curl -sS -u user:secret -o "$T/got" "pop3://127.0.0.1:$PORT2/1"
+    assert_success
+    assert_equal "$(sha_of "$T/got")" "$(sha_of "$T/message")"
+    run grep "pop3-login: Info: Login: user=<user>, method=PLAIN, rip=127.0.0.1, lip=127.0.0.1" "$T/dovecot.log"
+    assert_success
+    assert_output --regexp ', TLS, session=<'
+    refute_output --partial "secured"
+    run json_field "$T/report.jsonl" -1 starttls
+    assert_output pop3
+}
