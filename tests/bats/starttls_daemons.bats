@@ -254,3 +254,46 @@ EOF
     run json_field "$T/report.jsonl" -1 starttls
     assert_output pop3
 }
+
+# --- PostgreSQL ------------------------------------------------------------------
+
+# postgres_start: a cluster in $T/pg on $PORT whose pg_hba.conf admits
+# only SSL connections (hostssl), ssl = on with the test certificate
+postgres_start() {
+    local user bin=/usr/lib/postgresql/15/bin run=()
+    need "$bin/initdb" "$bin/postgres" psql
+    user=$(daemon_user postgres)
+    mkdir -p "$T/pg" "$T/pgsock"
+    chown "$user" "$T/pg" "$T/pgsock"
+    # initdb and postgres refuse to run as root
+    [[ $(id -u) -ne 0 ]] || run=(runuser -u "$user" --)
+    "${run[@]}" "$bin/initdb" -D "$T/pg/data" -A trust -U postgres >"$T/initdb.log" 2>&1 ||
+        { cat "$T/initdb.log"; return 1; }
+    cp "$PKI/good.chain.pem" "$T/pg/data/server.crt"
+    cp "$PKI/good.key" "$T/pg/data/server.key"
+    chown "$user" "$T/pg/data/server.crt" "$T/pg/data/server.key"
+    chmod 600 "$T/pg/data/server.key"
+    # SSL connections only: a plaintext one finds no pg_hba.conf entry
+    printf 'local all all trust\nhostssl all all 127.0.0.1/32 trust\n' >"$T/pg/data/pg_hba.conf"
+    start_bg postgres "${run[@]}" "$bin/postgres" -D "$T/pg/data" -p "$PORT" \
+        -k "$T/pgsock" -c listen_addresses=127.0.0.1 -c ssl=on \
+        -c log_connections=on
+    wait_port "$PORT" 127.0.0.1
+}
+
+@test "postgres: psql sslmode=disable under tlsshim; pg_stat_ssl shows the session encrypted" {
+    postgres_start
+    cpolicy postgres
+    local conn="host=127.0.0.1 port=$PORT user=postgres dbname=postgres sslmode=disable gssencmode=disable"
+    # without tlsshim the server refuses the plaintext connection
+    run timeout 20 psql "$conn" -c 'select 1'
+    assert_failure
+    assert_output --partial "no encryption"
+    run shimmed psql "$conn" -At -c "select ssl, version from pg_stat_ssl where pid = pg_backend_pid()" \
+        -c "select md5(repeat('tlsshim', 1000))"
+    assert_success
+    assert_line --index 0 "t|TLSv1.3"
+    assert_line --index 1 "$(printf 'tlsshim%.0s' $(seq 1000) | md5sum | cut -d' ' -f1)"
+    run json_field "$T/report.jsonl" -1 starttls
+    assert_output postgres
+}
