@@ -297,3 +297,63 @@ postgres_start() {
     run json_field "$T/report.jsonl" -1 starttls
     assert_output postgres
 }
+
+# --- SMTP ----------------------------------------------------------------------
+#
+# No real SMTP daemon here: postfix runs as root with its queue and
+# configuration under fixed system paths (an alternate configuration
+# directory must be declared in the system's main.cf, and the master
+# needs root to set up its queue), so it cannot be started per test in $T
+# on an unprivileged port.  The real SMTP program is swaks, a plaintext
+# client, against tests/peers/starttls_server.py (which records every byte
+# it received, before and after its TLS handshake); and swaks --tls, a
+# real STARTTLS client, against a plain server given STARTTLS by a listen
+# rule.
+
+@test "smtp: swaks without TLS under tlsshim delivers a message over STARTTLS, checksum intact" {
+    need swaks
+    start_bg srv "$PYTHON" "$PEERS/starttls_server.py" --proto smtp \
+        --port "$PORT" --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
+        --record "$T/srv.json"
+    wait_port "$PORT" 127.0.0.1
+    cpolicy smtp
+    printf 'line %s of the body\r\n' $(seq 200) >"$T/body"
+    run shimmed swaks --server 127.0.0.1 --port "$PORT" --from a@client.test \
+        --to b@real.server --body "@$T/body" --h-Subject starttls --suppress-data
+    assert_success
+    wait_file "$T/srv.json"
+    run "$PYTHON" -c 'import json,sys; r = json.loads(open(sys.argv[1]).read().splitlines()[-1]); print(r["tls"], r["version"], r["pre"] == "EHLO [127.0.0.1]\r\nSTARTTLS\r\n", "STARTTLS" in r["post"], len(r["data_sha256"]))' "$T/srv.json"
+    assert_output "True TLSv1.3 True False 1"
+    # the body arrived whole over TLS
+    run grep -c 'line 200 of the body' <("$PYTHON" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["post"])' "$T/srv.json")
+    assert_output 1
+}
+
+@test "smtp: swaks --tls, a real STARTTLS client, against a plain server given STARTTLS by a listen rule" {
+    need swaks
+    {
+        echo "[mail]"
+        echo "listen = 127.0.0.1:$PORT"
+        echo "cert_file = $PKI/good.chain.pem"
+        echo "key_file = $PKI/good.key"
+        echo "starttls = smtp"
+        echo "starttls_required = yes"
+    } >"$T/policy.conf"
+    chmod 600 "$T/policy.conf"
+    start_bg srv "$TLSSHIM" -f "$T/policy.conf" -d 1 -o "$T/shim.log" -- \
+        "$PYTHON" "$PEERS/plain_mail_server.py" --proto smtp --port "$PORT" \
+        --record "$T/rec.json"
+    wait_port "$PORT" 127.0.0.1
+    printf 'line %s of the body\r\n' $(seq 200) >"$T/body"
+    run timeout 30 swaks --server 127.0.0.1 --port "$PORT" --from a@client.test \
+        --to b@plain.server --body "@$T/body" --tls --tls-verify \
+        --tls-ca-path "$PKI/ca.pem" --tls-sni localhost
+    assert_success
+    assert_output --partial "<-  220 2.0.0 Ready to start TLS"
+    assert_output --partial "=== TLS started with cipher TLSv1.3"
+    wait_file "$T/rec.json"
+    run grep -c '"data_sha256": \["[0-9a-f]\{64\}"\]' "$T/rec.json"
+    assert_output 1
+    run grep -c STARTTLS "$T/rec.json"
+    assert_output 0
+}
