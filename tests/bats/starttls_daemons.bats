@@ -357,3 +357,54 @@ postgres_start() {
     run grep -c STARTTLS "$T/rec.json"
     assert_output 0
 }
+
+# --- slapd: LDAP StartTLS -------------------------------------------------------
+
+# slapd_start: an LDAP server on $PORT for dc=test that requires TLS for
+# every operation (security tls=1), with one entry loaded by slapadd;
+# its log (loglevel stats) in $T/slapd.log
+slapd_start() {
+    need /usr/sbin/slapd /usr/sbin/slapadd ldapsearch
+    mkdir -p "$T/ldapdb"
+    cat >"$T/slapd.conf" <<EOF
+include /etc/ldap/schema/core.schema
+pidfile $T/slapd.pid
+argsfile $T/slapd.args
+modulepath /usr/lib/ldap
+moduleload back_mdb
+TLSCertificateFile $PKI/good.chain.pem
+TLSCertificateKeyFile $PKI/good.key
+security tls=1
+database mdb
+suffix "dc=test"
+rootdn "cn=admin,dc=test"
+rootpw secret
+directory $T/ldapdb
+EOF
+    printf 'dn: dc=test\nobjectClass: dcObject\nobjectClass: organization\no: tlsshim\ndc: test\n\ndn: cn=probe,dc=test\nobjectClass: person\ncn: probe\nsn: %s\n' \
+        "$LDAP_VALUE" >"$T/data.ldif"
+    /usr/sbin/slapadd -f "$T/slapd.conf" -l "$T/data.ldif" >"$T/slapadd.log" 2>&1 ||
+        { cat "$T/slapadd.log"; return 1; }
+    start_bg slapd /usr/sbin/slapd -f "$T/slapd.conf" \
+        -h "ldap://127.0.0.1:$PORT/" -d stats
+    wait_port "$PORT" 127.0.0.1
+}
+
+@test "slapd: ldapsearch without -Z under tlsshim reads an entry; slapd logs StartTLS and the TLS strength" {
+    LDAP_VALUE=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+    slapd_start
+    cpolicy ldap
+    # without tlsshim slapd refuses the search (security tls=1)
+    run timeout 20 ldapsearch -x -LLL -H "ldap://127.0.0.1:$PORT" -b cn=probe,dc=test sn
+    assert_failure
+    assert_output --partial "Confidentiality required"
+    run shimmed ldapsearch -x -LLL -H "ldap://127.0.0.1:$PORT" -b cn=probe,dc=test sn
+    assert_success
+    assert_line "sn: $LDAP_VALUE"
+    run grep -c 'op=0 STARTTLS$' "$T/slapd.log"
+    assert_output 1
+    run grep -cE 'conn=[0-9]+ fd=[0-9]+ TLS established tls_ssf=[0-9]+ ssf=[0-9]+' "$T/slapd.log"
+    assert_output 1
+    run json_field "$T/report.jsonl" -1 starttls
+    assert_output ldap
+}
