@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "context.h"
 #include "fdtable.h"
+#include "ftpdata.h"
 #include "log.h"
 #include "report.h"
 #include "shim.h"
@@ -25,6 +26,38 @@ static enum policy_action
 listen_action(const struct policy *p, const struct policy_rule *r)
 {
     return r != NULL ? r->action : p->global.default_listen_action;
+}
+
+/* An active-mode data connection of a starttls = ftp session: the
+ * program accepted what the server connected.  1 when fd became a TLS
+ * client connection (RFC 4217: the FTP client is the TLS client). */
+static int
+ftp_data_accepted(int fd, const struct sockaddr *peer, socklen_t plen)
+{
+    struct sockaddr_storage local;
+    socklen_t llen = sizeof(local);
+    struct ftpdata_expect data;
+    struct conn *c, *old;
+    char paddr[80];
+    int ok;
+
+    if (!shim_is_inet_stream(fd) ||
+        getsockname(fd, (struct sockaddr *)&local, &llen) < 0 ||
+        !ftpdata_take(1, (struct sockaddr *)&local, peer, &data))
+        return 0;
+    shim_register_exit();
+    if ((c = conn_new_ftp_data(fd, &data, peer, plen, 1)) == NULL)
+        return 0;
+    old = fdtable_exchange(fd, c, &ok);
+    if (!ok) {
+        conn_put(c);
+        return 0;
+    }
+    if (old != NULL)
+        conn_forget_fd(old, fd);
+    log_flow("fd %d: ftp data connection from %s (active) rule=%s", fd,
+             util_addr_str(peer, paddr, sizeof(paddr)), data.rule->name);
+    return 1;
 }
 
 /* Decide about fd, accepted on lfd from peer; a TLS connection is put in
@@ -40,6 +73,8 @@ judge(int lfd, int fd, const struct sockaddr *peer, socklen_t plen)
     struct conn *c, *old;
     int ok;
 
+    if (ftpdata_any() && ftp_data_accepted(fd, peer, plen))
+        return KEEP;
     if (p != NULL && !p->has_listen &&
         p->global.default_listen_action == POLICY_PLAIN)
         return KEEP;

@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "context.h"
 #include "fdtable.h"
+#include "ftpdata.h"
 #include "log.h"
 #include "names.h"
 #include "report.h"
@@ -250,9 +251,11 @@ redirect_addr(const char *spec, const struct sockaddr *orig,
     return 0;
 }
 
+/* data: a data connection of a starttls = ftp session, or NULL */
 static int
 connect_tls(int fd, const struct sockaddr *sa, socklen_t len,
-            const struct policy_rule *rule, const char *name)
+            const struct policy_rule *rule, const char *name,
+            const struct ftpdata_expect *data)
 {
     struct sockaddr_storage dest;
     socklen_t dest_len = 0;
@@ -266,7 +269,7 @@ connect_tls(int fd, const struct sockaddr *sa, socklen_t len,
         errno = EACCES;
         return -1;
     }
-    if (rule->redirect != NULL &&
+    if (rule->redirect != NULL && data == NULL &&
         redirect_addr(rule->redirect, sa, &dest, &dest_len, err,
                       sizeof(err)) < 0) {
         log_error("connect %s rule=%s: %s",
@@ -275,7 +278,9 @@ connect_tls(int fd, const struct sockaddr *sa, socklen_t len,
         return -1;
     }
     shim_register_exit();
-    c = conn_new_client(fd, rule, sa, len, name[0] != '\0' ? name : NULL);
+    c = data != NULL
+            ? conn_new_ftp_data(fd, data, sa, len, 0)
+            : conn_new_client(fd, rule, sa, len, name[0] != '\0' ? name : NULL);
     if (c == NULL) {
         errno = ENOMEM;
         return -1;
@@ -392,6 +397,13 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
         errno = EACCES;
         return -1;
     }
+    /* the data connection of an ftp session: TLS whatever the rules say
+     * about its port (it resumes the control connection's session) */
+    if (ftpdata_any()) {
+        struct ftpdata_expect data;
+        if (ftpdata_take(0, sa, NULL, &data))
+            return connect_tls(fd, sa, len, data.rule, "", &data);
+    }
     if (choose_rule(p, sa, &rule, name, sizeof(name)) < 0) {
         log_error("connect %s refused: ambiguous name (several names were "
                   "looked up for this address by other threads)",
@@ -405,7 +417,7 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
     case POLICY_TLS:
     case POLICY_AUTO:
     case POLICY_ENFORCE:
-        return connect_tls(fd, sa, len, rule, name);
+        return connect_tls(fd, sa, len, rule, name, NULL);
     case POLICY_DENY:
         log_error("connect %s%s%s rule=%s: denied by policy",
                   name[0] ? name : "", name[0] ? " " : "",

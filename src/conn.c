@@ -31,11 +31,13 @@
 #include "conn.h"
 #include "context.h"
 #include "fdtable.h"
+#include "ftpdata.h"
 #include "log.h"
 #include "ocsp.h"
 #include "report.h"
 #include "sniff.h"
 #include "starttls.h"
+#include "starttls_server.h"
 #include "sys.h"
 #include "util.h"
 
@@ -98,6 +100,10 @@ conn_destroy(struct conn *c)
     c->ocsp_job = NULL;
     free(c->stls);
     c->stls = NULL;
+    free(c->stsrv);
+    c->stsrv = NULL;
+    free(c->ftp);
+    c->ftp = NULL;
     owner_free(c->owner, c->forked);
     c->owner = NULL;
     X509_free(c->peer_cert);
@@ -268,7 +274,7 @@ conn_state_name(enum conn_state s)
     static const char *const names[] = {"connecting", "auto", "handshaking",
                                         "open", "failed", "passthrough",
                                         "accepted", "verifying", "audit",
-                                        "starttls"};
+                                        "starttls", "offering"};
     return (unsigned)s < TLSSHIM_NELEMS(names) ? names[s] : "?";
 }
 
@@ -345,9 +351,11 @@ log_established(struct conn *c)
         return;
     SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
     if (c->role == POLICY_ROLE_SERVER) {
-        log_info("%s rule=%s tls=%s cipher=%s sni=%s verify=%s client=%s "
-                 "resumed=%s%s%.*s",
+        log_info("%s rule=%s%s%s tls=%s cipher=%s sni=%s verify=%s "
+                 "client=%s resumed=%s%s%.*s",
                  peer_desc(c, desc, sizeof(desc)), c->rule->name,
+                 c->rule->starttls != NULL ? " starttls=" : "",
+                 c->rule->starttls != NULL ? c->rule->starttls : "",
                  SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
                  c->sni[0] != '\0' ? c->sni : "-",
                  c->peer_subject[0] != '\0' ? "ok" : "none",
@@ -460,6 +468,35 @@ conn_new_client(int fd, const struct policy_rule *rule,
         snprintf(c->session_key, sizeof(c->session_key), "%d|%s|%s:%u",
                  rule->index, c->verify_name, c->verify_name,
                  util_addr_port(peer));
+    /* starttls = ftp: the data connections are found on the control
+     * stream (without the watch they would simply fail, never go plain) */
+    if (rule->starttls != NULL && strcmp(rule->starttls, "ftp") == 0)
+        c->ftp = calloc(1, sizeof(*c->ftp));
+    pthread_mutex_unlock(&c->lock);
+    return c;
+}
+
+struct conn *
+conn_new_ftp_data(int fd, const struct ftpdata_expect *e,
+                  const struct sockaddr *peer, socklen_t len, int accepted)
+{
+    struct conn *c = conn_new_client(fd, e->rule, peer, len, NULL);
+
+    if (c == NULL)
+        return NULL;
+    pthread_mutex_lock(&c->lock);
+    free(c->ftp);
+    c->ftp = NULL;
+    c->ftp_data = 1;
+    util_strlcpy(c->verify_name, e->verify_name, sizeof(c->verify_name));
+    c->verify_name_is_ip = is_ip_literal(c->verify_name);
+    util_strlcpy(c->sni, e->sni, sizeof(c->sni));
+    /* the control connection's cache entry: its session is resumed */
+    util_strlcpy(c->session_key, e->session_key, sizeof(c->session_key));
+    if (accepted) {
+        c->state = CONN_ACCEPTED;
+        c->connect_reported = 1;
+    }
     pthread_mutex_unlock(&c->lock);
     return c;
 }
@@ -480,6 +517,19 @@ conn_new_server(int fd, const struct policy_rule *rule, SSL_CTX *ctx,
         llen = sizeof(c->local);
     memcpy(&c->local, local, llen);
     c->local_len = llen;
+    if (rule->starttls != NULL) {
+        /* STARTTLS offered: plaintext until the client asks (policy.c
+         * admits only the protocols starttls_server.c knows) */
+        if ((c->stsrv = malloc(sizeof(*c->stsrv))) == NULL) {
+            /* the caller closes the connection */
+            pthread_mutex_unlock(&c->lock);
+            conn_put(c);
+            return NULL;
+        }
+        stsrv_init(c->stsrv, starttls_proto_of(rule->starttls),
+                   rule->starttls_required);
+        c->state = CONN_OFFERING;
+    }
     pthread_mutex_unlock(&c->lock);
     return c;
 }
@@ -1008,15 +1058,290 @@ dialogue_step(struct conn *c)
     }
 }
 
+/* --- server starttls: STARTTLS offered to the client ---------------------- */
+
+/* Send on the plain socket what waits: the program's words (rewritten),
+ * then tlsshim's own answer.  Lock held.  0 when all is sent, the events
+ * to wait for, or -1 when the connection failed. */
+static short
+offer_send(struct conn *c)
+{
+    struct stsrv *st = c->stsrv;
+
+    for (;;) {
+        const void *p;
+        size_t left;
+        int ours = 0;
+
+        if (st->out_off < st->out_len) {
+            p = st->out + st->out_off;
+            left = st->out_len - st->out_off;
+        } else if (st->reply_off < st->reply_len) {
+            p = st->reply + st->reply_off;
+            left = st->reply_len - st->reply_off;
+            ours = 1;
+        } else {
+            st->out_off = st->out_len = 0;
+            st->reply_off = st->reply_len = 0;
+            return 0;
+        }
+        ssize_t w = tlsshim_sys.send(c->fd, p, left, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return POLLOUT;
+            int e = errno;
+            fail(c, ECONNRESET, e == EPIPE ? EPIPE : ECONNRESET,
+                 "STARTTLS %s: send failed: %s", c->rule->starttls,
+                 strerror(e));
+            return -1;
+        }
+        if (ours)
+            st->reply_off += (size_t)w;
+        else
+            st->out_off += (size_t)w;
+    }
+}
+
+/* The client asked for STARTTLS and our go-ahead is out: the handshake.
+ * Lock held. */
+static void
+offer_upgrade(struct conn *c)
+{
+    struct stsrv *st = c->stsrv;
+    char desc[448];
+
+    if (st->discarded > 0)
+        log_warn("%s rule=%s starttls=%s: %zu bytes came after STARTTLS, "
+                 "before the TLS handshake; discarded (injected?)",
+                 peer_desc(c, desc, sizeof(desc)), c->rule->name,
+                 c->rule->starttls, st->discarded);
+    log_flow("fd %d: STARTTLS %s asked for; handshake", c->fd,
+             c->rule->starttls);
+    free(c->stsrv);
+    c->stsrv = NULL;
+    c->stsrv_upgrade = 0;
+    (void)start_tls(c);
+}
+
+/* Plaintext for good (starttls_required = no, a login or a mail
+ * transaction without STARTTLS).  Lock held. */
+static void
+offer_release(struct conn *c)
+{
+    char desc[448];
+
+    log_info("%s rule=%s starttls=%s: the client went on without STARTTLS; "
+             "plaintext (starttls_required = no)",
+             peer_desc(c, desc, sizeof(desc)), c->rule->name,
+             c->rule->starttls);
+    c->stsrv_release = 0;
+    c->stls_plain = 1;
+    c->state = CONN_PASSTHROUGH;
+    if (owner_mine(c->owner))
+        report_conn(c, "close");
+}
+
+/*
+ * Advance the plaintext dialogue until the program has something to read
+ * (pass bytes, EOF) or the connection moves on (handshake, plaintext for
+ * good, failed).  Lock held.  Returns the events it waits for, 0 when
+ * there is no reason to wait.
+ */
+static short
+offer_step(struct conn *c)
+{
+    char desc[448];
+
+    for (;;) {
+        struct stsrv *st = c->stsrv;
+        short ev = offer_send(c);
+
+        if (ev != 0)
+            return ev > 0 ? ev : 0;
+        if (c->stsrv_upgrade) {
+            offer_upgrade(c);
+            return 0;
+        }
+        if (c->stsrv_release) {
+            offer_release(c);
+            return 0;
+        }
+        if (st->pass > 0 || c->eof)
+            return 0;
+        switch (stsrv_next(st)) {
+        case STSRV_PASS:
+            return 0;
+        case STSRV_REPLY:
+            stsrv_flush_hold(st);
+            if (st->refused > 0)
+                log_info("%s rule=%s starttls=%s: %s refused before "
+                         "STARTTLS (starttls_required = yes)",
+                         peer_desc(c, desc, sizeof(desc)), c->rule->name,
+                         c->rule->starttls, st->refused_verb);
+            continue;
+        case STSRV_UPGRADE:
+            stsrv_flush_hold(st);
+            c->stsrv_upgrade = 1;
+            continue;
+        case STSRV_RELEASE:
+            stsrv_flush_hold(st);
+            c->stsrv_release = 1;
+            continue;
+        case STSRV_EOF:
+            c->eof = 1;
+            return 0;
+        case STSRV_READ: {
+            size_t room;
+            unsigned char *p = stsrv_room(st, &room);
+            ssize_t r = tlsshim_sys.recv(c->fd, p, room, 0);
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+                          errno == EINTR))
+                return POLLIN;
+            if (r < 0) {
+                int e = errno;
+                fail(c, ECONNRESET, ECONNRESET, "STARTTLS %s: %s",
+                     c->rule->starttls, strerror(e));
+                return 0;
+            }
+            stsrv_received(st, (size_t)r);
+            continue;
+        }
+        case STSRV_FAILED:
+        default:
+            fail(c, ECONNRESET, ECONNRESET, "STARTTLS %s: %s",
+                 c->rule->starttls, st->why);
+            return 0;
+        }
+    }
+}
+
+/* The program reads in CONN_OFFERING: what the client said that is the
+ * program's.  Lock held.  Returns the bytes copied. */
+static size_t
+offer_take(struct conn *c, void *buf, size_t len, int peek)
+{
+    struct stsrv *st = c->stsrv;
+    size_t n = st->pass < len ? st->pass : len;
+
+    memcpy(buf, st->in, n);
+    if (!peek) {
+        stsrv_consume_pass(st, n);
+        c->bytes_in += n;
+    }
+    return n;
+}
+
+/* The program writes in CONN_OFFERING: take what fits once what waits
+ * is sent.  Lock held.  Returns the bytes taken (0: wait for *ev), or -1
+ * when the connection failed. */
+static ssize_t
+offer_write(struct conn *c, const void *buf, size_t len, short *ev)
+{
+    size_t n;
+    short e = offer_send(c);
+
+    *ev = 0;
+    if (e < 0)
+        return -1;
+    if (e > 0) {
+        *ev = e;
+        return 0;
+    }
+    /* a go-ahead is out: nothing more in plaintext */
+    if (c->stsrv_upgrade) {
+        offer_upgrade(c);
+        return 0;
+    }
+    if (c->stsrv_release) {
+        offer_release(c);
+        return 0;
+    }
+    n = stsrv_from_program(c->stsrv, buf, len);
+    c->bytes_out += n;
+    /* taken: sent now or by the next call that finds it waiting */
+    if (offer_send(c) < 0)
+        return -1;
+    return (ssize_t)n;
+}
+
+/* --- starttls = ftp: the data connections -------------------------------- */
+
+/* A data connection will be made as line says: expect it.  Lock held. */
+static void
+ftp_expect(struct conn *c, int active, const unsigned char ip[16],
+           int has_ip, unsigned port)
+{
+    struct ftpdata_expect e;
+    char addr[80];
+
+    memset(&e, 0, sizeof(e));
+    e.active = active;
+    memcpy(e.ip, ip, 16);
+    e.has_ip = has_ip;
+    e.port = port;
+    if (!ftpdata_ip16((struct sockaddr *)&c->peer, e.peer_ip))
+        return;
+    e.rule = c->rule;
+    util_strlcpy(e.verify_name, c->verify_name, sizeof(e.verify_name));
+    util_strlcpy(e.sni, c->sni, sizeof(e.sni));
+    util_strlcpy(e.session_key, c->session_key, sizeof(e.session_key));
+    e.expires_ms = util_now_ms() + (int64_t)c->rule->handshake_timeout * 1000 +
+                   60000;
+    ftpdata_expect(&e);
+    log_flow("fd %d: ftp data connection expected (%s) on port %u of %s",
+             c->fd, active ? "active" : "passive", port,
+             has_ip ? "the address named" : util_addr_str(
+                 (struct sockaddr *)&c->peer, addr, sizeof(addr)));
+}
+
+static void
+ftp_server_line(void *arg, const char *line)
+{
+    unsigned char ip[16];
+    unsigned port;
+    int has_ip;
+
+    if (ftpdata_parse_reply(line, ip, &has_ip, &port))
+        ftp_expect(arg, 0, ip, has_ip, port);
+}
+
+static void
+ftp_program_line(void *arg, const char *line)
+{
+    unsigned char ip[16];
+    unsigned port;
+    int has_ip;
+
+    if (ftpdata_parse_command(line, ip, &has_ip, &port))
+        ftp_expect(arg, 1, ip, has_ip, port);
+}
+
+/* Plaintext on an ftp control connection after its dialogue.  Lock held. */
+static void
+ftp_watch(struct conn *c, const void *buf, size_t n, int from_server)
+{
+    if (c->ftp == NULL || n == 0)
+        return;
+    if (from_server)
+        ftpdata_feed(&c->ftp->from_server, buf, n, ftp_server_line, c);
+    else
+        ftpdata_feed(&c->ftp->from_program, buf, n, ftp_program_line, c);
+}
+
 /* --- advancing ------------------------------------------------------------ */
 
 /* TCP is up: what comes next depends on the rule.  Lock held. */
 static void
 tcp_up(struct conn *c)
 {
-    if (c->rule->action == POLICY_AUTO || c->rule->action == POLICY_ENFORCE)
+    /* An ftp data connection is up when TCP is: the server starts its
+     * TLS only once the program has asked for the transfer on the control
+     * connection, which it does when connect() has returned. */
+    if (c->rule->action == POLICY_AUTO ||
+        c->rule->action == POLICY_ENFORCE || c->ftp_data)
         c->state = CONN_AUTO_WAIT;
-    else if (c->rule->starttls != NULL && c->role == POLICY_ROLE_CLIENT)
+    else if (c->rule->starttls != NULL && c->role == POLICY_ROLE_CLIENT &&
+             !c->ftp_data)
         (void)begin_dialogue(c);
     else
         (void)start_tls(c);
@@ -1159,7 +1484,8 @@ plain_settle(struct conn *c)
     pthread_mutex_lock(&c->lock);
     release = c->state == CONN_PASSTHROUGH && c->stls_plain &&
               !c->stls_released &&
-              (c->stls == NULL || c->stls->show_off >= c->stls->show_len);
+              (c->stls == NULL || c->stls->show_off >= c->stls->show_len) &&
+              (c->stsrv == NULL || c->stsrv->pass == 0);
     if (release)
         c->stls_released = 1;
     pthread_mutex_unlock(&c->lock);
@@ -1175,6 +1501,9 @@ take_shown(struct conn *c, void *buf, size_t len, int peek)
     struct starttls *st = c->stls;
     size_t n;
 
+    /* server: the client's bytes read before the session went plaintext */
+    if (c->stsrv != NULL)
+        return offer_take(c, buf, len, peek);
     if (st == NULL || st->show_off >= st->show_len)
         return 0;
     n = st->show_len - st->show_off;
@@ -1391,6 +1720,19 @@ conn_read(struct conn *c, void *buf, size_t len, int flags)
         }
         nonblock = c->user_nonblock || (flags & MSG_DONTWAIT);
         ev = prepare_io(c);
+        if (c->state == CONN_OFFERING) {
+            /* server starttls: the plaintext dialogue */
+            ev = offer_step(c);
+            if (c->state == CONN_OFFERING) {
+                if (c->stsrv->pass > 0 || c->eof || len == 0) {
+                    size_t n = offer_take(c, buf, len, peek);
+                    pthread_mutex_unlock(&c->lock);
+                    return (ssize_t)n;
+                }
+            } else if (in_progress(c->state)) {
+                ev = advance(c);
+            }
+        }
         if (c->state == CONN_FAILED) {
             int e = c->io_errno;
             pthread_mutex_unlock(&c->lock);
@@ -1431,6 +1773,7 @@ conn_read(struct conn *c, void *buf, size_t len, int flags)
                       : SSL_read_ex(c->ssl, (char *)buf + got, len - got, &n);
             if (ok) {
                 if (!peek) {
+                    ftp_watch(c, (char *)buf + got, n, 1);
                     c->bytes_in += n;
                     got += n;
                 } else {
@@ -1498,6 +1841,24 @@ conn_write(struct conn *c, const void *buf, size_t len, int flags)
         }
         nonblock = c->user_nonblock || (flags & MSG_DONTWAIT);
         ev = prepare_io(c);
+        if (c->state == CONN_OFFERING) {
+            /* server starttls: plaintext, capability lists rewritten */
+            ssize_t n = c->shut_wr ? -2 : offer_write(c, p + done,
+                                                      len - done, &ev);
+            if (n == -2) {
+                pthread_mutex_unlock(&c->lock);
+                return done > 0 ? (ssize_t)done : -EPIPE;
+            }
+            if (n > 0) {
+                done += (size_t)n;
+                if (done == len || nonblock) {
+                    pthread_mutex_unlock(&c->lock);
+                    return (ssize_t)done;
+                }
+                pthread_mutex_unlock(&c->lock);
+                continue;
+            }
+        }
         if (c->state == CONN_FAILED) {
             int e = c->io_errno;
             pthread_mutex_unlock(&c->lock);
@@ -1524,6 +1885,7 @@ conn_write(struct conn *c, const void *buf, size_t len, int flags)
                 ERR_clear_error();
                 errno = 0;
                 if (SSL_write_ex(c->ssl, p + done, chunk, &n)) {
+                    ftp_watch(c, p + done, n, 0);
                     done += n;
                     c->bytes_out += n;
                     continue;
@@ -1543,6 +1905,7 @@ conn_write(struct conn *c, const void *buf, size_t len, int flags)
                     free(c->wpend);
                     c->wpend = copy;
                     c->wpend_len = chunk;
+                    ftp_watch(c, p + done, chunk, 0);
                     done += chunk;
                     c->bytes_out += chunk;
                     fl = ev = e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN;
@@ -1714,6 +2077,8 @@ conn_pending(struct conn *c)
     if (c->stls != NULL && c->stls->show_off < c->stls->show_len &&
         (c->state == CONN_OPEN || c->state == CONN_PASSTHROUGH))
         n = (int)(c->stls->show_len - c->stls->show_off);
+    if (c->stsrv != NULL)
+        n = (int)c->stsrv->pass;
     if (n == 0 && c->state == CONN_OPEN && c->ssl != NULL) {
         n = SSL_pending(c->ssl);
         if (n == 0 && SSL_has_pending(c->ssl)) {
@@ -1750,8 +2115,14 @@ conn_poll_check(struct conn *c, short want, short kernel_revents,
         /* waiting for input only before any write: handshake first */
         (void)start_tls(c);
     }
+    if (c->state == CONN_OFFERING) {
+        /* server starttls: read the client only when the program would */
+        short ev = (want & POLLIN) ? offer_step(c) : offer_send(c);
+        if (c->state == CONN_OFFERING && ev > 0)
+            need |= ev;
+    }
     if (in_progress(c->state))
-        need = advance(c);
+        need |= advance(c);
 
     switch (c->state) {
     case CONN_CONNECTING:
@@ -1776,10 +2147,24 @@ conn_poll_check(struct conn *c, short want, short kernel_revents,
     case CONN_FAILED:
         ready = (short)(POLLERR | (want & (POLLIN | POLLOUT)));
         break;
+    case CONN_OFFERING: {
+        struct stsrv *st = c->stsrv;
+        if ((want & POLLIN) && (st->pass > 0 || c->eof))
+            ready |= want & POLLIN;
+        if ((want & POLLRDHUP) && c->eof)
+            ready |= POLLRDHUP;
+        if ((want & POLLOUT) && st->out_off >= st->out_len &&
+            st->reply_off >= st->reply_len)
+            ready |= POLLOUT;
+        break;
+    }
     case CONN_PASSTHROUGH:
         ready = kernel_revents & want;
         /* starttls_required = no: the server's greeting is readable */
         if (c->stls != NULL && c->stls->show_off < c->stls->show_len)
+            ready |= want & POLLIN;
+        /* server: the client's bytes read before plaintext for good */
+        if (c->stsrv != NULL && c->stsrv->pass > 0)
             ready |= want & POLLIN;
         settle = c->stls_plain && !c->stls_released;
         break;
@@ -1947,6 +2332,39 @@ send_close_notify(struct conn *c)
     ERR_clear_error();
 }
 
+/* Closing in CONN_OFFERING: send what the program wrote (bounded), and
+ * say how the session ended.  Lock held; released while waiting. */
+static void
+offer_close(struct conn *c)
+{
+    int64_t deadline = util_now_ms() + CLOSE_FLUSH_MS;
+    char desc[448];
+
+    if (!owner_mine(c->owner))
+        return;
+    stsrv_flush_hold(c->stsrv);
+    for (;;) {
+        short ev = offer_send(c);
+        if (ev <= 0 || util_now_ms() >= deadline)
+            break;
+        int fd = c->fd;
+        pthread_mutex_unlock(&c->lock);
+        (void)wait_fd(fd, ev, deadline);
+        pthread_mutex_lock(&c->lock);
+        if (c->state != CONN_OFFERING)
+            return;
+    }
+    if (c->state != CONN_OFFERING)
+        return;
+    if (c->rule->starttls_required)
+        snprintf(c->error, sizeof(c->error), "the client closed without "
+                 "STARTTLS (%u commands refused)", c->stsrv->refused);
+    log_info("%s rule=%s starttls=%s: closed without STARTTLS%s%s",
+             peer_desc(c, desc, sizeof(desc)), c->rule->name,
+             c->rule->starttls, c->rule->starttls_required ? "; " : "",
+             c->rule->starttls_required ? c->error : "");
+}
+
 int
 conn_shutdown(struct conn *c, int how)
 {
@@ -1960,6 +2378,10 @@ conn_shutdown(struct conn *c, int how)
     if (how == SHUT_WR || how == SHUT_RDWR) {
         if (c->state == CONN_OPEN)
             send_close_notify(c);
+        if (c->state == CONN_OFFERING) {
+            stsrv_flush_hold(c->stsrv);
+            (void)offer_send(c);
+        }
         c->shut_wr = 1;
     }
     if (tlsshim_sys.shutdown(c->fd, how) < 0)
@@ -2019,6 +2441,8 @@ conn_close_fd(struct conn *c, int fd)
     int was = drop_fd(c, fd);
     if (was && c->fdrefs == 0) {
         send_close_notify(c);
+        if (c->state == CONN_OFFERING)
+            offer_close(c);
         if (c->state == CONN_AUDIT)
             c->first_bytes = "none";
         if (owner_mine(c->owner))
@@ -2085,6 +2509,8 @@ exit_one(int fd, struct conn *c, void *arg)
     pthread_mutex_lock(&c->lock);
     if (c->fd == fd) {
         send_close_notify(c);
+        if (c->state == CONN_OFFERING)
+            offer_close(c);
         if (owner_mine(c->owner))
             report_conn(c, "close");
     }

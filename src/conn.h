@@ -22,6 +22,9 @@
 #include "policy.h"
 
 struct starttls;
+struct stsrv;
+struct ftpdata_watch;
+struct ftpdata_expect;
 
 enum conn_state {
     CONN_CONNECTING = 0,  /* TCP connect in progress */
@@ -35,6 +38,7 @@ enum conn_state {
     CONN_AUDIT,           /* action audit: plain, first bytes not seen */
     CONN_STARTTLS,        /* starttls: the protocol's upgrade dialogue, before
                            * the handshake (and, for ftp, after it) */
+    CONN_OFFERING,        /* server starttls: plaintext, STARTTLS offered */
 };
 
 #define CONN_NAME_MAX 256
@@ -110,6 +114,14 @@ struct conn {
     char tls_version[16];
     char tls_cipher[64];
     X509 *peer_cert;           /* a reference, freed with c */
+    /* server starttls (CONN_OFFERING): the plaintext dialogue before
+     * STARTTLS; after a go on without it, what the program reads first */
+    struct stsrv *stsrv;
+    int stsrv_upgrade;         /* the go-ahead is queued: handshake next */
+    int stsrv_release;         /* plaintext for good once sent what waits */
+    /* starttls = ftp: the control stream, watched for data addresses */
+    struct ftpdata_watch *ftp;
+    int ftp_data;              /* a data connection of such a session */
 };
 
 /* A new client connection for fd, matched to rule; the program's socket
@@ -125,6 +137,14 @@ struct conn *conn_new_server(int fd, const struct policy_rule *rule,
                              SSL_CTX *ctx, const struct sockaddr *peer,
                              socklen_t plen, const struct sockaddr *local,
                              socklen_t llen);
+
+/* A data connection of a starttls = ftp session (ftpdata.h): a TLS
+ * client with the control connection's rule, name and session.  accepted:
+ * the program accepted it (active mode), TCP is up; else the program
+ * connects it.  NULL on ENOMEM. */
+struct conn *conn_new_ftp_data(int fd, const struct ftpdata_expect *e,
+                               const struct sockaddr *peer, socklen_t len,
+                               int accepted);
 
 /* redirect: TCP goes to dest instead of the peer the program named (which
  * is still what is verified and what getpeername() shows). */

@@ -27,6 +27,7 @@
 #include <openssl/ssl.h>
 
 #include "policy.h"
+#include "starttls_server.h"
 #include "sys.h"
 #include "util.h"
 
@@ -2438,17 +2439,19 @@ check_rule(struct parser *ps, const struct policy_rule *r, int is_defaults)
                     "TLS 1.0/1.1 need security_level = 0 (in [%s], the "
                     "lowest protocol is %s and security_level is %d)", title,
                     version_name(r->min_version), r->security_level);
-    /* starttls and starttls_required on listen rules (offering STARTTLS
-     * to clients) are not built yet; starttls_required = no, the listen
-     * default, means nothing without them. */
-    if (server && r->starttls != NULL)
-        return fail(ps, r->value_line[PK_STARTTLS], "starttls on listen "
-                    "rules (offering STARTTLS to clients) is not supported "
-                    "yet, and [%s] is a listen rule", title);
-    if (server && r->starttls_required)
-        return fail(ps, r->value_line[PK_STARTTLS_REQUIRED],
-                    "starttls_required = yes on listen rules is not "
-                    "supported yet, and [%s] is a listen rule", title);
+    /* On listen rules tlsshim offers STARTTLS itself, for the protocols
+     * starttls_server.c speaks; starttls_required = yes means nothing
+     * without it. */
+    if (server && r->starttls != NULL &&
+        !stsrv_supported(starttls_proto_of(r->starttls)))
+        return fail(ps, r->value_line[PK_STARTTLS], "starttls = %s on listen "
+                    "rules is not supported (tlsshim offers STARTTLS to "
+                    "clients for smtp, imap and pop3), and [%s] is a listen "
+                    "rule", r->starttls, title);
+    if (!is_defaults && server && r->starttls_required && r->starttls == NULL)
+        return fail(ps, blame_line(r, PK_STARTTLS_REQUIRED, PK_STARTTLS),
+                    "starttls_required = yes on a listen rule needs "
+                    "starttls (in [%s])", title);
     if (!is_defaults && r->starttls != NULL && r->action != POLICY_TLS)
         return fail(ps, blame_line(r, PK_STARTTLS, PK_ACTION), "starttls "
                     "needs action tls (it is %s in [%s])",

@@ -343,8 +343,12 @@ outcome_of(struct conn *c)
     if (c->first_bytes != NULL || c->state == CONN_AUDIT)
         return "audit";
     if (c->state == CONN_PASSTHROUGH)
-        /* starttls_required = no let a server without STARTTLS be used */
+        /* starttls_required = no let a server without STARTTLS be used
+         * (or, on a listen rule, a client that did not ask for it) */
         return c->stls_plain ? "ok" : "passthrough";
+    if (c->state == CONN_OFFERING)
+        /* a client that never asked for the STARTTLS we offered */
+        return c->rule->starttls_required ? "starttls_refused" : "ok";
     if (c->state == CONN_CONNECTING)
         return "connect_failed";   /* given up before TCP was up */
     if (c->state == CONN_HANDSHAKING || c->state == CONN_ACCEPTED ||
@@ -422,10 +426,12 @@ report_conn(struct conn *c, const char *event)
         version = c->ssl != NULL ? SSL_get_version(c->ssl)
                   : c->tls_version[0] != '\0' ? c->tls_version : NULL;
     jb_kstr(&b, "version", version);
-    jb_kstr(&b, "starttls",
-            c->role == POLICY_ROLE_CLIENT ? c->rule->starttls : NULL);
+    jb_kstr(&b, "starttls", c->rule->starttls);
     jb_kstr(&b, "outcome", outcome);
-    const char *error = c->state == CONN_FAILED ? c->error : NULL;
+    const char *error = c->state == CONN_FAILED ||
+                                (c->state == CONN_OFFERING &&
+                                 c->rule->starttls_required)
+                            ? c->error : NULL;
     if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING ||
         c->state == CONN_ACCEPTED || c->state == CONN_VERIFYING ||
         c->state == CONN_STARTTLS)

@@ -510,13 +510,13 @@ refused() {
     assert_line --index 0 "S: 220 mx1.example.test ESMTP ready (TLS by tlsshim)"
 }
 
-@test "starttls is refused where it is not built: listen rules, mysql, xmpp without STARTTLS" {
-    printf '[s]\nlisten = 127.0.0.1:%s\ncert_file = %s\nkey_file = %s\nstarttls = smtp\n' \
+@test "starttls is refused where it is not built: listen rules beyond smtp/imap/pop3, mysql, xmpp without STARTTLS" {
+    printf '[s]\nlisten = 127.0.0.1:%s\ncert_file = %s\nkey_file = %s\nstarttls = nntp\n' \
         "$PORT" "$PKI/good.pem" "$PKI/good.key" >"$T/policy.conf"
     chmod 600 "$T/policy.conf"
     run "$TLSSHIM" --check -f "$T/policy.conf"
     assert_equal "$status" 2
-    assert_output --partial "policy.conf:5: starttls on listen rules (offering STARTTLS to clients) is not supported yet, and [s] is a listen rule"
+    assert_output --partial "policy.conf:5: starttls = nntp on listen rules is not supported (tlsshim offers STARTTLS to clients for smtp, imap and pop3), and [s] is a listen rule"
     policy mysql
     run "$TLSSHIM" --check -f "$T/policy.conf"
     assert_equal "$status" 2

@@ -362,15 +362,24 @@ static const struct parse_row parse_rows[] = {
       0, 5, "starttls needs action tls (it is deny in [r])" },
     { R "starttls = xmpp\nstarttls_required = no\n", 0, 4,
       "starttls_required = no is not possible with starttls = xmpp" },
-    { "[r]\nlisten = :25\ncert_file = /c\nstarttls = smtp\n", 0, 4,
-      "starttls on listen rules (offering STARTTLS to clients) is not "
-      "supported yet, and [r] is a listen rule" },
+    /* on listen rules tlsshim offers STARTTLS for smtp, imap, pop3 */
+    { "[r]\nlisten = :25\ncert_file = /c\nstarttls = smtp\n", 1, 0, NULL },
+    { "[r]\nlisten = :143\ncert_file = /c\nstarttls = imap\n"
+      "starttls_required = yes\n", 1, 0, NULL },
+    { "[r]\nlisten = :110\ncert_file = /c\nstarttls = pop3\n", 1, 0, NULL },
+    { "[listen-defaults]\nstarttls = imap\n", 1, 0, NULL },
+    { "[r]\nlisten = :21\ncert_file = /c\nstarttls = ftp\n", 0, 4,
+      "starttls = ftp on listen rules is not supported (tlsshim offers "
+      "STARTTLS to clients for smtp, imap and pop3), and [r] is a listen "
+      "rule" },
+    { "[r]\nlisten = :5432\ncert_file = /c\nstarttls = postgres\n", 0, 4,
+      "starttls = postgres on listen rules is not supported" },
+    { "[listen-defaults]\nstarttls = ldap\n", 0, 2,
+      "starttls = ldap on listen rules is not supported" },
     { "[r]\nlisten = :25\ncert_file = /c\nstarttls_required = yes\n", 0, 4,
-      "starttls_required = yes on listen rules is not supported yet" },
+      "starttls_required = yes on a listen rule needs starttls (in [r])" },
     { "[r]\nlisten = :25\ncert_file = /c\nstarttls_required = no\n", 1, 0,
       NULL },
-    { "[listen-defaults]\nstarttls = imap\n", 0, 2,
-      "starttls on listen rules" },
     { R "redirect = :8443\n", 1, 0, NULL },
     { R "redirect = backend.example.com:443\n", 1, 0, NULL },
     { R "redirect = [::1]:443\n", 1, 0, NULL },
@@ -472,9 +481,10 @@ test_exact_messages(void)
         { "[r]\nconnect = :443\nstarttls = mysql\n",
           "t.conf:3: value mysql of key starttls is not supported yet "
           "(MySQL negotiates TLS inside its login handshake)" },
-        { "[r]\nlisten = :443\ncert_file = /c\nstarttls = imap\n",
-          "t.conf:4: starttls on listen rules (offering STARTTLS to clients) "
-          "is not supported yet, and [r] is a listen rule" },
+        { "[r]\nlisten = :443\ncert_file = /c\nstarttls = nntp\n",
+          "t.conf:4: starttls = nntp on listen rules is not supported "
+          "(tlsshim offers STARTTLS to clients for smtp, imap and pop3), "
+          "and [r] is a listen rule" },
         { "[r]\nconnect = :443\nktls = yes\n",
           "t.conf:3: value yes of key ktls is not supported yet" },
         { "[r]\nconnect = :443\nversion = SSLv3\n",

@@ -1,0 +1,252 @@
+/*
+ * FTP data connections of a starttls = ftp session (see ftpdata.h): the
+ * control stream's lines, the four forms of a data address, and the
+ * table of expected data connections.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ftpdata.h"
+
+#define EXPECT_SLOTS 16
+
+void
+ftpdata_feed(struct ftpdata_lines *l, const void *buf, size_t n,
+             void (*fn)(void *arg, const char *line), void *arg)
+{
+    const unsigned char *p = buf;
+
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n') {
+            if (!l->overflow) {
+                if (l->len > 0 && l->line[l->len - 1] == '\r')
+                    l->len--;
+                l->line[l->len] = '\0';
+                fn(arg, l->line);
+            }
+            l->len = 0;
+            l->overflow = 0;
+            continue;
+        }
+        if (l->len + 1 >= sizeof(l->line)) {
+            l->overflow = 1;
+            continue;
+        }
+        l->line[l->len++] = (char)p[i];
+    }
+}
+
+static void
+mapped4(unsigned char ip[16], const unsigned char v4[4])
+{
+    memset(ip, 0, 10);
+    ip[10] = ip[11] = 0xff;
+    memcpy(ip + 12, v4, 4);
+}
+
+/* Six numbers 0-255 separated by commas at s: an address and a port. */
+static int
+six_numbers(const char *s, unsigned char ip[16], unsigned *port)
+{
+    unsigned v[6];
+    unsigned char a[4];
+    int used = 0;
+
+    if (sscanf(s, "%3u,%3u,%3u,%3u,%3u,%3u%n", &v[0], &v[1], &v[2], &v[3],
+               &v[4], &v[5], &used) != 6 || used == 0)
+        return 0;
+    for (int i = 0; i < 6; i++)
+        if (v[i] > 255)
+            return 0;
+    for (int i = 0; i < 4; i++)
+        a[i] = (unsigned char)v[i];
+    mapped4(ip, a);
+    *port = v[4] * 256 + v[5];
+    return *port > 0;
+}
+
+/* "|1|a.b.c.d|port|", "|2|v6|port|" or, with allow_empty, "|||port|";
+ * any printable delimiter (RFC 2428). */
+static int
+extended(const char *s, int allow_empty, unsigned char ip[16], int *has_ip,
+         unsigned *port)
+{
+    char d = s[0], proto[4] = "", addr[64] = "", num[8] = "";
+    const char *f[4];
+    int i;
+
+    if (d < 0x21 || d > 0x7e)
+        return 0;
+    f[0] = s + 1;
+    for (i = 1; i < 4; i++) {
+        const char *e = strchr(f[i - 1], d);
+        if (e == NULL)
+            return 0;
+        f[i] = e + 1;
+    }
+    size_t pl = (size_t)(f[1] - f[0] - 1), al = (size_t)(f[2] - f[1] - 1),
+           nl = (size_t)(f[3] - f[2] - 1);
+    if (pl >= sizeof(proto) || al >= sizeof(addr) || nl >= sizeof(num) ||
+        nl == 0)
+        return 0;
+    memcpy(proto, f[0], pl);
+    memcpy(addr, f[1], al);
+    memcpy(num, f[2], nl);
+    for (size_t k = 0; k < nl; k++)
+        if (num[k] < '0' || num[k] > '9')
+            return 0;
+    *port = (unsigned)strtoul(num, NULL, 10);
+    if (*port == 0 || *port > 65535)
+        return 0;
+    if (pl == 0 && al == 0) {
+        *has_ip = 0;
+        return allow_empty;
+    }
+    *has_ip = 1;
+    if (strcmp(proto, "1") == 0) {
+        unsigned char a[4];
+        if (inet_pton(AF_INET, addr, a) != 1)
+            return 0;
+        mapped4(ip, a);
+        return 1;
+    }
+    if (strcmp(proto, "2") == 0)
+        return inet_pton(AF_INET6, addr, ip) == 1;
+    return 0;
+}
+
+int
+ftpdata_parse_reply(const char *line, unsigned char ip[16], int *has_ip,
+                    unsigned *port)
+{
+    const char *open;
+
+    if (strncmp(line, "227 ", 4) == 0) {
+        /* the numbers are in parentheses, or simply after the text */
+        for (const char *s = line + 4; *s != '\0'; s++)
+            if (*s >= '0' && *s <= '9' && (s[-1] < '0' || s[-1] > '9') &&
+                six_numbers(s, ip, port)) {
+                *has_ip = 1;
+                return 1;
+            }
+        return 0;
+    }
+    if (strncmp(line, "229 ", 4) == 0 && (open = strchr(line, '(')) != NULL)
+        return extended(open + 1, 1, ip, has_ip, port);
+    return 0;
+}
+
+int
+ftpdata_parse_command(const char *line, unsigned char ip[16], int *has_ip,
+                      unsigned *port)
+{
+    if (strncasecmp(line, "PORT ", 5) == 0 && six_numbers(line + 5, ip, port)) {
+        *has_ip = 1;
+        return 1;
+    }
+    if (strncasecmp(line, "EPRT ", 5) == 0)
+        return extended(line + 5, 0, ip, has_ip, port);
+    return 0;
+}
+
+int
+ftpdata_ip16(const struct sockaddr *sa, unsigned char ip[16])
+{
+    if (sa->sa_family == AF_INET) {
+        mapped4(ip, (const unsigned char *)&((const struct sockaddr_in *)sa)
+                        ->sin_addr);
+        return 1;
+    }
+    if (sa->sa_family == AF_INET6) {
+        memcpy(ip, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return 1;
+    }
+    return 0;
+}
+
+static unsigned
+port_of(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return 0;
+}
+
+/* --- the table ------------------------------------------------------------ */
+
+/* guarded by expect_lock; expect_count is read without it (a hint) */
+static pthread_mutex_t expect_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ftpdata_expect expects[EXPECT_SLOTS];
+static unsigned expect_next;
+static atomic_int expect_count;
+
+void
+ftpdata_expect(const struct ftpdata_expect *e)
+{
+    pthread_mutex_lock(&expect_lock);
+    struct ftpdata_expect *slot = &expects[expect_next++ % EXPECT_SLOTS];
+    if (slot->rule == NULL)
+        atomic_fetch_add(&expect_count, 1);
+    *slot = *e;
+    pthread_mutex_unlock(&expect_lock);
+}
+
+int
+ftpdata_any(void)
+{
+    return atomic_load(&expect_count) > 0;
+}
+
+int
+ftpdata_take(int active, const struct sockaddr *addr,
+             const struct sockaddr *peer, struct ftpdata_expect *out)
+{
+    unsigned char ip[16], pip[16];
+    unsigned port = port_of(addr);
+    int64_t now = util_now_ms();
+    int found = 0;
+
+    if (!ftpdata_ip16(addr, ip) || (peer != NULL && !ftpdata_ip16(peer, pip)))
+        return 0;
+    pthread_mutex_lock(&expect_lock);
+    for (unsigned i = 0; i < EXPECT_SLOTS && !found; i++) {
+        struct ftpdata_expect *e = &expects[i];
+        if (e->rule == NULL)
+            continue;
+        if (e->expires_ms < now) {
+            e->rule = NULL;
+            atomic_fetch_sub(&expect_count, 1);
+            continue;
+        }
+        if (e->active != active || e->port != port)
+            continue;
+        if (!active) {
+            /* to the address the server named, or to the control
+             * connection's server (clients that ignore 227's address) */
+            if (!(e->has_ip && memcmp(e->ip, ip, 16) == 0) &&
+                memcmp(e->peer_ip, ip, 16) != 0)
+                continue;
+        } else {
+            /* on the address the program named, from the server */
+            if ((e->has_ip && memcmp(e->ip, ip, 16) != 0) || peer == NULL ||
+                memcmp(e->peer_ip, pip, 16) != 0)
+                continue;
+        }
+        *out = *e;
+        e->rule = NULL;
+        atomic_fetch_sub(&expect_count, 1);
+        found = 1;
+    }
+    pthread_mutex_unlock(&expect_lock);
+    return found;
+}
