@@ -61,7 +61,7 @@ hostile() {
 
 # stop NAME: stop a background peer (its records are complete after this)
 stop() {
-    local pid
+    local pid i
     pid=$(<"$T/$1.pid")
     kill -TERM -- "-$pid" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
@@ -431,4 +431,136 @@ sweep() {
     done <"$T/sweep.txt"
     stop wrong
     no_leak "$T/wrong.wire"
+}
+
+# --- a name with many addresses ---------------------------------------------------
+
+@test "a name with many addresses: each connect is verified on its own, a wrong certificate fails that address only" {
+    unshare -m true || fail "needs unshare -m (root)"
+    printf '%s\n' "127.0.0.3 good.test" "::1 good.test" "127.0.0.1 good.test" \
+        "127.0.0.2 good.test" >"$T/hosts"
+    {
+        echo "[multi]"
+        echo "connect = good.test:$PORT"
+        echo "ca_file = $PKI/ca.pem"
+    } >"$T/policy.conf"
+    chmod 600 "$T/policy.conf"
+    export TLSSHIM_CONF=$T/policy.conf TLSSHIM_DEBUG=1
+    # 127.0.0.3 refuses; ::1 shows a certificate for another name; 127.0.0.1
+    # and 127.0.0.2 show good.test's
+    hostile good1 --host 127.0.0.1
+    hostile good2 --host 127.0.0.2
+    hostile wrong --host ::1 --cert "$PKI/wronghost.chain.pem" --key "$PKI/wronghost.key"
+    run --separate-stderr shim_run unshare -m sh -c \
+        'mount --bind "$0" /etc/hosts && exec "$@"' "$T/hosts" \
+        "$PROGS/faultclient" -A good.test "$PORT" <"$MSG"
+    assert_success
+    assert_line "connect 127.0.0.3: -1 errno=ECONNREFUSED"
+    assert_line "connect ::1: -1 errno=ECONNREFUSED"
+    assert_line "connect 127.0.0.1: ok"
+    assert_line "connect 127.0.0.2: ok"
+    run grep -c "read: 200000 eof echo=same" <<<"$output"
+    assert_output 2
+    [[ $stderr == *"connect good.test:$PORT (::1) rule=multi: certificate verify failed: hostname mismatch"* ]] ||
+        fail "no verify failure for ::1: $stderr"
+    for a in 127.0.0.1 127.0.0.2; do
+        [[ $stderr == *"connect good.test:$PORT ($a) rule=multi tls="*"verify=ok"* ]] ||
+            fail "$a not verified: $stderr"
+    done
+    stop good1
+    stop good2
+    stop wrong
+    no_leak "$T/wrong.wire"
+    no_leak "$T/good1.wire"
+}
+
+# --- the policy file replaced while programs run ----------------------------------
+
+# a policy for 127.0.0.1:$PORT with ACTION, written to FILE
+policy_file() {
+    {
+        echo "[lab]"
+        echo "connect = 127.0.0.1:$PORT"
+        echo "ca_file = $PKI/ca.pem"
+        echo "action = $2"
+    } >"$1"
+    chmod 600 "$1"
+}
+
+@test "a running program keeps the policy it loaded; a program started after the file was replaced reads the new one" {
+    policy_file "$T/policy.conf" tls
+    export TLSSHIM_CONF=$T/policy.conf
+    hostile echo
+    cat >"$T/twice.py" <<PY
+import os, socket, time
+def exchange(tag):
+    try:
+        s = socket.create_connection(('127.0.0.1', $PORT))
+        s.sendall(b'hello\n')
+        print(tag, s.recv(100).decode().strip(), flush=True)
+        s.close()
+    except OSError as e:
+        print(tag, 'error', e.__class__.__name__, flush=True)
+exchange('first')
+for _ in range(200):
+    if os.path.exists('$T/go'):
+        break
+    time.sleep(0.05)
+exchange('second')
+PY
+    start_bg twice env LD_PRELOAD="$SHIMLIB" TLSSHIM_CONF="$TLSSHIM_CONF" "$PYTHON" "$T/twice.py"
+    for ((wait = 0; wait < 100; wait++)); do
+        grep -q '^first' "$T/twice.log" && break
+        sleep 0.05
+    done
+    run cat "$T/twice.log"
+    assert_line "first hello"
+    # replaced the way editors and package managers do: rename(2)
+    policy_file "$T/policy.new" deny
+    mv "$T/policy.new" "$T/policy.conf"
+    : >"$T/go"
+    for ((wait = 0; wait < 100; wait++)); do
+        grep -q '^second' "$T/twice.log" && break
+        sleep 0.05
+    done
+    run cat "$T/twice.log"
+    assert_line "second hello"
+    # a new program gets the new policy: deny
+    client
+    assert_line "connect 127.0.0.1: -1 errno=EACCES"
+    stop echo
+    # both exchanges of the running program went over TLS
+    assert_equal "$(grep -c '"handshake": "ok"' "$T/echo.json")" 2
+    no_leak "$T/echo.wire"
+}
+
+@test "programs starting while the policy is replaced by rename read the old or the new file, never a broken one" {
+    policy_file "$T/policy.conf" tls
+    policy_file "$T/deny.conf" deny
+    policy_file "$T/tls.conf" tls
+    export TLSSHIM_CONF=$T/policy.conf
+    hostile echo
+    cat >"$T/swap.sh" <<SH
+for i in \$(seq 400); do
+    cp "$T/deny.conf" "$T/p.tmp" && mv "$T/p.tmp" "$T/policy.conf"
+    cp "$T/tls.conf" "$T/p.tmp" && mv "$T/p.tmp" "$T/policy.conf"
+done
+SH
+    start_bg swap bash "$T/swap.sh"
+    denied=0 ok=0
+    # (not "i": bats' run uses that name)
+    for ((round = 0; round < 20; round++)); do
+        client
+        if [[ $output == *"connect 127.0.0.1: ok"* ]]; then
+            assert_line "read: 200000 eof echo=same"
+            ok=$((ok + 1))
+        else
+            assert_line "connect 127.0.0.1: -1 errno=EACCES"
+            denied=$((denied + 1))
+        fi
+        [[ $stderr != *"policy not loaded"* ]] || fail "a broken policy was read: $stderr"
+    done
+    echo "# $ok connections under the tls policy, $denied under deny" >&3
+    stop echo
+    no_leak "$T/echo.wire"
 }
