@@ -308,6 +308,20 @@ static void
 fail(struct conn *c, int fail_errno, int io_errno, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* A peek outside read() (readiness, pending bytes, close) may meet a
+ * fatal record, e.g. an oversized one: keep OpenSSL's reason on the conn,
+ * since the queue is cleared before the program's read reports the
+ * failure and OpenSSL does not raise it again. */
+static void
+note_peek_error(struct conn *c)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
+
+    if (r != NULL && c->error[0] == '\0')
+        snprintf(c->error, sizeof(c->error), "%s", r);
+}
+
 /* Mark the connection failed: it carries no byte from now on. */
 static void
 fail(struct conn *c, int fail_errno, int io_errno, const char *fmt, ...)
@@ -1798,11 +1812,16 @@ conn_read(struct conn *c, void *buf, size_t len, int flags)
             } else {
                 unsigned long le = ERR_peek_last_error();
                 const char *r = le ? ERR_reason_error_string(le) : NULL;
+                char noted[sizeof(c->error)];
+                /* a reason a peek met earlier (note_peek_error) */
+                snprintf(noted, sizeof(noted), "%s", c->error);
                 fail(c, ECONNRESET, ECONNRESET, "read failed: %s",
                      r != NULL ? r
-                               : (errno ? strerror(errno)
-                                        : "connection closed without "
-                                          "close_notify"));
+                     : noted[0] != '\0'
+                         ? noted
+                         : (errno ? strerror(errno)
+                                  : "connection closed without "
+                                    "close_notify"));
                 ERR_clear_error();
                 pthread_mutex_unlock(&c->lock);
                 return got > 0 ? (ssize_t)got : -ECONNRESET;
@@ -2087,6 +2106,8 @@ conn_pending(struct conn *c)
             ERR_clear_error();
             if (SSL_peek_ex(c->ssl, &b, 1, &got))
                 n = SSL_pending(c->ssl);
+            else
+                note_peek_error(c);
             ERR_clear_error();
         }
     }
@@ -2210,6 +2231,7 @@ conn_poll_check(struct conn *c, short want, short kernel_revents,
                         ready |= (short)(want & (POLLIN | POLLRDHUP));
                     } else {
                         /* the read will report the error */
+                        note_peek_error(c);
                         ready |= POLLIN;
                     }
                 }
@@ -2326,7 +2348,8 @@ send_close_notify(struct conn *c)
     char b;
     size_t got;
     ERR_clear_error();
-    (void)SSL_peek_ex(c->ssl, &b, 1, &got);
+    if (!SSL_peek_ex(c->ssl, &b, 1, &got))
+        note_peek_error(c);
     ERR_clear_error();
     (void)SSL_shutdown(c->ssl);
     ERR_clear_error();

@@ -65,7 +65,6 @@ struct server_data {
     struct tickets *tickets;          /* NULL: OpenSSL's own keys */
 };
 
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_ok;
 static OSSL_LIB_CTX *libctx;
 static int conn_idx = -1;
@@ -79,28 +78,45 @@ static struct rule_ctx *rule_ctxs;
 static size_t nrule_ctxs;
 static uint64_t session_clock;
 
-static void
+/* Initialised at the first connection that needs it.  A failure (out of
+ * memory, no descriptor) fails that connection only: the next one tries
+ * again, except where OpenSSL's own one-time initialisation failed, which
+ * OpenSSL never retries. */
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int
 do_init(void)
 {
     if (!OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL))
-        return;
-    libctx = OSSL_LIB_CTX_new();
-    if (libctx == NULL)
-        return;
-    if (OSSL_PROVIDER_load(libctx, "default") == NULL)
-        return;
-    conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-    server_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+        return -1;
+    if (libctx == NULL && (libctx = OSSL_LIB_CTX_new()) == NULL)
+        return -1;
+    if (!OSSL_PROVIDER_available(libctx, "default") &&
+        OSSL_PROVIDER_load(libctx, "default") == NULL)
+        return -1;
+    if (conn_idx < 0)
+        conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (server_idx < 0)
+        server_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     if (conn_idx < 0 || server_idx < 0)
-        return;
-    init_ok = 1;
+        return -1;
+    return 0;
 }
 
 int
 context_init(void)
 {
-    pthread_once(&init_once, do_init);
-    return init_ok ? 0 : -1;
+    int ok;
+
+    /* read lock-free once set; written under init_lock */
+    if (__atomic_load_n(&init_ok, __ATOMIC_ACQUIRE))
+        return 0;
+    pthread_mutex_lock(&init_lock);
+    if (!init_ok && do_init() == 0)
+        __atomic_store_n(&init_ok, 1, __ATOMIC_RELEASE);
+    ok = init_ok;
+    pthread_mutex_unlock(&init_lock);
+    return ok ? 0 : -1;
 }
 
 int
@@ -129,6 +145,13 @@ ssl_reason(char *buf, size_t len, const char *fallback)
     const char *r = ERR_reason_error_string(e);
     if (r != NULL)
         util_strlcpy(buf, r, len);
+    /* "system lib" says little: name the system error (EMFILE...) that
+     * started the chain */
+    unsigned long first = ERR_peek_error();
+    if (first != e && ERR_SYSTEM_ERROR(first)) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, len - n, " (%s)", strerror(ERR_GET_REASON(first)));
+    }
     return buf;
 }
 
