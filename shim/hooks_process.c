@@ -183,31 +183,21 @@ env_fixed(char *const envp[], char **extra_alloc)
     size_t n = 0;
 
     *extra_alloc = NULL;
-    /* A sanitizer build's module needs its runtime first (configure
-     * --enable-sanitizers). */
-#ifdef TLSSHIM_SANITIZER_RUNTIME
-    const char *rt = TLSSHIM_SANITIZER_RUNTIME;
-#else
-    const char *rt = "";
-#endif
     const char *old = pre != NULL ? pre + 11 : "";
-    int need_rt = rt[0] != '\0' && !has_token(old, rt);
     int need_self = self_path[0] != '\0' && !has_token(old, self_path);
     int need_enforce = enforce_path[0] != '\0' &&
                        !has_token(old, enforce_path);
-    if (need_self || need_enforce || (need_rt && self_path[0] != '\0')) {
-        const char *parts[4];
+    if (need_self || need_enforce) {
+        const char *parts[3];
         int np = 0;
-        if (need_rt)
-            parts[np++] = rt;
         if (old[0] != '\0')
             parts[np++] = old;
         if (need_self)
             parts[np++] = self_path;
         if (need_enforce)
             parts[np++] = enforce_path;
-        size_t len = 12 + strlen(rt) + strlen(old) + strlen(self_path) +
-                     strlen(enforce_path) + 3;
+        size_t len = 12 + strlen(old) + strlen(self_path) +
+                     strlen(enforce_path) + 2;
         char *v = malloc(len);
         if (v == NULL)
             return NULL;
