@@ -22,11 +22,13 @@
 # target with PASS or MISS (informative: timings are never asserted), and
 # a final key=value summary, one line per ratio.
 #
-# usage: bench.sh [-q] [-r ROUNDS] [-k]
+# usage: bench.sh [-q] [-r ROUNDS] [-k] [-c]
 #   -q  quick mode: the same figures from small runs, in seconds; figures
-#       that small are not comparable with the targets
+#       that small are not comparable with the targets; without the CPU
+#       cost part (valgrind alone takes minutes), unless -c
 #   -r  rounds of every timed figure (default 3; quick mode 1)
 #   -k  keep the work directory (logs, policies, raw samples)
+#   -c  measure the CPU cost (callgrind) in quick mode too
 #
 # Environment: TLSSHIM_BUILDDIR, TLSSHIM_SRCDIR (as for make check).
 # Exit status: 0 when every figure that could be measured was; 1 when a
@@ -35,18 +37,19 @@
 set -u
 umask 077
 
-quick=0 rounds='' keep=0
+quick=0 rounds='' keep=0 cpu_quick=0
 while [ $# -gt 0 ]; do
     case $1 in
     -q | --quick) quick=1 ;;
     -r)
-        [ $# -ge 2 ] || { echo "usage: bench.sh [-q] [-r ROUNDS] [-k]" >&2; exit 2; }
+        [ $# -ge 2 ] || { echo "usage: bench.sh [-q] [-r ROUNDS] [-k] [-c]" >&2; exit 2; }
         rounds=$2
         shift
         ;;
     -k) keep=1 ;;
+    -c) cpu_quick=1 ;;
     *)
-        echo "usage: bench.sh [-q] [-r ROUNDS] [-k]" >&2
+        echo "usage: bench.sh [-q] [-r ROUNDS] [-k] [-c]" >&2
         exit 2
         ;;
     esac
@@ -447,6 +450,132 @@ measure handshakes "$hs_seconds"
 measure resumed "$hs_seconds"
 measure latency "$lat_count"
 
+# --- CPU cost (callgrind) -------------------------------------------------------
+#
+# Instructions the client side executes per full handshake, per resumed
+# handshake and per MB uploaded, counted by valgrind's callgrind: the same
+# for the same program and input whatever else the machine is doing, so
+# these ratios hold where the timed ones wobble.  Marginal cost: two runs
+# of different lengths, the difference in instructions over the difference
+# in work, so that start-up (libraries, the CA file, the policy) is not
+# counted.  The stunnel column counts the plain client and the stunnel
+# process (its own callgrind run over the same work).
+
+have_callgrind=0
+command -v valgrind >/dev/null 2>&1 && have_callgrind=1
+[ $quick = 1 ] && [ $cpu_quick = 0 ] && have_callgrind=skip
+cg_configs=(native shim-client)
+[ $have_stunnel = 1 ] && cg_configs+=(stunnel-client)
+# Handshakes (tlsbench's "Nx": exactly N), bytes uploaded.
+if [ $quick = 1 ]; then
+    cg_hs=(2x 6x) cg_bytes=($((1 << 20)) $((4 << 20)))
+else
+    cg_hs=(5x 25x) cg_bytes=($((8 << 20)) $((40 << 20)))
+fi
+
+# The shim inside valgrind's launcher, which executes the (static) tool.
+{ printf '[global]\nuncovered = allow\n\n'; client_policy ""; } >"$W/cg.conf"
+{ printf '[global]\nuncovered = allow\n\n'; client_policy "session_cache_size = 0"; } >"$W/cg-full.conf"
+
+cg_ir() { # CALLGRIND-OUT: total instructions
+    awk '$1 == "totals:" || $1 == "summary:" { print $2; exit }' "$1" 2>/dev/null
+}
+
+# cg_stunnel_start FULL: stunnel under callgrind, one client service to
+# the native server; sets cg_sport and cg_spid.
+cg_stunnel_start() {
+    cg_sport=$(free_port)
+    {
+        cat <<EOF
+foreground = yes
+pid =
+debug = 3
+output = $W/cg-stunnel.log
+socket = l:TCP_NODELAY=1
+socket = r:TCP_NODELAY=1
+
+[client]
+client = yes
+accept = 127.0.0.1:$cg_sport
+connect = 127.0.0.1:$NPORT
+CAfile = $CA
+verifyChain = yes
+checkIP = 127.0.0.1
+EOF
+        [ "$1" = 1 ] && echo "sessionResume = no"
+    } >"$W/cg-stunnel.conf"
+    valgrind --tool=callgrind --callgrind-out-file="$W/cg.stunnel" \
+        stunnel "$W/cg-stunnel.conf" >"$W/cgstunnel.out" 2>"$W/cgstunnel.err" </dev/null &
+    cg_spid=$!
+    pids+=("$cg_spid")
+    pid_cgstunnel=$cg_spid
+    wait_listen "$cg_sport" cgstunnel
+}
+
+cg_stunnel_stop() {
+    kill -TERM "$cg_spid" 2>/dev/null
+    wait "$cg_spid" 2>/dev/null
+}
+
+# cg_run CONFIG TEST ARG: one counted run; prints "ir=N" and the run's
+# own figures (n= for handshakes).
+cg_run() {
+    local config=$1 test=$2 arg=$3 out=$W/cg.out policy=$W/cg.conf ir st=0 rc=0
+    [ "$test" = handshakes ] && policy=$W/cg-full.conf
+    rm -f "$out" "$W/cg.stunnel"
+    case $config in
+    native)
+        valgrind --tool=callgrind --callgrind-out-file="$out" \
+            "$NATIVE" client -t "$CA" -p "$NPORT" "$test" "$arg" 2>>"$W/cg.err" || rc=1
+        ;;
+    shim-client)
+        LD_PRELOAD=$SHIMLIB TLSSHIM_CONF=$policy TLSSHIM_LOG=$W/shim-cg.log \
+            valgrind --tool=callgrind --callgrind-out-file="$out" \
+            "$PLAIN" client -p "$NPORT" "$test" "$arg" 2>>"$W/cg.err" || rc=1
+        ;;
+    stunnel-client)
+        cg_stunnel_start "$([ "$test" = handshakes ] && echo 1 || echo 0)"
+        valgrind --tool=callgrind --callgrind-out-file="$out" \
+            "$PLAIN" client -p "$cg_sport" "$test" "$arg" 2>>"$W/cg.err" || rc=1
+        cg_stunnel_stop
+        st=$(cg_ir "$W/cg.stunnel")
+        ;;
+    esac
+    ir=$(cg_ir "$out")
+    [ $rc = 0 ] && [ -n "$ir" ] && [ -n "$st" ] || return 1
+    echo "ir=$((ir + st))"
+}
+
+# cg_marginal CONFIG TEST: instructions per unit of work between the two
+# run lengths (a handshake; for upload, a MB).
+cg_marginal() {
+    local config=$1 test=$2 a b ir1 ir2 n1 n2
+    if [ "$test" = upload ]; then
+        a=${cg_bytes[0]} b=${cg_bytes[1]}
+    else
+        a=${cg_hs[0]} b=${cg_hs[1]}
+    fi
+    sample "cg1.$config.$test" cg_run "$config" "$test" "$a" || return
+    sample "cg2.$config.$test" cg_run "$config" "$test" "$b" || return
+    ir1=$(median "cg1.$config.$test.ir") ir2=$(median "cg2.$config.$test.ir")
+    if [ "$test" = upload ]; then
+        n1=$(calc "$a" / 1000000) n2=$(calc "$b" / 1000000)
+    else
+        n1=$(median "cg1.$config.$test.n") n2=$(median "cg2.$config.$test.n")
+    fi
+    calc "$(calc "$ir2" - "$ir1")" / "$(calc "$n2" - "$n1")" \
+        >"$RES/cg.$config.$test"
+}
+
+if [ $have_callgrind = 1 ]; then
+    for config in "${cg_configs[@]}"; do
+        for test in handshakes resumed upload; do
+            note "cpu cost (callgrind): $config $test"
+            cg_marginal "$config" "$test"
+        done
+    done
+fi
+
 # --- untracked fds -------------------------------------------------------------
 
 note "hookbench ${hook_args[*]}"
@@ -683,6 +812,39 @@ done
 table_side client
 table_side server
 
+echo
+cg_val() { # CONFIG TEST: the marginal instructions, or "-"
+    if [ -s "$RES/cg.$1.$2" ]; then cat "$RES/cg.$1.$2"; else echo -; fi
+}
+mega() { # NUMBER: in millions, two decimals
+    calc "$1" / 1000000 | awk '$1 == "-" { print; next } { printf "%.2fM\n", $1 }'
+}
+if [ $have_callgrind = 1 ]; then
+    echo "CPU cost on the client side, instructions (callgrind; deterministic, marginal"
+    echo "over two run lengths; stunnel: the plain client and the stunnel process)"
+    printf '%-30s %10s %10s %10s %9s %9s\n' "" native tlsshim stunnel shim/nat stun/nat
+    for test in handshakes resumed upload; do
+        case $test in
+        handshakes) label="per full handshake" ;;
+        resumed) label="per resumed handshake" ;;
+        upload) label="per MB uploaded" ;;
+        esac
+        nat=$(cg_val native "$test") sh=$(cg_val shim-client "$test")
+        stn=$(cg_val stunnel-client "$test")
+        printf '%-30s %10s %10s %10s %9s %9s\n' "$label" "$(mega "$nat")" \
+            "$(mega "$sh")" "$(mega "$stn")" "$(calc "$sh" / "$nat")" \
+            "$(calc "$stn" / "$nat")"
+        others+=("cpu_${test}_instructions_ratio=$(calc "$sh" / "$nat")")
+        stunnel_ratios+=("stunnel_cpu_${test}_instructions_ratio=$(calc "$stn" / "$nat")")
+    done
+    printf '%-30s %10s %10s\n' "full / resumed, cost" \
+        "$(calc "$(cg_val native handshakes)" / "$(cg_val native resumed)")" \
+        "$(calc "$(cg_val shim-client handshakes)" / "$(cg_val shim-client resumed)")"
+elif [ $have_callgrind = skip ]; then
+    echo "CPU cost: not measured in quick mode (bench.sh -q -c measures it)"
+else
+    echo "CPU cost: valgrind not installed; not measured"
+fi
 echo
 echo "Hooked calls on untracked fds, ns/call (tests/progs/hookbench ${hook_args[*]})"
 echo "separate processes, with and without the module; and in the shimmed process,"

@@ -23,6 +23,7 @@
  *                       native)
  *   resumed SECONDS     the same, offering the latest session (native; the
  *                       plain twin's resumption is tlsshim's or stunnel's)
+ *                       (both: ARG "Nx" for exactly N handshakes)
  *   latency COUNT       COUNT 64-byte messages echoed over one connection;
  *                       p50_us= p99_us=
  *   idle COUNT          hold COUNT connections open in one epoll set;
@@ -818,6 +819,9 @@ test_download(uint64_t bytes)
     return 0;
 }
 
+/* For SECONDS, or, when SECONDS is negative, exactly -SECONDS handshakes
+ * ("Nx": the CPU cost part counts them under callgrind, where time says
+ * little). */
 static int
 test_handshakes(double seconds, int resume)
 {
@@ -841,7 +845,8 @@ test_handshakes(double seconds, int resume)
             link_keep_session(&l);
         link_close(&l);
         n++;
-    } while ((t = now_s() - t0) < seconds);
+        t = now_s() - t0;
+    } while (seconds < 0 ? n < (long)-seconds : t < seconds);
 #ifndef TLSBENCH_PLAIN
     printf("hps=%.1f n=%ld resumed=%ld proto=%s cipher=%s\n", (double)n / t, n,
            resumed, proto, cipher);
@@ -961,8 +966,14 @@ client_main(const char *test, const char *arg)
     char *end = NULL;
     double value = arg != NULL ? strtod(arg, &end) : 0;
 
-    if (arg != NULL && (end == arg || *end != '\0' || value < 0))
+    /* handshakes and resumed: "Nx" is N handshakes, not N seconds */
+    if (arg != NULL && end != arg && *end == 'x' && end[1] == '\0' &&
+        (strcmp(test, "handshakes") == 0 || strcmp(test, "resumed") == 0) &&
+        value >= 1) {
+        value = -value;
+    } else if (arg != NULL && (end == arg || *end != '\0' || value < 0)) {
         diex("bad test argument");
+    }
     pattern_init();
     if (strcmp(test, "upload") == 0 && arg != NULL)
         return test_upload((uint64_t)value);
