@@ -460,6 +460,11 @@ struct learn {
     struct evidence ev;
     struct proposal *props;
     size_t nprops;
+    /* server side: the accepted plaintext, one commented-out listen rule
+     * each (names[i] for ev.dests[listen_dests[i]]) */
+    size_t *listen_dests;
+    char (*listen_names)[LEARN_MAX_SECTION_NAME + 1];
+    size_t nlisten;
     char audit_rule[LEARN_MAX_SECTION_NAME + 1]; /* "" when none */
     char workdir[PATH_MAX];
     char policy_path[PATH_MAX + 32];
@@ -479,6 +484,9 @@ section_exists(const struct learn *l, const char *name)
             return 1;
     for (i = 0; i < l->nprops; i++)
         if (strcmp(l->props[i].name, name) == 0)
+            return 1;
+    for (i = 0; i < l->nlisten; i++)
+        if (strcmp(l->listen_names[i], name) == 0)
             return 1;
     return 0;
 }
@@ -663,6 +671,58 @@ probe_proposal(const struct learn *l, struct proposal *pr)
         pr->decision = DECIDE_PLAIN;
 }
 
+/* Whether d, accepted plaintext, gets a listen rule: only where the
+ * report names the local address (a listen rule matches nothing else). */
+static int
+wants_listen_rule(const struct evidence_dest *d)
+{
+    return d->role == POLICY_ROLE_SERVER && d->plaintext > 0 &&
+           d->has_local && d->nlocals > 0;
+}
+
+/* "learned-listen-IP-PORT" for the first local address of d. */
+static void
+choose_listen_name(const struct learn *l, const struct evidence_dest *d,
+                   char *name, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN], base[LEARN_MAX_SECTION_NAME - 8];
+
+    util_ip_str((const struct sockaddr *)&d->locals[0], ip, sizeof(ip));
+    for (size_t i = 0; ip[i] != '\0'; i++)
+        if (!((ip[i] >= '0' && ip[i] <= '9') || (ip[i] >= 'a' && ip[i] <= 'f') ||
+              ip[i] == '.' || ip[i] == ':'))
+            ip[i] = '_';
+    snprintf(base, sizeof(base), "learned-listen-%s-%u", ip, d->port);
+    util_strlcpy(name, base, len);
+    for (int i = 2; section_exists(l, name) && i < 10000; i++)
+        snprintf(name, len, "%s-%d", base, i);
+}
+
+static int
+make_listen_proposals(struct learn *l)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < l->ev.n; i++)
+        n += wants_listen_rule(&l->ev.dests[i]);
+    if (n == 0)
+        return 0;
+    l->listen_dests = calloc(n, sizeof(*l->listen_dests));
+    l->listen_names = calloc(n, sizeof(*l->listen_names));
+    if (l->listen_dests == NULL || l->listen_names == NULL) {
+        cli_error("out of memory");
+        return -1;
+    }
+    for (i = 0; i < l->ev.n; i++) {
+        if (!wants_listen_rule(&l->ev.dests[i]))
+            continue;
+        choose_listen_name(l, &l->ev.dests[i], l->listen_names[l->nlisten],
+                           sizeof(l->listen_names[0]));
+        l->listen_dests[l->nlisten++] = i;
+    }
+    return 0;
+}
+
 static int
 make_proposals(struct learn *l)
 {
@@ -699,7 +759,7 @@ make_proposals(struct learn *l)
         else
             pr->decision = DECIDE_TLS;
     }
-    return 0;
+    return make_listen_proposals(l);
 }
 
 /* --- writing OUT --------------------------------------------------------- */
@@ -866,6 +926,42 @@ write_proposal(FILE *out, const struct proposal *pr, int probed)
     }
 }
 
+/*
+ * A listen rule for plaintext that the program accepted, commented out:
+ * tlsshim cannot know the certificate and key the server should offer,
+ * and enabling it makes every client of the address speak TLS, which the
+ * operator has to arrange first.  A rule with a made-up certificate, or
+ * cert_file = auto (meant for test harnesses), would break those clients
+ * or teach them to trust a certificate nobody chose.
+ */
+static void
+write_listen_proposal(FILE *out, const struct evidence_dest *d,
+                      const char *name)
+{
+    char dest[600], kinds[1024], addrs[512], locals[700];
+
+    evidence_dest_text(d, dest, sizeof(dest));
+    evidence_kinds_text(d, kinds, sizeof(kinds));
+    evidence_addrs_text(d, addrs, sizeof(addrs));
+    evidence_locals_text(d, locals, sizeof(locals));
+    fputc('\n', out);
+    commentf(out, "%s: %u connection%s, %u in plaintext: %s", dest,
+             d->connections, plural(d->connections), d->plaintext, kinds);
+    commentf(out, "from %s%s", addrs, d->more_addrs ? " and more" : "");
+    write_through(out, d);
+    comment(out, "proposed, commented out: TLS on the program's listening "
+                 "address. tlsshim cannot know the certificate and key this "
+                 "server should offer, and once the rule is on, every "
+                 "client of this address must speak TLS (itself, or under "
+                 "tlsshim with a client rule). Set cert_file and key_file "
+                 "(PEM, DER or PKCS#12; the key readable by the program's "
+                 "user only), then remove the '#' before each line of the "
+                 "rule.");
+    fprintf(out, "#[%s]\n#listen = %s\n#action = tls\n"
+                 "#cert_file = /path/to/certificate.pem\n"
+                 "#key_file = /path/to/private-key.pem\n", name, locals);
+}
+
 /* Why connections without plaintext need no rule, from their kinds. */
 static void
 no_plaintext_reason(const struct evidence_dest *d, char *buf, size_t len)
@@ -901,7 +997,8 @@ write_not_proposed(FILE *out, const struct learn *l)
     for (size_t i = 0; i < l->ev.n; i++) {
         const struct evidence_dest *d = &l->ev.dests[i];
 
-        if (d->role == POLICY_ROLE_CLIENT && d->plaintext > 0)
+        if ((d->role == POLICY_ROLE_CLIENT && d->plaintext > 0) ||
+            wants_listen_rule(d))
             continue;
         if (!header) {
             fputs("\n", out);
@@ -911,7 +1008,8 @@ write_not_proposed(FILE *out, const struct learn *l)
         evidence_dest_text(d, dest, sizeof(dest));
         evidence_kinds_text(d, kinds, sizeof(kinds));
         evidence_addrs_text(d, addrs, sizeof(addrs));
-        if (d->role == POLICY_ROLE_SERVER) {
+        if (d->role == POLICY_ROLE_SERVER && d->plaintext > 0) {
+            /* a report without local (an older tlsshim's) */
             commentf(out, "- accepted connections (%s%s): %u connection%s, "
                           "%u in plaintext: %s, from %s. The report does "
                           "not record the local address, so no listen rule "
@@ -920,6 +1018,12 @@ write_not_proposed(FILE *out, const struct learn *l)
                      d->rule[0] != '\0' ? "rule " : "default_listen_action",
                      d->rule, d->connections, plural(d->connections),
                      d->plaintext, kinds, addrs);
+        } else if (d->role == POLICY_ROLE_SERVER) {
+            no_plaintext_reason(d, why, sizeof(why));
+            commentf(out, "- %s: %u connection%s, none in plaintext: %s "
+                          "(%s)",
+                     dest, d->connections, plural(d->connections), kinds,
+                     why);
         } else {
             no_plaintext_reason(d, why, sizeof(why));
             commentf(out, "- %s: %u connection%s, none in plaintext: %s (%s)",
@@ -958,9 +1062,13 @@ write_block(FILE *out, const struct learn *l)
                      "in plaintext; the comments above it are the evidence. "
                      "Review them, then check the file with tlsshim --check "
                      "-f FILE.");
-    else
+    else if (l->nlisten == 0)
         comment(out, "No destination was reached in plaintext: no rule is "
                      "proposed.");
+    if (l->nlisten > 0)
+        comment(out, "The program accepted connections in plaintext: the "
+                     "listen rules for them are written commented out, "
+                     "to be completed and enabled by hand.");
     if (l->audit_rule[0] == '\0')
         comment(out, "The policy has rules that name hosts, which tlsshim "
                      "also matches by its own lookup of the name, so the "
@@ -969,6 +1077,9 @@ write_block(FILE *out, const struct learn *l)
                      "proposed by address.");
     for (size_t i = 0; i < l->nprops; i++)
         write_proposal(out, &l->props[i], l->o->probe);
+    for (size_t i = 0; i < l->nlisten; i++)
+        write_listen_proposal(out, &l->ev.dests[l->listen_dests[i]],
+                              l->listen_names[i]);
     write_not_proposed(out, l);
     fputs("\n", out);
     comment(out, "End of the rules proposed by tlsshim --learn.");
@@ -976,9 +1087,10 @@ write_block(FILE *out, const struct learn *l)
 
 /*
  * Where the block goes: before the first rule that let a proposed
- * destination through (the audit run matched it there) and before the
- * first catch-all rule, with the comment lines right above that rule;
- * else at the end.  Returns a line index (0-based) or t->n.
+ * destination or accepted connection through (the audit run matched it
+ * there) and before the first catch-all rule (of listen rules only when
+ * a listen rule is proposed), with the comment lines right above that
+ * rule; else at the end.  Returns a line index (0-based) or t->n.
  */
 static size_t
 insertion_index(const struct learn *l)
@@ -989,10 +1101,14 @@ insertion_index(const struct learn *l)
 
     for (i = 0; i < p->nrules; i++) {
         const struct policy_rule *r = &p->rules[i];
-        int hit = r->role == POLICY_ROLE_CLIENT && cli_rule_is_catch_all(r);
+        int hit = cli_rule_is_catch_all(r) &&
+                  (r->role == POLICY_ROLE_CLIENT || l->nlisten > 0);
 
         for (j = 0; j < l->nprops && !hit; j++)
             hit = strcmp(l->props[j].d->rule, r->name) == 0;
+        /* the listen rules, once enabled, must come first too */
+        for (j = 0; j < l->nlisten && !hit; j++)
+            hit = strcmp(l->ev.dests[l->listen_dests[j]].rule, r->name) == 0;
         if (hit && (best == 0 || r->line < best))
             best = r->line;
     }
@@ -1269,6 +1385,7 @@ static void
 summarise(const struct learn *l)
 {
     size_t tls = 0, plain = 0;
+    char listen[96] = "";
 
     for (size_t i = 0; i < l->nprops; i++) {
         if (l->props[i].decision == DECIDE_PLAIN)
@@ -1276,9 +1393,13 @@ summarise(const struct learn *l)
         else
             tls++;
     }
-    fprintf(stderr, "tlsshim: %s: %zu rule%s proposed (%zu tls, %zu plain) "
+    if (l->nlisten > 0)
+        snprintf(listen, sizeof(listen), " and %zu listen rule%s to "
+                 "complete (commented out)", l->nlisten,
+                 l->nlisten == 1 ? "" : "s");
+    fprintf(stderr, "tlsshim: %s: %zu rule%s proposed (%zu tls, %zu plain)%s "
             "from %lu connection%s\n", l->o->learn_out, l->nprops,
-            l->nprops == 1 ? "" : "s", tls, plain, l->ev.audited,
+            l->nprops == 1 ? "" : "s", tls, plain, listen, l->ev.audited,
             l->ev.audited == 1 ? "" : "s");
 }
 
@@ -1330,6 +1451,8 @@ out:
     remove_workdir(&l);
     evidence_free(&l.ev);
     free(l.props);
+    free(l.listen_dests);
+    free(l.listen_names);
     policy_free(l.probe_policy);
     policy_free(l.policy);
     text_free(&l.text);

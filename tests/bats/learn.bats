@@ -93,6 +93,15 @@ rule_block() {
         END { if (found) for (i = 1; i <= n; i++) print line[i] }' "$1"
 }
 
+# listen_block FILE: the commented-out listen proposal of FILE, from its
+# evidence to its key_file line, each wrapped comment joined into one line.
+listen_block() {
+    sed -n "/^# accepted connections on/,/^#key_file/p" "$1" | awk '
+        /^#   / && n > 0 { line[n] = line[n] " " substr($0, 5); next }
+        { line[++n] = $0 }
+        END { for (i = 1; i <= n; i++) print line[i] }'
+}
+
 # info_field FILE KEY: KEY of each JSON line of a learn_server --info file,
 # sorted (connections end in an order the test does not choose).
 info_field() {
@@ -328,6 +337,81 @@ EOF
     assert_line --partial "rule rest ("
 }
 
+@test "--learn proposes a listen rule, commented out, for the local addresses that accepted plaintext; completed, it serves verified TLS there" {
+    given_policy
+    PORT=$(free_port)
+    # the program is a plain server on both address families; tlsshim
+    # --learn is stopped by a signal, which it passes on, and still writes
+    start_bg learner "$TLSSHIM" --learn "$T/out.conf" -f "$T/given.conf" -- \
+        "$PYTHON" "$PEERS/plain_server.py" --host :: --port "$PORT" \
+        --mode upper --log "$T/conns.log"
+    wait_port "$PORT"
+    run "$PYTHON" -c "
+import socket
+for host in ('127.0.0.1', '::1'):
+    s = socket.create_connection((host, $PORT))
+    s.sendall(b'*1\r\n\$4\r\nping\r\n')
+    print(host, s.recv(100).decode().split()[-1]); s.close()"
+    assert_line "127.0.0.1 PING"
+    assert_line "::1 PING"
+    for ((i = 0; i < 50; i++)); do
+        [ "$(wc -l <"$T/conns.log" 2>/dev/null)" = 2 ] && break
+        sleep 0.1
+    done
+    kill -TERM "$(cat "$T/learner.pid")"
+    for ((i = 0; i < 100; i++)); do [ -e "$T/out.conf" ] && break; sleep 0.1; done
+    run cat "$T/learner.log"
+    assert_line "tlsshim: $T/out.conf: 0 rules proposed (0 tls, 0 plain) and 1 listen rule to complete (commented out) from 2 connections"
+
+    # the evidence and the rule, every line of it commented out
+    run listen_block "$T/out.conf"
+    assert_line "# accepted connections on 127.0.0.1:$PORT, [::1]:$PORT: 2 connections, 2 in plaintext: redis x2"
+    assert_line "# from 127.0.0.1, ::1"
+    assert_line "# no rule matched it (default_listen_action)"
+    assert_line --partial "# proposed, commented out: TLS on the program's listening address. tlsshim cannot know the certificate and key this server should offer"
+    assert_line "#[learned-listen-127.0.0.1-$PORT]"
+    assert_line "#listen = 127.0.0.1:$PORT [::1]:$PORT"
+    assert_line "#action = tls"
+    assert_line "#cert_file = /path/to/certificate.pem"
+    assert_line "#key_file = /path/to/private-key.pem"
+    refute_line --regexp '^[^#]'
+    # as written, the file changes nothing for the server
+    run "$TLSSHIM" --explain -f "$T/out.conf" --listen "127.0.0.1:$PORT"
+    refute_output --partial "learned-listen"
+    run "$TLSSHIM" --check -f "$T/out.conf"
+    assert_success
+
+    # completed as the comment says, the rule serves verified TLS on both
+    # addresses, and the report names them
+    sed -e "/^#\\[learned-listen-/,/^#key_file/s/^#//" \
+        -e "s|^cert_file = /path/to/certificate.pem|cert_file = $PKI/good.chain.pem|" \
+        -e "s|^key_file = /path/to/private-key.pem|key_file = $PKI/good.key|" \
+        "$T/out.conf" >"$T/done.conf"
+    chmod 644 "$T/done.conf"
+    common_teardown
+    start_bg srv "$TLSSHIM" -f "$T/done.conf" -r "$T/served.jsonl" -- \
+        "$PYTHON" "$PEERS/plain_server.py" --host :: --port "$PORT" --mode upper
+    wait_port "$PORT"
+    run "$PYTHON" -c "
+import socket, ssl
+ctx = ssl.create_default_context(cafile='$PKI/ca.pem')
+for host in ('127.0.0.1', '::1'):
+    s = ctx.wrap_socket(socket.create_connection((host, $PORT)), server_hostname='localhost')
+    s.sendall(b'over tls'); print(host, s.version(), s.recv(100).decode()); s.close()"
+    assert_line "127.0.0.1 TLSv1.3 OVER TLS"
+    assert_line "::1 TLSv1.3 OVER TLS"
+    for ((i = 0; i < 50; i++)); do
+        [ "$(wc -l <"$T/served.jsonl" 2>/dev/null)" = 2 ] && break
+        sleep 0.1
+    done
+    run "$PYTHON" -c "
+import json
+for l in open('$T/served.jsonl'):
+    o = json.loads(l); print(o['role'], o['rule'], o['local'], o['outcome'])"
+    assert_line "server learned-listen-127.0.0.1-$PORT 127.0.0.1:$PORT ok"
+    assert_line "server learned-listen-127.0.0.1-$PORT [::1]:$PORT ok"
+}
+
 @test "--learn writes nothing when COMMAND cannot run, and refuses what it does not take" {
     run -127 "$TLSSHIM" --learn "$T/out.conf" -- "$T/no-such-command"
     [ ! -e "$T/out.conf" ]
@@ -410,6 +494,48 @@ EOF
     run "$TLSSHIM" --check -f "$T/p.conf" -r "$T/missing.jsonl"
     assert_failure 2
     assert_output --partial "cannot open the report $T/missing.jsonl"
+}
+
+@test "--check -r judges accepted plaintext by the report's local address: warned about until a listen rule there decides" {
+    policy "$T/p.conf" <<'EOF'
+[global]
+default_listen_action = audit
+EOF
+    # two local addresses of one port, one other port with TLS only
+    srv() {
+        printf '{"id": "%s", "event": "close", "ts": "2026-11-24T10:00:00Z", "duration_ms": 1, "pid": 1, "role": "server", "rule": null, "action": "audit", "peer": "%s", "host": null, "local": "%s", "sni": null, "version": null, "starttls": null, "outcome": "audit", "error": null, "cipher": null, "alpn": null, "resumed": false, "verify": null, "ocsp": "none", "peer_cert": null, "bytes_in": 0, "bytes_out": 0, "handshake_ms": null, "first_bytes": "%s", "first_detail": ""}\n' "$@"
+    }
+    {
+        srv 1 10.9.9.9:40000 127.0.0.1:8025 smtp
+        srv 2 10.9.9.8:40001 "[::1]:8025" smtp
+        srv 3 10.9.9.9:40002 127.0.0.1:8443 tls
+    } >"$T/report.jsonl"
+    run --separate-stderr "$TLSSHIM" --check -f "$T/p.conf" -r "$T/report.jsonl"
+    assert_success
+    run printf '%s\n' "$stderr"
+    assert_line "tlsshim: warning: $T/report.jsonl: accepted connections on 127.0.0.1:8025, [::1]:8025 from 10.9.9.9, 10.9.9.8 were plaintext (2 of 2: smtp x2), let through by the catch-all (default_listen_action = audit)"
+    assert_equal "${#lines[@]}" 1
+
+    # a listen rule on another port changes nothing; one on the address does
+    policy "$T/other.conf" <<EOF
+[elsewhere]
+listen = 127.0.0.1:9025
+cert_file = $PKI/good.chain.pem
+key_file = $PKI/good.key
+EOF
+    run --separate-stderr "$TLSSHIM" --check -f "$T/other.conf" -r "$T/report.jsonl"
+    assert_success
+    run printf '%s\n' "$stderr"
+    assert_line "tlsshim: warning: $T/report.jsonl: accepted connections on 127.0.0.1:8025, [::1]:8025 from 10.9.9.9, 10.9.9.8 were plaintext (2 of 2: smtp x2), let through by the catch-all (default_listen_action = audit); in this policy default_listen_action = plain lets it through"
+    policy "$T/fixed.conf" <<EOF
+[mail]
+listen = 127.0.0.1:8025 [::1]:8025
+cert_file = $PKI/good.chain.pem
+key_file = $PKI/good.key
+EOF
+    run --separate-stderr "$TLSSHIM" --check -f "$T/fixed.conf" -r "$T/report.jsonl"
+    assert_success
+    assert_equal "$stderr" ""
 }
 
 @test "--check warns about a rule an earlier rule shadows entirely, and not about partial overlaps" {
