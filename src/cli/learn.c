@@ -389,7 +389,8 @@ out:
 /* --- proposals ----------------------------------------------------------- */
 
 /* What is known about plaintext protocols: their implicit-TLS port, the
- * plaintext ports it replaces, and their STARTTLS (not probed). */
+ * plaintext ports it replaces, and their STARTTLS (a starttls value that
+ * starttls.c has a client dialogue for). */
 static const struct protocol_info {
     const char *proto;
     unsigned tls_port;        /* 0: TLS on the same port, if at all */
@@ -425,15 +426,26 @@ protocol_of(const struct evidence_dest *d, const struct evidence_kind *kind)
     return NULL;
 }
 
+/* What a proposal proposes; with --probe, the first of TLS on the same
+ * port, STARTTLS on the same port, and TLS on the protocol's TLS port
+ * that verified at every address (tlsshim(1), --probe). */
 enum decision {
     DECIDE_TLS,       /* TLS on the same port */
+    DECIDE_STARTTLS,  /* the protocol's STARTTLS on the same port */
     DECIDE_REDIRECT,  /* TLS on the protocol's TLS port */
     DECIDE_PLAIN,     /* no verified TLS found */
 };
 
+/* What one probe asked. */
+enum probe_kind {
+    PROBE_SAME_PORT,  /* TLS on the same port */
+    PROBE_STARTTLS,   /* STARTTLS on the same port */
+    PROBE_TLS_PORT,   /* TLS on the protocol's TLS port */
+};
+
 struct probe_entry {
     struct sockaddr_storage addr;
-    int tls_port;     /* 1: the protocol's TLS port, 0: the same port */
+    enum probe_kind kind;
     struct probe_result res;
 };
 
@@ -446,7 +458,7 @@ struct proposal {
     char name[LEARN_MAX_SECTION_NAME + 1];
     char pattern[1024];   /* the connect value */
     enum decision decision;
-    struct probe_entry probes[2 * LEARN_MAX_PROBED];
+    struct probe_entry probes[3 * LEARN_MAX_PROBED];
     size_t nprobes;
 };
 
@@ -455,8 +467,10 @@ struct learn {
     const struct cli_options *o;
     struct policy *policy;        /* the given policy */
     struct policy_text text;
-    struct policy *probe_policy;  /* its [defaults] on a probe rule */
-    const struct policy_rule *probe_rule;
+    struct policy *probe_policy;  /* its [defaults] on probe rules */
+    const struct policy_rule *probe_rule;   /* action = tls */
+    /* the same with starttls = protocol_table[i].starttls, or NULL */
+    const struct policy_rule *starttls_rules[TLSSHIM_NELEMS(protocol_table)];
     struct evidence ev;
     struct proposal *props;
     size_t nprops;
@@ -579,46 +593,91 @@ is_plain_port(const struct proposal *pr)
                                  pr->d->port == pr->proto->plain_ports[1]);
 }
 
-/* The rule a proposal gets its settings from: the policy's [defaults] on
- * a rule of its own, as each proposed rule will have them. */
+/* The probe rules' text: "[NAME]" with action = tls, then one rule of
+ * that name with "-starttls-PROTO" for each STARTTLS the table knows. */
+static char *
+probe_rules_text(const char *name, size_t *len)
+{
+    char *buf = NULL;
+    FILE *out;
+
+    if ((out = open_memstream(&buf, len)) == NULL)
+        return NULL;
+    fprintf(out, "\n[%s]\nconnect = :1\naction = tls\n", name);
+    for (size_t i = 0; i < TLSSHIM_NELEMS(protocol_table); i++)
+        if (protocol_table[i].starttls != NULL)
+            fprintf(out, "\n[%s-starttls-%s]\nconnect = :1\naction = tls\n"
+                         "starttls = %s\n", name, protocol_table[i].starttls,
+                    protocol_table[i].starttls);
+    if (fclose(out) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static const struct policy_rule *
+rule_named(const struct policy *p, const char *name)
+{
+    for (size_t i = 0; i < p->nrules; i++)
+        if (strcmp(p->rules[i].name, name) == 0)
+            return &p->rules[i];
+    return NULL;
+}
+
+/* The rules probes get their settings from: the policy's [defaults] on
+ * rules of their own, as each proposed rule will have them; one with
+ * action = tls, and one per STARTTLS protocol. */
 static int
 make_probe_rule(struct learn *l)
 {
-    static const char minimal[] = "[learn-probe]\nconnect = :1\n"
-                                  "action = tls\n";
-    char err[512], name[LEARN_MAX_SECTION_NAME + 1];
-    char *text;
-    size_t len;
+    char err[512], name[LEARN_MAX_SECTION_NAME - 32], rname[LEARN_MAX_SECTION_NAME + 1];
+    char *rules, *text;
+    size_t rules_len = 0, len;
     int i;
 
     util_strlcpy(name, "learn-probe", sizeof(name));
     for (i = 2; section_exists(l, name) && i < 10000; i++)
         snprintf(name, sizeof(name), "learn-probe-%d", i);
-    len = l->text.len + strlen(name) + 64;
-    if ((text = malloc(len)) == NULL) {
+    if ((rules = probe_rules_text(name, &rules_len)) == NULL) {
+        cli_error("out of memory");
+        return -1;
+    }
+    len = l->text.len + rules_len;
+    if ((text = malloc(len + 1)) == NULL) {
+        free(rules);
         cli_error("out of memory");
         return -1;
     }
     memcpy(text, l->text.buf, l->text.len);
-    len = l->text.len + (size_t)snprintf(text + l->text.len,
-                                         len - l->text.len,
-                                         "\n[%s]\nconnect = :1\n"
-                                         "action = tls\n", name);
+    memcpy(text + l->text.len, rules, rules_len);
     l->probe_policy = policy_parse(text, len, l->policy->file, err,
                                    sizeof(err));
     free(text);
     if (l->probe_policy == NULL) {
         /* the policy is full: probe with the built-in settings */
         cli_warn("probing with the built-in verification settings: %s", err);
-        l->probe_policy = policy_parse(minimal, strlen(minimal), "(learn)",
-                                       err, sizeof(err));
+        l->probe_policy = policy_parse(rules, rules_len, "(learn)", err,
+                                       sizeof(err));
         if (l->probe_policy == NULL) {
             cli_error("internal error: %s", err);
+            free(rules);
             return -1;
         }
     }
-    l->probe_rule =
-        &l->probe_policy->rules[l->probe_policy->nrules - 1];
+    free(rules);
+    l->probe_rule = rule_named(l->probe_policy, name);
+    for (size_t k = 0; k < TLSSHIM_NELEMS(protocol_table); k++) {
+        if (protocol_table[k].starttls == NULL)
+            continue;
+        snprintf(rname, sizeof(rname), "%s-starttls-%s", name,
+                 protocol_table[k].starttls);
+        l->starttls_rules[k] = rule_named(l->probe_policy, rname);
+    }
+    if (l->probe_rule == NULL) {
+        cli_error("internal error: no probe rule %s", name);
+        return -1;
+    }
     return 0;
 }
 
@@ -631,41 +690,61 @@ with_port(struct sockaddr_storage *ss, unsigned port)
         ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
 }
 
-/* Ask the addresses the program used, on the same port and on the
- * protocol's TLS port; decide from what verified everywhere. */
+/* The probe rule with pr's STARTTLS, or NULL when it has none. */
+static const struct policy_rule *
+starttls_rule_of(const struct learn *l, const struct proposal *pr)
+{
+    if (pr->proto == NULL || pr->proto->starttls == NULL)
+        return NULL;
+    return l->starttls_rules[pr->proto - protocol_table];
+}
+
+/*
+ * Ask the addresses the program used (and nothing else) for TLS on the
+ * same port, for the protocol's STARTTLS on the same port, and for TLS on
+ * the protocol's TLS port; decide for the first of these, in that order,
+ * that verified at every address.
+ */
 static void
 probe_proposal(const struct learn *l, struct proposal *pr)
 {
     const struct evidence_dest *d = pr->d;
+    const struct policy_rule *stls = starttls_rule_of(l, pr);
     const char *name = d->name[0] != '\0' ? d->name : NULL;
-    int same_ok = 1, alt_ok = pr->tls_port != 0;
+    int ok[3] = {1, stls != NULL, pr->tls_port != 0};
     char where[INET6_ADDRSTRLEN + 16];
 
     for (size_t i = 0; i < d->naddrs && i < LEARN_MAX_PROBED; i++) {
-        for (int alt = 0; alt <= (pr->tls_port != 0); alt++) {
-            struct probe_entry *e = &pr->probes[pr->nprobes++];
+        for (int k = PROBE_SAME_PORT; k <= PROBE_TLS_PORT; k++) {
+            const struct policy_rule *r = l->probe_rule;
+            struct probe_entry *e;
 
+            if (k == PROBE_STARTTLS && (r = stls) == NULL)
+                continue;
+            if (k == PROBE_TLS_PORT && pr->tls_port == 0)
+                continue;
+            e = &pr->probes[pr->nprobes++];
             e->addr = d->addrs[i];
-            e->tls_port = alt;
-            with_port(&e->addr, alt ? pr->tls_port : d->port);
+            e->kind = (enum probe_kind)k;
+            with_port(&e->addr, k == PROBE_TLS_PORT ? pr->tls_port
+                                                    : d->port);
             util_addr_str((const struct sockaddr *)&e->addr, where,
                           sizeof(where));
-            fprintf(stderr, "tlsshim: probing %s\n", where);
-            probe_tls((const struct sockaddr *)&e->addr, l->probe_rule, name,
-                      &e->res);
-            if (e->res.verdict != PROBE_VERIFIED) {
-                if (alt)
-                    alt_ok = 0;
-                else
-                    same_ok = 0;
-            }
+            fprintf(stderr, "tlsshim: probing %s%s%s\n", where,
+                    k == PROBE_STARTTLS ? " with STARTTLS " : "",
+                    k == PROBE_STARTTLS ? r->starttls : "");
+            probe_tls((const struct sockaddr *)&e->addr, r, name, &e->res);
+            if (e->res.verdict != PROBE_VERIFIED)
+                ok[k] = 0;
         }
     }
     if (pr->nprobes == 0)
         pr->decision = DECIDE_PLAIN;
-    else if (same_ok)
+    else if (ok[PROBE_SAME_PORT])
         pr->decision = DECIDE_TLS;
-    else if (alt_ok)
+    else if (ok[PROBE_STARTTLS])
+        pr->decision = DECIDE_STARTTLS;
+    else if (ok[PROBE_TLS_PORT])
         pr->decision = DECIDE_REDIRECT;
     else
         pr->decision = DECIDE_PLAIN;
@@ -833,36 +912,46 @@ write_probes(FILE *out, const struct proposal *pr)
 
         util_addr_str((const struct sockaddr *)&e->addr, where,
                       sizeof(where));
-        if (!e->tls_port)
+        switch (e->kind) {
+        case PROBE_SAME_PORT:
             util_strlcpy(port_label, "the same port", sizeof(port_label));
-        else
+            break;
+        case PROBE_STARTTLS:
+            snprintf(port_label, sizeof(port_label), "STARTTLS %s on the "
+                     "same port", pr->proto->starttls);
+            break;
+        case PROBE_TLS_PORT:
             snprintf(port_label, sizeof(port_label), "the %s port",
                      pr->proto->tls_name);
+            break;
+        }
         commentf(out, "probe %s (%s): %s", where, port_label, e->res.why);
     }
 }
 
-/* TLS answered somewhere without verifying: say what to fix. */
+/* TLS answered somewhere without verifying: say what to fix, and the
+ * lines of the first way (in the order of the decision) that answered. */
 static void
 write_unverified_hint(FILE *out, const struct proposal *pr)
 {
-    int same = 0, alt = 0;
+    int answered[3] = {0, 0, 0};
 
     for (size_t i = 0; i < pr->nprobes; i++)
         if (pr->probes[i].res.verdict == PROBE_TLS_FAILED ||
-            pr->probes[i].res.verdict == PROBE_VERIFIED) {
-            if (pr->probes[i].tls_port)
-                alt = 1;
-            else
-                same = 1;
-        }
-    if (!same && !alt)
+            pr->probes[i].res.verdict == PROBE_VERIFIED)
+            answered[pr->probes[i].kind] = 1;
+    if (!answered[PROBE_SAME_PORT] && !answered[PROBE_STARTTLS] &&
+        !answered[PROBE_TLS_PORT])
         return;
     comment(out, "TLS answered but did not verify everywhere; once it "
                  "verifies (ca_file in [defaults] or here, or the "
                  "fingerprint that tlsshim --fingerprint prints), use:");
     fputs("#   action = tls\n", out);
-    if (!same && alt)
+    if (answered[PROBE_SAME_PORT])
+        return;
+    if (answered[PROBE_STARTTLS])
+        fprintf(out, "#   starttls = %s\n", pr->proto->starttls);
+    else
         fprintf(out, "#   redirect = :%u\n", pr->tls_port);
 }
 
@@ -896,6 +985,12 @@ write_proposal(FILE *out, const struct proposal *pr, int probed)
         comment(out, probed ? "proposed: TLS on the same port, verified"
                             : "proposed: TLS on the same port");
         break;
+    case DECIDE_STARTTLS:
+        commentf(out, "proposed: STARTTLS (%s) on the same port, verified; "
+                      "tlsshim runs the dialogue and the program starts its "
+                      "session afresh over TLS",
+                 pr->proto->starttls);
+        break;
     case DECIDE_REDIRECT:
         commentf(out, "proposed: TLS on port %u (%s)%s", pr->tls_port,
                  pr->proto->tls_name, probed ? ", verified" : "");
@@ -904,18 +999,25 @@ write_proposal(FILE *out, const struct proposal *pr, int probed)
         comment(out, "proposed: plain, as no verified TLS was found");
         break;
     }
-    if (pr->proto != NULL && pr->proto->starttls != NULL)
+    if (!probed && pr->proto != NULL && pr->proto->starttls != NULL)
         commentf(out, "%s servers often offer STARTTLS on this port "
-                      "instead (starttls = %s), which was not probed. A "
-                      "program that upgrades with STARTTLS itself must stay "
-                      "plain here.",
+                      "instead (starttls = %s): tlsshim --learn --probe "
+                      "asks for it.",
                  pr->proto->proto, pr->proto->starttls);
+    if (pr->proto != NULL && pr->proto->starttls != NULL &&
+        pr->decision != DECIDE_PLAIN)
+        commentf(out, "A program that upgrades with STARTTLS itself (the "
+                      "audit sees only the first bytes) must stay plain "
+                      "here.");
     if (pr->decision == DECIDE_PLAIN && probed)
         write_unverified_hint(out, pr);
     fprintf(out, "[%s]\nconnect = %s\n", pr->name, pr->pattern);
     switch (pr->decision) {
     case DECIDE_TLS:
         fputs("action = tls\n", out);
+        break;
+    case DECIDE_STARTTLS:
+        fprintf(out, "action = tls\nstarttls = %s\n", pr->proto->starttls);
         break;
     case DECIDE_REDIRECT:
         fprintf(out, "action = tls\nredirect = :%u\n", pr->tls_port);

@@ -227,6 +227,100 @@ print("\n".join(sorted(out)))' "$1" "$2"
     assert_output ok
 }
 
+# smtp_server NAME PORT MODE CERT: tests/peers/starttls_server.py speaking
+# SMTP on 127.0.0.1:PORT in MODE with the certificate CERT (good,
+# wronghost), recording each connection in $T/NAME.jsonl.
+smtp_server() {
+    start_bg "$1" "$PYTHON" "$PEERS/starttls_server.py" --proto smtp \
+        --port "$2" --mode "$3" --cert "$PKI/$4.chain.pem" --key "$PKI/$4.key" \
+        --record "$T/$1.jsonl"
+    wait_port "$2"
+}
+
+# smtp_records FILE: "tls pre data" of each connection a starttls_server.py
+# recorded, in order: whether TLS came up, what it received in plaintext
+# (escaped), and the hashes of the mails it received.
+smtp_records() {
+    "$PYTHON" -c '
+import json, sys
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    print(o["tls"], repr(o["pre"]), " ".join(o["data_sha256"]) or "-")' "$1"
+}
+
+@test "--learn --probe asks SMTP servers for STARTTLS: starttls = smtp where it verifies, and why not where it is not offered, refused, or the certificate fails" {
+    given_policy
+    local ok=$(free_port) none=$(free_port) refused=$(free_port) wrong=$(free_port)
+    smtp_server ok "$ok" normal good
+    smtp_server none "$none" nostarttls good
+    smtp_server refused "$refused" refuse good
+    smtp_server wrong "$wrong" normal wronghost
+    MAIL_SHA=$(base64 -w 76 "$T/payload" | sed 's/$/\r/' | sha256sum)
+    MAIL_SHA=${MAIL_SHA%% *}
+
+    run --separate-stderr "$TLSSHIM" --learn "$T/out.conf" --probe -f "$T/given.conf" -- \
+        "${CLIENT[@]}" --payload "$T/payload" --smtp "127.0.0.1:$ok" \
+        --smtp "127.0.0.1:$none" --smtp "127.0.0.1:$refused" --smtp "127.0.0.1:$wrong"
+    assert_success
+    assert_equal "$output" "$(printf "smtp $MAIL_SHA\n%.0s" 1 2 3 4)"
+    assert_equal "$(printf '%s\n' "$stderr" | tail -n 1)" \
+        "tlsshim: $T/out.conf: 4 rules proposed (1 tls, 3 plain) from 4 connections"
+
+    run rule_block "$T/out.conf" "learned-127.0.0.1-$ok"
+    assert_line "# 127.0.0.1:$ok: 1 connection, 1 in plaintext: smtp x1"
+    assert_line "# probe 127.0.0.1:$ok (the same port): no TLS: wrong version number"
+    assert_line "# probe 127.0.0.1:$ok (STARTTLS smtp on the same port): STARTTLS accepted; TLS verified (TLSv1.3, name 127.0.0.1)"
+    assert_line --regexp "^# probe 127\\.0\\.0\\.1:465 \\(the smtps port\\): "
+    assert_line --partial "# proposed: STARTTLS (smtp) on the same port, verified"
+    assert_line "action = tls"
+    assert_line "starttls = smtp"
+    refute_line --partial "redirect"
+
+    run rule_block "$T/out.conf" "learned-127.0.0.1-$none"
+    assert_line "# probe 127.0.0.1:$none (STARTTLS smtp on the same port): no STARTTLS: the server does not offer STARTTLS (not in its EHLO answer)"
+    assert_line "# proposed: plain, as no verified TLS was found"
+    assert_line "action = plain"
+    refute_line --partial "starttls ="
+
+    run rule_block "$T/out.conf" "learned-127.0.0.1-$refused"
+    assert_line "# probe 127.0.0.1:$refused (STARTTLS smtp on the same port): no STARTTLS: STARTTLS refused: \"454 4.7.0 TLS not available\""
+    assert_line "action = plain"
+
+    run rule_block "$T/out.conf" "learned-127.0.0.1-$wrong"
+    assert_line "# probe 127.0.0.1:$wrong (STARTTLS smtp on the same port): STARTTLS accepted; TLS, but certificate verify failed: hostname mismatch (wanted 127.0.0.1, certificate has wrong.test)"
+    assert_line "# proposed: plain, as no verified TLS was found"
+    # what to write once it verifies (rule_block joins the indented lines)
+    assert_line --partial "prints), use: action = tls starttls = smtp"
+    assert_line "action = plain"
+    run grep -c -x -e "#   action = tls" -e "#   starttls = smtp" "$T/out.conf"
+    assert_output 2
+
+    # the probes spoke the dialogue and nothing of the program's: on the
+    # good server, the program's mail in plaintext, a ClientHello that
+    # SMTP cannot read, then EHLO and STARTTLS and a handshake, no mail
+    run smtp_records "$T/ok.jsonl"
+    assert_line --index 0 --partial "False 'EHLO client.test\\r\\nMAIL FROM:"
+    assert_line --index 0 --partial " $MAIL_SHA"
+    assert_line --index 1 --regexp "^False '\\\\x16\\\\x03"
+    assert_line --index 2 "True 'EHLO [127.0.0.1]\\r\\nSTARTTLS\\r\\n' -"
+    assert_equal "${#lines[@]}" 3
+
+    # fed back: the mail goes over verified TLS, nothing of it in plaintext
+    run --separate-stderr "$TLSSHIM" -f "$T/out.conf" -r "$T/again.jsonl" -- \
+        "${CLIENT[@]}" --payload "$T/payload" --smtp "127.0.0.1:$ok" --smtp "127.0.0.1:$none"
+    assert_success
+    assert_equal "$output" "$(printf "smtp $MAIL_SHA\n%.0s" 1 2)"
+    run smtp_records "$T/ok.jsonl"
+    assert_line --index 3 "True 'EHLO [127.0.0.1]\\r\\nSTARTTLS\\r\\n' $MAIL_SHA"
+    assert_equal "${#lines[@]}" 4
+    run smtp_records "$T/none.jsonl"
+    assert_line --index 3 --partial "False 'EHLO client.test\\r\\nMAIL FROM:"
+    run json_field "$T/again.jsonl" 1 starttls
+    assert_output smtp
+    run json_field "$T/again.jsonl" 1 verify
+    assert_output ok
+}
+
 @test "--learn --probe proposes redirect = :443 when port 80 has no TLS but 443 verifies (own network namespace)" {
     unshare -rn true 2>/dev/null || skip "no user and network namespaces (unshare -rn)"
     command -v ip >/dev/null || skip "ip (iproute2) is not installed"
