@@ -239,13 +239,13 @@ smtp_server() {
 
 # smtp_records FILE: "tls pre data" of each connection a starttls_server.py
 # recorded, in order: whether TLS came up, what it received in plaintext
-# (escaped), and the hashes of the mails it received.
+# (as a JSON string), and the hashes of the mails it received.
 smtp_records() {
     "$PYTHON" -c '
 import json, sys
 for line in open(sys.argv[1]):
     o = json.loads(line)
-    print(o["tls"], repr(o["pre"]), " ".join(o["data_sha256"]) or "-")' "$1"
+    print(o["tls"], json.dumps(o["pre"]), " ".join(o["data_sha256"]) or "-")' "$1"
 }
 
 @test "--learn --probe asks SMTP servers for STARTTLS: starttls = smtp where it verifies, and why not where it is not offered, refused, or the certificate fails" {
@@ -299,10 +299,10 @@ for line in open(sys.argv[1]):
     # good server, the program's mail in plaintext, a ClientHello that
     # SMTP cannot read, then EHLO and STARTTLS and a handshake, no mail
     run smtp_records "$T/ok.jsonl"
-    assert_line --index 0 --partial "False 'EHLO client.test\\r\\nMAIL FROM:"
+    assert_line --index 0 --partial 'False "EHLO client.test\r\nMAIL FROM:'
     assert_line --index 0 --partial " $MAIL_SHA"
-    assert_line --index 1 --regexp "^False '\\\\x16\\\\x03"
-    assert_line --index 2 "True 'EHLO [127.0.0.1]\\r\\nSTARTTLS\\r\\n' -"
+    assert_line --index 1 --regexp '^False "\\u0016\\u0003'
+    assert_line --index 2 'True "EHLO [127.0.0.1]\r\nSTARTTLS\r\n" -'
     assert_equal "${#lines[@]}" 3
 
     # fed back: the mail goes over verified TLS, nothing of it in plaintext
@@ -311,23 +311,30 @@ for line in open(sys.argv[1]):
     assert_success
     assert_equal "$output" "$(printf "smtp $MAIL_SHA\n%.0s" 1 2)"
     run smtp_records "$T/ok.jsonl"
-    assert_line --index 3 "True 'EHLO [127.0.0.1]\\r\\nSTARTTLS\\r\\n' $MAIL_SHA"
+    assert_line --index 3 'True "EHLO [127.0.0.1]\r\nSTARTTLS\r\n" '"$MAIL_SHA"
     assert_equal "${#lines[@]}" 4
     run smtp_records "$T/none.jsonl"
-    assert_line --index 3 --partial "False 'EHLO client.test\\r\\nMAIL FROM:"
+    assert_line --index 3 --partial 'False "EHLO client.test\r\nMAIL FROM:'
     run json_field "$T/again.jsonl" 1 starttls
     assert_output smtp
     run json_field "$T/again.jsonl" 1 verify
     assert_output ok
 }
 
-@test "--learn --probe proposes redirect = :443 when port 80 has no TLS but 443 verifies (own network namespace)" {
+@test "a plaintext HTTP, SMTP and redis client: --learn --probe proposes redirect = :443, starttls = smtp and plain, which fed back give verified TLS to the first two (own network namespace)" {
     unshare -rn true 2>/dev/null || skip "no user and network namespaces (unshare -rn)"
     command -v ip >/dev/null || skip "ip (iproute2) is not installed"
     given_policy
+    policy "$T/audit.conf" <<'EOF'
+[global]
+default_action = audit
+EOF
+    MAIL_SHA=$(base64 -w 76 "$T/payload" | sed 's/$/\r/' | sha256sum)
+    MAIL_SHA=${MAIL_SHA%% *}
     # Everything below runs in a fresh network namespace, where only this
-    # test's servers listen on 127.0.0.1:80 and :443; their PIDs go to
-    # the list teardown stops.
+    # test's servers listen on 127.0.0.1's usual ports; their PIDs go to
+    # the list teardown stops.  HTTP has TLS on a second port (443), SMTP
+    # offers STARTTLS, redis has no TLS at all.
     cat >"$T/ns.sh" <<'EOF'
 set -u
 ip link set lo up
@@ -348,25 +355,68 @@ bg web "$PYTHON" "$PEERS/learn_server.py" --proto http --port 80 \
 bg web443 "$PYTHON" "$PEERS/http_tls.py" --port 443 \
     --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
     --body-file "$T/blob" --log "$T/web443.requests" || exit 1
+bg mail "$PYTHON" "$PEERS/starttls_server.py" --proto smtp --port 25 \
+    --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
+    --record "$T/mail.jsonl" || exit 1
+bg kv "$PYTHON" "$PEERS/learn_server.py" --proto redis --port 6379 \
+    --info "$T/kv.info" || exit 1
 # an HTTPS port the program never used: nothing may probe it
 bg sink "$PYTHON" "$PEERS/raw_sink.py" --port 8443 \
     --record "$T/sink.bin" --info "$T/sink.info" || exit 1
-"$TLSSHIM" --learn "$T/out.conf" --probe -f "$T/given.conf" -- \
-    "$PYTHON" "$PEERS/learn_client.py" --http 127.0.0.1:80 \
+client=("$PYTHON" "$PEERS/learn_client.py" --http 127.0.0.1:80
+    --smtp 127.0.0.1:25 --redis 127.0.0.1:6379 --payload "$T/payload")
+"$TLSSHIM" -f "$T/audit.conf" -r "$T/audit.jsonl" -- "${client[@]}" \
+    >"$T/audit.out" 2>"$T/audit.err"
+echo "audit=$?"
+"$TLSSHIM" --learn "$T/out.conf" --probe -f "$T/given.conf" -- "${client[@]}" \
     >"$T/learn.out" 2>"$T/learn.err"
 echo "learn=$?"
-"$TLSSHIM" -f "$T/out.conf" -r "$T/again.jsonl" -- \
-    "$PYTHON" "$PEERS/learn_client.py" --http 127.0.0.1:80 \
+"$TLSSHIM" -f "$T/out.conf" -r "$T/again.jsonl" -- "${client[@]}" \
     >"$T/again.out" 2>"$T/again.err"
 echo "again=$?"
 EOF
     run env T="$T" PEERS="$PEERS" PKI="$PKI" PYTHON="$PYTHON" \
         TLSSHIM="$TLSSHIM" timeout 120 unshare -rn bash "$T/ns.sh"
     common_teardown
+    assert_line audit=0
     assert_line learn=0
     assert_line again=0
+    for run_name in audit learn again; do
+        assert_equal "$(cat "$T/$run_name.out")" \
+            "$(printf 'http %s\nsmtp %s\nredis %s' "$BLOB_SHA" "$MAIL_SHA" "$PAYLOAD_SHA")"
+    done
 
-    assert_equal "$(cat "$T/learn.out")" "http $BLOB_SHA"
+    # the audit run's report: every field of SPEC section 8, of the right
+    # type; no rule matched, so rule and host are null; the first bytes
+    # name each protocol
+    run "$PYTHON" - "$T/audit.jsonl" <<'EOF'
+import json, sys
+want = {
+    "id": str, "event": str, "ts": str, "duration_ms": int, "pid": int,
+    "role": str, "rule": type(None), "action": str, "peer": str,
+    "host": type(None), "sni": type(None), "version": type(None),
+    "starttls": type(None), "outcome": str, "error": type(None),
+    "cipher": type(None), "alpn": (str, type(None)), "resumed": bool,
+    "verify": type(None), "ocsp": str, "peer_cert": type(None),
+    "bytes_in": int, "bytes_out": int, "handshake_ms": type(None),
+    "first_bytes": str, "first_detail": (str, type(None)),
+}
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    for k, t in want.items():
+        assert k in o, "missing %s in %s" % (k, o)
+        assert isinstance(o[k], t), "%s: %r in %s" % (k, o[k], o)
+    assert (o["event"], o["role"], o["action"], o["outcome"]) == \
+        ("close", "client", "audit", "audit"), o
+    print(o["peer"], o["first_bytes"], o["first_detail"] or "-")
+EOF
+    assert_success
+    assert_line "127.0.0.1:80 http method=GET"
+    assert_line "127.0.0.1:25 smtp -"
+    assert_line "127.0.0.1:6379 redis -"
+    assert_equal "${#lines[@]}" 3
+
+    # the proposals, each with the evidence of its probes
     run rule_block "$T/out.conf" "learned-127.0.0.1-80"
     assert_line "# probe 127.0.0.1:80 (the same port): no TLS: wrong version number"
     assert_line "# probe 127.0.0.1:443 (the https port): TLS verified (TLSv1.3, name 127.0.0.1)"
@@ -374,16 +424,56 @@ EOF
     assert_line "connect = 127.0.0.1:80"
     assert_line "action = tls"
     assert_line "redirect = :443"
+    run rule_block "$T/out.conf" "learned-127.0.0.1-25"
+    assert_line "# probe 127.0.0.1:25 (the same port): no TLS: wrong version number"
+    assert_line "# probe 127.0.0.1:25 (STARTTLS smtp on the same port): STARTTLS accepted; TLS verified (TLSv1.3, name 127.0.0.1)"
+    assert_line "# probe 127.0.0.1:465 (the smtps port): no TCP connection: Connection refused"
+    assert_line "connect = 127.0.0.1:25"
+    assert_line "action = tls"
+    assert_line "starttls = smtp"
+    refute_line --partial "redirect ="
+    run rule_block "$T/out.conf" "learned-127.0.0.1-6379"
+    assert_line --regexp "^# probe 127\\.0\\.0\\.1:6379 \\(the same port\\): no TLS: "
+    assert_line "# proposed: plain, as no verified TLS was found"
+    assert_line "connect = 127.0.0.1:6379"
+    assert_line "action = plain"
+    assert_equal "$(tail -n 1 "$T/learn.err")" \
+        "tlsshim: $T/out.conf: 3 rules proposed (2 tls, 1 plain) from 3 connections"
 
-    # the program asked for port 80 and got verified TLS from 443
-    assert_equal "$(cat "$T/again.out")" "http $BLOB_SHA"
+    # fed back: verified TLS to 443 for the HTTP the program sent to port
+    # 80, the mail over STARTTLS, redis as the proposal says: plain
+    run "$PYTHON" - "$T/again.jsonl" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    print(o["rule"], o["peer"], o["outcome"], o["verify"], o["version"],
+          o["starttls"])
+EOF
+    assert_line "learned-127.0.0.1-80 127.0.0.1:80 ok ok TLSv1.3 None"
+    assert_line "learned-127.0.0.1-25 127.0.0.1:25 ok ok TLSv1.3 smtp"
+    assert_equal "${#lines[@]}" 2
     run cat "$T/web443.requests"
     assert_output "GET /blob 127.0.0.1:80"
     run info_field "$T/web.info" requests
-    # port 80 saw the learning run and the probe, nothing after
-    assert_output $'["GET"]\n[]'
-    run json_field "$T/again.jsonl" 1 outcome
-    assert_output ok
+    # port 80 saw the audit and learning runs and the probe, nothing after
+    assert_output $'["GET"]\n["GET"]\n[]'
+    # the mail server: the mail in plaintext twice (audit, learning), the
+    # two probes, then the mail over TLS with nothing of it in plaintext
+    run smtp_records "$T/mail.jsonl"
+    assert_line --index 0 --partial 'False "EHLO client.test\r\nMAIL FROM:'
+    assert_line --index 1 --partial 'False "EHLO client.test\r\nMAIL FROM:'
+    assert_line --index 2 --regexp '^False "\\u0016\\u0003'
+    assert_line --index 3 'True "EHLO [127.0.0.1]\r\nSTARTTLS\r\n" -'
+    assert_line --index 4 'True "EHLO [127.0.0.1]\r\nSTARTTLS\r\n" '"$MAIL_SHA"
+    assert_equal "${#lines[@]}" 5
+    # redis: plaintext every time, the payload intact; the probe's
+    # ClientHello was answered with an error and nothing stored
+    run info_field "$T/kv.info" tls
+    assert_output $'false\nfalse\nfalse\nfalse'
+    run info_field "$T/kv.info" requests
+    assert_output $'["SET", "GET", "QUIT"]\n["SET", "GET", "QUIT"]\n["SET", "GET", "QUIT"]\n[]'
+    run info_field "$T/kv.info" set_sha256
+    assert_output "$(printf '%s\n%s\n%s\nnull' "$PAYLOAD_SHA" "$PAYLOAD_SHA" "$PAYLOAD_SHA")"
     [ ! -s "$T/sink.info" ] && [ ! -s "$T/sink.bin" ]
 }
 
