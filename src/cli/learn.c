@@ -7,8 +7,10 @@
  * plaintext, the evidence in comments above each, placed before the rules
  * that let it through so that it takes effect.  With --probe, each
  * destination's addresses are asked (after COMMAND exited) whether TLS
- * answers and verifies on the same port and on the protocol's TLS port.
- * The policy text is edited line by line, never rewritten, so that the
+ * answers and verifies on the same port, after the protocol's STARTTLS on
+ * the same port, and on the protocol's TLS port.  Plaintext the program
+ * accepted gets a listen rule, commented out (the certificate is the
+ * operator's to choose).  The policy text is edited line by line, never rewritten, so that the
  * operator's comments and layout survive; the result is parsed again
  * before it is written.
  */
