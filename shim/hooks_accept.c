@@ -108,7 +108,8 @@ judge(int lfd, int fd, const struct sockaddr *peer, socklen_t plen)
         log_error("accept %s from %s rule=%s: denied by policy", laddr, paddr,
                   rule != NULL ? rule->name : "(default_listen_action)");
         report_refused(POLICY_ROLE_SERVER, rule, POLICY_DENY, peer, NULL,
-                       "denied", "denied by policy");
+                       (struct sockaddr *)&local, "denied",
+                       "denied by policy");
         return REFUSE;
     default:
         return KEEP;

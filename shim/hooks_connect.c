@@ -409,7 +409,7 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
                   "looked up for this address by other threads)",
                   util_addr_str(sa, addr, sizeof(addr)));
         report_refused(POLICY_ROLE_CLIENT, NULL, POLICY_DENY, sa, NULL,
-                       "denied", "ambiguous name");
+                       NULL, "denied", "ambiguous name");
         errno = EACCES;
         return -1;
     }
@@ -424,7 +424,8 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
                   util_addr_str(sa, addr, sizeof(addr)),
                   rule != NULL ? rule->name : "(default_action)");
         report_refused(POLICY_ROLE_CLIENT, rule, POLICY_DENY, sa,
-                       name[0] ? name : NULL, "denied", "denied by policy");
+                       name[0] ? name : NULL, NULL, "denied",
+                       "denied by policy");
         errno = EACCES;
         return -1;
     case POLICY_AUDIT:

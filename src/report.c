@@ -365,7 +365,8 @@ static void
 start_line(struct jbuf *b, const char *id, const char *event, int64_t ts_ms,
            int64_t duration_ms, enum policy_role role,
            const struct policy_rule *rule, enum policy_action action,
-           const struct sockaddr *peer, const char *host)
+           const struct sockaddr *peer, const char *host,
+           const struct sockaddr *local)
 {
     char ts[40], addr[80];
 
@@ -388,6 +389,17 @@ start_line(struct jbuf *b, const char *id, const char *event, int64_t ts_ms,
         jb_kstr(b, "peer", NULL);
     }
     jb_kstr(b, "host", host);
+    /* An extension of SPEC section 8: the address a server connection was
+     * accepted on (the listen rules' address), so that the report shows
+     * which listening address served plaintext. */
+    if (role == POLICY_ROLE_SERVER) {
+        if (local != NULL && local->sa_family != AF_UNSPEC) {
+            util_addr_str(local, addr, sizeof(addr));
+            jb_kstr(b, "local", addr);
+        } else {
+            jb_kstr(b, "local", NULL);
+        }
+    }
 }
 
 static void
@@ -418,7 +430,8 @@ report_conn(struct conn *c, const char *event)
     start_line(&b, c->report_id, event, c->started_ms, now - c->started_ms,
                c->role, c->no_rule ? NULL : c->rule, c->rule->action,
                (struct sockaddr *)&c->peer,
-               c->matched_name[0] != '\0' ? c->matched_name : NULL);
+               c->matched_name[0] != '\0' ? c->matched_name : NULL,
+               c->local_len > 0 ? (struct sockaddr *)&c->local : NULL);
     jb_kstr(&b, "sni", c->sni);
     /* enforce: the program's own TLS said what it negotiated */
     const char *version = NULL;
@@ -493,7 +506,8 @@ report_conn(struct conn *c, const char *event)
 void
 report_refused(enum policy_role role, const struct policy_rule *rule,
                enum policy_action action, const struct sockaddr *peer,
-               const char *host, const char *outcome, const char *error)
+               const char *host, const struct sockaddr *local,
+               const char *outcome, const char *error)
 {
     struct jbuf b = {0};
     char id[64];
@@ -502,7 +516,8 @@ report_refused(enum policy_role role, const struct policy_rule *rule,
     if (rep_path == NULL)
         return;
     new_id(id, sizeof(id));
-    start_line(&b, id, "close", now, 0, role, rule, action, peer, host);
+    start_line(&b, id, "close", now, 0, role, rule, action, peer, host,
+               local);
     jb_kstr(&b, "sni", NULL);
     jb_kstr(&b, "version", NULL);
     jb_kstr(&b, "starttls", NULL);

@@ -26,9 +26,11 @@ void report_conn(struct conn *c, const char *event);
 
 /* A connection refused before tlsshim made anything of it (deny,
  * ambiguous name): role, rule (NULL: the default action), peer, the name
- * that matched (or NULL), the outcome and why. */
+ * that matched (or NULL), the local address it was accepted on (server
+ * role; NULL for a client), the outcome and why. */
 void report_refused(enum policy_role role, const struct policy_rule *rule,
                     enum policy_action action, const struct sockaddr *peer,
-                    const char *host, const char *outcome, const char *error);
+                    const char *host, const struct sockaddr *local,
+                    const char *outcome, const char *error);
 
 #endif

@@ -196,7 +196,11 @@ still_plaintext(const struct policy *p, const struct evidence_dest *d,
     size_t i;
 
     now[0] = '\0';
-    if (d->role == POLICY_ROLE_SERVER) {
+    if (d->role == POLICY_ROLE_SERVER && d->nlocals > 0) {
+        /* the listen rules match the local address the report gives */
+        r = policy_match_listen(p, (const struct sockaddr *)&d->locals[0]);
+        action = r != NULL ? r->action : p->global.default_listen_action;
+    } else if (d->role == POLICY_ROLE_SERVER) {
         /* no local address in the report: only the same rule can tell */
         for (i = 0; i < p->nrules && d->rule[0] != '\0'; i++)
             if (p->rules[i].role == POLICY_ROLE_SERVER &&
@@ -257,10 +261,10 @@ warn_plaintext_use(const struct policy *p, const char *report)
                      d->role == POLICY_ROLE_SERVER ? "default_listen_action"
                                                    : "default_action");
         if (d->role == POLICY_ROLE_SERVER)
-            cli_warn("%s: accepted connections from %s were plaintext (%u "
-                     "of %u: %s), let through by %s%s",
-                     report, addrs, d->plaintext, d->connections, kinds,
-                     through, now);
+            cli_warn("%s: %s from %s were plaintext (%u of %u: %s), let "
+                     "through by %s%s",
+                     report, dest, addrs, d->plaintext, d->connections,
+                     kinds, through, now);
         else
             cli_warn("%s: %s%s%s%s was used in plaintext (%u connection%s: "
                      "%s), let through by %s%s",

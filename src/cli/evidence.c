@@ -145,6 +145,8 @@ struct sighting {
     const char *rule, *host, *proto, *detail;
     struct sockaddr_storage peer;
     unsigned port;
+    struct sockaddr_storage local;   /* server: the report's local */
+    int has_local;
 };
 
 static struct evidence_dest *
@@ -156,7 +158,8 @@ find_dest(struct evidence *ev, const struct sighting *s)
         if (d->role != s->role)
             continue;
         if (s->role == POLICY_ROLE_SERVER) {
-            if (strcmp(d->rule, s->rule != NULL ? s->rule : "") == 0)
+            if (strcmp(d->rule, s->rule != NULL ? s->rule : "") == 0 &&
+                d->has_local == s->has_local && d->port == s->port)
                 return d;
             continue;
         }
@@ -182,7 +185,8 @@ new_dest(struct evidence *ev, const struct sighting *s)
     d = &ev->dests[ev->n++];
     memset(d, 0, sizeof(*d));
     d->role = s->role;
-    d->port = s->role == POLICY_ROLE_CLIENT ? s->port : 0;
+    d->port = s->port;
+    d->has_local = s->has_local;
     d->first_addr = s->peer;
     if (s->role == POLICY_ROLE_CLIENT && s->host != NULL) {
         /* names are matched case-insensitively: keep one spelling */
@@ -217,6 +221,17 @@ add_sighting(struct evidence_dest *d, const struct sighting *s)
         else
             d->more_addrs = 1;
     }
+    /* the listening addresses that served plaintext: the ones a listen
+     * rule would name */
+    for (i = 0; s->has_local && i < d->nlocals; i++)
+        if (same_ip(&d->locals[i], &s->local))
+            break;
+    if (s->has_local && i == d->nlocals && evidence_is_plaintext(s->proto)) {
+        if (d->nlocals < EVIDENCE_MAX_ADDRS)
+            d->locals[d->nlocals++] = s->local;
+        else
+            d->more_locals = 1;
+    }
     evidence_printable(s->detail != NULL ? s->detail : "",
                        s->detail != NULL ? strlen(s->detail) : 0, detail,
                        sizeof(detail));
@@ -244,7 +259,7 @@ read_line(struct evidence *ev, const char *text, size_t len, char *why,
           size_t whylen)
 {
     struct json_value *v;
-    const char *event, *outcome, *role, *peer;
+    const char *event, *outcome, *role, *peer, *local;
     struct sighting s;
     struct evidence_dest *d;
     char err[200];
@@ -263,6 +278,7 @@ read_line(struct evidence *ev, const char *text, size_t len, char *why,
         string_member(v, "outcome", &outcome) != 0 ||
         string_member(v, "role", &role) != 0 ||
         string_member(v, "peer", &peer) != 0 ||
+        string_member(v, "local", &local) != 0 ||
         string_member(v, "rule", &s.rule) != 0 ||
         string_member(v, "host", &s.host) != 0 ||
         string_member(v, "first_bytes", &s.proto) != 0 ||
@@ -286,6 +302,19 @@ read_line(struct evidence *ev, const char *text, size_t len, char *why,
     s.role = strcmp(role, "server") == 0 ? POLICY_ROLE_SERVER
                                          : POLICY_ROLE_CLIENT;
     s.port = util_addr_port((const struct sockaddr *)&s.peer);
+    if (s.role == POLICY_ROLE_SERVER) {
+        /* grouped by the local port; reports of earlier versions have no
+         * local, and their server lines are grouped by rule alone */
+        s.port = 0;
+        if (local != NULL) {
+            if (parse_peer(local, &s.local) != 0) {
+                util_strlcpy(why, "bad field local", whylen);
+                goto out;
+            }
+            s.has_local = 1;
+            s.port = util_addr_port((const struct sockaddr *)&s.local);
+        }
+    }
     if (s.proto == NULL)
         s.proto = "none";
     if (s.host != NULL && (s.host[0] == '\0' || strlen(s.host) >= 256))
@@ -379,13 +408,26 @@ evidence_main_kind(const struct evidence_dest *d)
     return best;
 }
 
+static void append(char *buf, size_t len, size_t *used, const char *s);
+
 void
 evidence_dest_text(const struct evidence_dest *d, char *buf, size_t len)
 {
     char ip[INET6_ADDRSTRLEN + 8], name[300];
 
     if (d->role == POLICY_ROLE_SERVER) {
-        util_strlcpy(buf, "accepted connections", len);
+        size_t used = 0;
+
+        buf[0] = '\0';
+        append(buf, len, &used, "accepted connections");
+        for (size_t i = 0; i < d->nlocals; i++) {
+            util_addr_str((const struct sockaddr *)&d->locals[i], ip,
+                          sizeof(ip));
+            append(buf, len, &used, i ? ", " : " on ");
+            append(buf, len, &used, ip);
+        }
+        if (d->more_locals)
+            append(buf, len, &used, ", ...");
         return;
     }
     if (d->name[0] != '\0') {
@@ -470,4 +512,21 @@ evidence_addrs_text(const struct evidence_dest *d, char *buf, size_t len)
     }
     if (d->more_addrs)
         append(buf, len, &used, ", ...");
+}
+
+void
+evidence_locals_text(const struct evidence_dest *d, char *buf, size_t len)
+{
+    char one[INET6_ADDRSTRLEN + 16];
+    size_t used = 0;
+
+    if (len == 0)
+        return;
+    buf[0] = '\0';
+    for (size_t i = 0; i < d->nlocals; i++) {
+        util_addr_str((const struct sockaddr *)&d->locals[i], one,
+                      sizeof(one));
+        append(buf, len, &used, i ? " " : "");
+        append(buf, len, &used, one);
+    }
 }

@@ -28,12 +28,14 @@ struct evidence_kind {
 /*
  * A destination (client side: the name the program used, else the
  * address, and the port) or, on the server side, the accepted connections
- * of one rule (the report does not record the local address).
+ * of one rule on one local port (the report's local; where a report has
+ * none, those of one rule).
  */
 struct evidence_dest {
     enum policy_role role;
     char name[256];   /* client: the name the program used, or "" */
-    unsigned port;    /* client: the destination port; server: 0 */
+    unsigned port;    /* client: the destination port; server: the
+                       * local port, 0 when the report has no local */
     /* The first address seen (client: connected to, with the port;
      * server: the client's). */
     struct sockaddr_storage first_addr;
@@ -47,6 +49,12 @@ struct evidence_dest {
     size_t nkinds;
     int more_kinds;
     char rule[160];   /* the report's rule, "" for the default action */
+    /* server: the local addresses (with the port) that accepted
+     * plaintext; none when the report has no local */
+    struct sockaddr_storage locals[EVIDENCE_MAX_ADDRS];
+    size_t nlocals;
+    int more_locals;
+    int has_local;    /* server: the report gives local */
 };
 
 struct evidence {
@@ -72,7 +80,8 @@ int evidence_is_plaintext(const char *proto);
 const struct evidence_kind *evidence_main_kind(const struct evidence_dest *d);
 
 /* d's destination as text: "NAME:PORT" or "IP:PORT" ("[v6]:PORT"); for
- * the server side, "accepted connections". */
+ * the server side, "accepted connections on 127.0.0.1:PORT, ..." (or
+ * "accepted connections" where the report has no local). */
 void evidence_dest_text(const struct evidence_dest *d, char *buf, size_t len);
 
 /* The kinds of d as "http (method=GET), redis" into buf. */
@@ -83,6 +92,11 @@ void evidence_kinds_text(const struct evidence_dest *d, char *buf,
  * as "127.0.0.1, ::1" into buf. */
 void evidence_addrs_text(const struct evidence_dest *d, char *buf,
                          size_t len);
+
+/* The local addresses of a server-side d as a listen value:
+ * "127.0.0.1:8080 [::1]:8080"; "" when there are none. */
+void evidence_locals_text(const struct evidence_dest *d, char *buf,
+                          size_t len);
 
 /* Copy s into buf with every byte that is not printable ASCII written as
  * \xNN, so that report text can go into a policy comment or a terminal. */

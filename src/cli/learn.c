@@ -7,8 +7,10 @@
  * plaintext, the evidence in comments above each, placed before the rules
  * that let it through so that it takes effect.  With --probe, each
  * destination's addresses are asked (after COMMAND exited) whether TLS
- * answers and verifies on the same port and on the protocol's TLS port.
- * The policy text is edited line by line, never rewritten, so that the
+ * answers and verifies on the same port, after the protocol's STARTTLS on
+ * the same port, and on the protocol's TLS port.  Plaintext the program
+ * accepted gets a listen rule, commented out (the certificate is the
+ * operator's to choose).  The policy text is edited line by line, never rewritten, so that the
  * operator's comments and layout survive; the result is parsed again
  * before it is written.
  */
@@ -389,7 +391,8 @@ out:
 /* --- proposals ----------------------------------------------------------- */
 
 /* What is known about plaintext protocols: their implicit-TLS port, the
- * plaintext ports it replaces, and their STARTTLS (not probed). */
+ * plaintext ports it replaces, and their STARTTLS (a starttls value that
+ * starttls.c has a client dialogue for). */
 static const struct protocol_info {
     const char *proto;
     unsigned tls_port;        /* 0: TLS on the same port, if at all */
@@ -425,15 +428,26 @@ protocol_of(const struct evidence_dest *d, const struct evidence_kind *kind)
     return NULL;
 }
 
+/* What a proposal proposes; with --probe, the first of TLS on the same
+ * port, STARTTLS on the same port, and TLS on the protocol's TLS port
+ * that verified at every address (tlsshim(1), --probe). */
 enum decision {
     DECIDE_TLS,       /* TLS on the same port */
+    DECIDE_STARTTLS,  /* the protocol's STARTTLS on the same port */
     DECIDE_REDIRECT,  /* TLS on the protocol's TLS port */
     DECIDE_PLAIN,     /* no verified TLS found */
 };
 
+/* What one probe asked. */
+enum probe_kind {
+    PROBE_SAME_PORT,  /* TLS on the same port */
+    PROBE_STARTTLS,   /* STARTTLS on the same port */
+    PROBE_TLS_PORT,   /* TLS on the protocol's TLS port */
+};
+
 struct probe_entry {
     struct sockaddr_storage addr;
-    int tls_port;     /* 1: the protocol's TLS port, 0: the same port */
+    enum probe_kind kind;
     struct probe_result res;
 };
 
@@ -446,7 +460,7 @@ struct proposal {
     char name[LEARN_MAX_SECTION_NAME + 1];
     char pattern[1024];   /* the connect value */
     enum decision decision;
-    struct probe_entry probes[2 * LEARN_MAX_PROBED];
+    struct probe_entry probes[3 * LEARN_MAX_PROBED];
     size_t nprobes;
 };
 
@@ -455,11 +469,18 @@ struct learn {
     const struct cli_options *o;
     struct policy *policy;        /* the given policy */
     struct policy_text text;
-    struct policy *probe_policy;  /* its [defaults] on a probe rule */
-    const struct policy_rule *probe_rule;
+    struct policy *probe_policy;  /* its [defaults] on probe rules */
+    const struct policy_rule *probe_rule;   /* action = tls */
+    /* the same with starttls = protocol_table[i].starttls, or NULL */
+    const struct policy_rule *starttls_rules[TLSSHIM_NELEMS(protocol_table)];
     struct evidence ev;
     struct proposal *props;
     size_t nprops;
+    /* server side: the accepted plaintext, one commented-out listen rule
+     * each (names[i] for ev.dests[listen_dests[i]]) */
+    size_t *listen_dests;
+    char (*listen_names)[LEARN_MAX_SECTION_NAME + 1];
+    size_t nlisten;
     char audit_rule[LEARN_MAX_SECTION_NAME + 1]; /* "" when none */
     char workdir[PATH_MAX];
     char policy_path[PATH_MAX + 32];
@@ -479,6 +500,9 @@ section_exists(const struct learn *l, const char *name)
             return 1;
     for (i = 0; i < l->nprops; i++)
         if (strcmp(l->props[i].name, name) == 0)
+            return 1;
+    for (i = 0; i < l->nlisten; i++)
+        if (strcmp(l->listen_names[i], name) == 0)
             return 1;
     return 0;
 }
@@ -571,46 +595,91 @@ is_plain_port(const struct proposal *pr)
                                  pr->d->port == pr->proto->plain_ports[1]);
 }
 
-/* The rule a proposal gets its settings from: the policy's [defaults] on
- * a rule of its own, as each proposed rule will have them. */
+/* The probe rules' text: "[NAME]" with action = tls, then one rule of
+ * that name with "-starttls-PROTO" for each STARTTLS the table knows. */
+static char *
+probe_rules_text(const char *name, size_t *len)
+{
+    char *buf = NULL;
+    FILE *out;
+
+    if ((out = open_memstream(&buf, len)) == NULL)
+        return NULL;
+    fprintf(out, "\n[%s]\nconnect = :1\naction = tls\n", name);
+    for (size_t i = 0; i < TLSSHIM_NELEMS(protocol_table); i++)
+        if (protocol_table[i].starttls != NULL)
+            fprintf(out, "\n[%s-starttls-%s]\nconnect = :1\naction = tls\n"
+                         "starttls = %s\n", name, protocol_table[i].starttls,
+                    protocol_table[i].starttls);
+    if (fclose(out) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static const struct policy_rule *
+rule_named(const struct policy *p, const char *name)
+{
+    for (size_t i = 0; i < p->nrules; i++)
+        if (strcmp(p->rules[i].name, name) == 0)
+            return &p->rules[i];
+    return NULL;
+}
+
+/* The rules probes get their settings from: the policy's [defaults] on
+ * rules of their own, as each proposed rule will have them; one with
+ * action = tls, and one per STARTTLS protocol. */
 static int
 make_probe_rule(struct learn *l)
 {
-    static const char minimal[] = "[learn-probe]\nconnect = :1\n"
-                                  "action = tls\n";
-    char err[512], name[LEARN_MAX_SECTION_NAME + 1];
-    char *text;
-    size_t len;
+    char err[512], name[LEARN_MAX_SECTION_NAME - 32], rname[LEARN_MAX_SECTION_NAME + 1];
+    char *rules, *text;
+    size_t rules_len = 0, len;
     int i;
 
     util_strlcpy(name, "learn-probe", sizeof(name));
     for (i = 2; section_exists(l, name) && i < 10000; i++)
         snprintf(name, sizeof(name), "learn-probe-%d", i);
-    len = l->text.len + strlen(name) + 64;
-    if ((text = malloc(len)) == NULL) {
+    if ((rules = probe_rules_text(name, &rules_len)) == NULL) {
+        cli_error("out of memory");
+        return -1;
+    }
+    len = l->text.len + rules_len;
+    if ((text = malloc(len + 1)) == NULL) {
+        free(rules);
         cli_error("out of memory");
         return -1;
     }
     memcpy(text, l->text.buf, l->text.len);
-    len = l->text.len + (size_t)snprintf(text + l->text.len,
-                                         len - l->text.len,
-                                         "\n[%s]\nconnect = :1\n"
-                                         "action = tls\n", name);
+    memcpy(text + l->text.len, rules, rules_len);
     l->probe_policy = policy_parse(text, len, l->policy->file, err,
                                    sizeof(err));
     free(text);
     if (l->probe_policy == NULL) {
         /* the policy is full: probe with the built-in settings */
         cli_warn("probing with the built-in verification settings: %s", err);
-        l->probe_policy = policy_parse(minimal, strlen(minimal), "(learn)",
-                                       err, sizeof(err));
+        l->probe_policy = policy_parse(rules, rules_len, "(learn)", err,
+                                       sizeof(err));
         if (l->probe_policy == NULL) {
             cli_error("internal error: %s", err);
+            free(rules);
             return -1;
         }
     }
-    l->probe_rule =
-        &l->probe_policy->rules[l->probe_policy->nrules - 1];
+    free(rules);
+    l->probe_rule = rule_named(l->probe_policy, name);
+    for (size_t k = 0; k < TLSSHIM_NELEMS(protocol_table); k++) {
+        if (protocol_table[k].starttls == NULL)
+            continue;
+        snprintf(rname, sizeof(rname), "%s-starttls-%s", name,
+                 protocol_table[k].starttls);
+        l->starttls_rules[k] = rule_named(l->probe_policy, rname);
+    }
+    if (l->probe_rule == NULL) {
+        cli_error("internal error: no probe rule %s", name);
+        return -1;
+    }
     return 0;
 }
 
@@ -623,44 +692,116 @@ with_port(struct sockaddr_storage *ss, unsigned port)
         ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
 }
 
-/* Ask the addresses the program used, on the same port and on the
- * protocol's TLS port; decide from what verified everywhere. */
+/* The probe rule with pr's STARTTLS, or NULL when it has none. */
+static const struct policy_rule *
+starttls_rule_of(const struct learn *l, const struct proposal *pr)
+{
+    if (pr->proto == NULL || pr->proto->starttls == NULL)
+        return NULL;
+    return l->starttls_rules[pr->proto - protocol_table];
+}
+
+/*
+ * Ask the addresses the program used (and nothing else) for TLS on the
+ * same port, for the protocol's STARTTLS on the same port, and for TLS on
+ * the protocol's TLS port; decide for the first of these, in that order,
+ * that verified at every address.
+ */
 static void
 probe_proposal(const struct learn *l, struct proposal *pr)
 {
     const struct evidence_dest *d = pr->d;
+    const struct policy_rule *stls = starttls_rule_of(l, pr);
     const char *name = d->name[0] != '\0' ? d->name : NULL;
-    int same_ok = 1, alt_ok = pr->tls_port != 0;
+    int ok[3] = {1, stls != NULL, pr->tls_port != 0};
     char where[INET6_ADDRSTRLEN + 16];
 
     for (size_t i = 0; i < d->naddrs && i < LEARN_MAX_PROBED; i++) {
-        for (int alt = 0; alt <= (pr->tls_port != 0); alt++) {
-            struct probe_entry *e = &pr->probes[pr->nprobes++];
+        for (int k = PROBE_SAME_PORT; k <= PROBE_TLS_PORT; k++) {
+            const struct policy_rule *r = l->probe_rule;
+            struct probe_entry *e;
 
+            if (k == PROBE_STARTTLS && (r = stls) == NULL)
+                continue;
+            if (k == PROBE_TLS_PORT && pr->tls_port == 0)
+                continue;
+            e = &pr->probes[pr->nprobes++];
             e->addr = d->addrs[i];
-            e->tls_port = alt;
-            with_port(&e->addr, alt ? pr->tls_port : d->port);
+            e->kind = (enum probe_kind)k;
+            with_port(&e->addr, k == PROBE_TLS_PORT ? pr->tls_port
+                                                    : d->port);
             util_addr_str((const struct sockaddr *)&e->addr, where,
                           sizeof(where));
-            fprintf(stderr, "tlsshim: probing %s\n", where);
-            probe_tls((const struct sockaddr *)&e->addr, l->probe_rule, name,
-                      &e->res);
-            if (e->res.verdict != PROBE_VERIFIED) {
-                if (alt)
-                    alt_ok = 0;
-                else
-                    same_ok = 0;
-            }
+            fprintf(stderr, "tlsshim: probing %s%s%s\n", where,
+                    k == PROBE_STARTTLS ? " with STARTTLS " : "",
+                    k == PROBE_STARTTLS ? r->starttls : "");
+            probe_tls((const struct sockaddr *)&e->addr, r, name, &e->res);
+            if (e->res.verdict != PROBE_VERIFIED)
+                ok[k] = 0;
         }
     }
     if (pr->nprobes == 0)
         pr->decision = DECIDE_PLAIN;
-    else if (same_ok)
+    else if (ok[PROBE_SAME_PORT])
         pr->decision = DECIDE_TLS;
-    else if (alt_ok)
+    else if (ok[PROBE_STARTTLS])
+        pr->decision = DECIDE_STARTTLS;
+    else if (ok[PROBE_TLS_PORT])
         pr->decision = DECIDE_REDIRECT;
     else
         pr->decision = DECIDE_PLAIN;
+}
+
+/* Whether d, accepted plaintext, gets a listen rule: only where the
+ * report names the local address (a listen rule matches nothing else). */
+static int
+wants_listen_rule(const struct evidence_dest *d)
+{
+    return d->role == POLICY_ROLE_SERVER && d->plaintext > 0 &&
+           d->has_local && d->nlocals > 0;
+}
+
+/* "learned-listen-IP-PORT" for the first local address of d. */
+static void
+choose_listen_name(const struct learn *l, const struct evidence_dest *d,
+                   char *name, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN], base[LEARN_MAX_SECTION_NAME - 8];
+
+    util_ip_str((const struct sockaddr *)&d->locals[0], ip, sizeof(ip));
+    for (size_t i = 0; ip[i] != '\0'; i++)
+        if (!((ip[i] >= '0' && ip[i] <= '9') || (ip[i] >= 'a' && ip[i] <= 'f') ||
+              ip[i] == '.' || ip[i] == ':'))
+            ip[i] = '_';
+    snprintf(base, sizeof(base), "learned-listen-%s-%u", ip, d->port);
+    util_strlcpy(name, base, len);
+    for (int i = 2; section_exists(l, name) && i < 10000; i++)
+        snprintf(name, len, "%s-%d", base, i);
+}
+
+static int
+make_listen_proposals(struct learn *l)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < l->ev.n; i++)
+        n += wants_listen_rule(&l->ev.dests[i]);
+    if (n == 0)
+        return 0;
+    l->listen_dests = calloc(n, sizeof(*l->listen_dests));
+    l->listen_names = calloc(n, sizeof(*l->listen_names));
+    if (l->listen_dests == NULL || l->listen_names == NULL) {
+        cli_error("out of memory");
+        return -1;
+    }
+    for (i = 0; i < l->ev.n; i++) {
+        if (!wants_listen_rule(&l->ev.dests[i]))
+            continue;
+        choose_listen_name(l, &l->ev.dests[i], l->listen_names[l->nlisten],
+                           sizeof(l->listen_names[0]));
+        l->listen_dests[l->nlisten++] = i;
+    }
+    return 0;
 }
 
 static int
@@ -699,7 +840,7 @@ make_proposals(struct learn *l)
         else
             pr->decision = DECIDE_TLS;
     }
-    return 0;
+    return make_listen_proposals(l);
 }
 
 /* --- writing OUT --------------------------------------------------------- */
@@ -773,36 +914,46 @@ write_probes(FILE *out, const struct proposal *pr)
 
         util_addr_str((const struct sockaddr *)&e->addr, where,
                       sizeof(where));
-        if (!e->tls_port)
+        switch (e->kind) {
+        case PROBE_SAME_PORT:
             util_strlcpy(port_label, "the same port", sizeof(port_label));
-        else
+            break;
+        case PROBE_STARTTLS:
+            snprintf(port_label, sizeof(port_label), "STARTTLS %s on the "
+                     "same port", pr->proto->starttls);
+            break;
+        case PROBE_TLS_PORT:
             snprintf(port_label, sizeof(port_label), "the %s port",
                      pr->proto->tls_name);
+            break;
+        }
         commentf(out, "probe %s (%s): %s", where, port_label, e->res.why);
     }
 }
 
-/* TLS answered somewhere without verifying: say what to fix. */
+/* TLS answered somewhere without verifying: say what to fix, and the
+ * lines of the first way (in the order of the decision) that answered. */
 static void
 write_unverified_hint(FILE *out, const struct proposal *pr)
 {
-    int same = 0, alt = 0;
+    int answered[3] = {0, 0, 0};
 
     for (size_t i = 0; i < pr->nprobes; i++)
         if (pr->probes[i].res.verdict == PROBE_TLS_FAILED ||
-            pr->probes[i].res.verdict == PROBE_VERIFIED) {
-            if (pr->probes[i].tls_port)
-                alt = 1;
-            else
-                same = 1;
-        }
-    if (!same && !alt)
+            pr->probes[i].res.verdict == PROBE_VERIFIED)
+            answered[pr->probes[i].kind] = 1;
+    if (!answered[PROBE_SAME_PORT] && !answered[PROBE_STARTTLS] &&
+        !answered[PROBE_TLS_PORT])
         return;
     comment(out, "TLS answered but did not verify everywhere; once it "
                  "verifies (ca_file in [defaults] or here, or the "
                  "fingerprint that tlsshim --fingerprint prints), use:");
     fputs("#   action = tls\n", out);
-    if (!same && alt)
+    if (answered[PROBE_SAME_PORT])
+        return;
+    if (answered[PROBE_STARTTLS])
+        fprintf(out, "#   starttls = %s\n", pr->proto->starttls);
+    else
         fprintf(out, "#   redirect = :%u\n", pr->tls_port);
 }
 
@@ -836,6 +987,12 @@ write_proposal(FILE *out, const struct proposal *pr, int probed)
         comment(out, probed ? "proposed: TLS on the same port, verified"
                             : "proposed: TLS on the same port");
         break;
+    case DECIDE_STARTTLS:
+        commentf(out, "proposed: STARTTLS (%s) on the same port, verified; "
+                      "tlsshim runs the dialogue and the program starts its "
+                      "session afresh over TLS",
+                 pr->proto->starttls);
+        break;
     case DECIDE_REDIRECT:
         commentf(out, "proposed: TLS on port %u (%s)%s", pr->tls_port,
                  pr->proto->tls_name, probed ? ", verified" : "");
@@ -844,18 +1001,25 @@ write_proposal(FILE *out, const struct proposal *pr, int probed)
         comment(out, "proposed: plain, as no verified TLS was found");
         break;
     }
-    if (pr->proto != NULL && pr->proto->starttls != NULL)
+    if (!probed && pr->proto != NULL && pr->proto->starttls != NULL)
         commentf(out, "%s servers often offer STARTTLS on this port "
-                      "instead (starttls = %s), which was not probed. A "
-                      "program that upgrades with STARTTLS itself must stay "
-                      "plain here.",
+                      "instead (starttls = %s): tlsshim --learn --probe "
+                      "asks for it.",
                  pr->proto->proto, pr->proto->starttls);
+    if (pr->proto != NULL && pr->proto->starttls != NULL &&
+        pr->decision != DECIDE_PLAIN)
+        commentf(out, "A program that upgrades with STARTTLS itself (the "
+                      "audit sees only the first bytes) must stay plain "
+                      "here.");
     if (pr->decision == DECIDE_PLAIN && probed)
         write_unverified_hint(out, pr);
     fprintf(out, "[%s]\nconnect = %s\n", pr->name, pr->pattern);
     switch (pr->decision) {
     case DECIDE_TLS:
         fputs("action = tls\n", out);
+        break;
+    case DECIDE_STARTTLS:
+        fprintf(out, "action = tls\nstarttls = %s\n", pr->proto->starttls);
         break;
     case DECIDE_REDIRECT:
         fprintf(out, "action = tls\nredirect = :%u\n", pr->tls_port);
@@ -864,6 +1028,42 @@ write_proposal(FILE *out, const struct proposal *pr, int probed)
         fputs("action = plain\n", out);
         break;
     }
+}
+
+/*
+ * A listen rule for plaintext that the program accepted, commented out:
+ * tlsshim cannot know the certificate and key the server should offer,
+ * and enabling it makes every client of the address speak TLS, which the
+ * operator has to arrange first.  A rule with a made-up certificate, or
+ * cert_file = auto (meant for test harnesses), would break those clients
+ * or teach them to trust a certificate nobody chose.
+ */
+static void
+write_listen_proposal(FILE *out, const struct evidence_dest *d,
+                      const char *name)
+{
+    char dest[600], kinds[1024], addrs[512], locals[700];
+
+    evidence_dest_text(d, dest, sizeof(dest));
+    evidence_kinds_text(d, kinds, sizeof(kinds));
+    evidence_addrs_text(d, addrs, sizeof(addrs));
+    evidence_locals_text(d, locals, sizeof(locals));
+    fputc('\n', out);
+    commentf(out, "%s: %u connection%s, %u in plaintext: %s", dest,
+             d->connections, plural(d->connections), d->plaintext, kinds);
+    commentf(out, "from %s%s", addrs, d->more_addrs ? " and more" : "");
+    write_through(out, d);
+    comment(out, "proposed, commented out: TLS on the program's listening "
+                 "address. tlsshim cannot know the certificate and key this "
+                 "server should offer, and once the rule is on, every "
+                 "client of this address must speak TLS (itself, or under "
+                 "tlsshim with a client rule). Set cert_file and key_file "
+                 "(PEM, DER or PKCS#12; the key readable by the program's "
+                 "user only), then remove the '#' before each line of the "
+                 "rule.");
+    fprintf(out, "#[%s]\n#listen = %s\n#action = tls\n"
+                 "#cert_file = /path/to/certificate.pem\n"
+                 "#key_file = /path/to/private-key.pem\n", name, locals);
 }
 
 /* Why connections without plaintext need no rule, from their kinds. */
@@ -901,7 +1101,8 @@ write_not_proposed(FILE *out, const struct learn *l)
     for (size_t i = 0; i < l->ev.n; i++) {
         const struct evidence_dest *d = &l->ev.dests[i];
 
-        if (d->role == POLICY_ROLE_CLIENT && d->plaintext > 0)
+        if ((d->role == POLICY_ROLE_CLIENT && d->plaintext > 0) ||
+            wants_listen_rule(d))
             continue;
         if (!header) {
             fputs("\n", out);
@@ -911,7 +1112,8 @@ write_not_proposed(FILE *out, const struct learn *l)
         evidence_dest_text(d, dest, sizeof(dest));
         evidence_kinds_text(d, kinds, sizeof(kinds));
         evidence_addrs_text(d, addrs, sizeof(addrs));
-        if (d->role == POLICY_ROLE_SERVER) {
+        if (d->role == POLICY_ROLE_SERVER && d->plaintext > 0) {
+            /* a report without local (an older tlsshim's) */
             commentf(out, "- accepted connections (%s%s): %u connection%s, "
                           "%u in plaintext: %s, from %s. The report does "
                           "not record the local address, so no listen rule "
@@ -920,6 +1122,12 @@ write_not_proposed(FILE *out, const struct learn *l)
                      d->rule[0] != '\0' ? "rule " : "default_listen_action",
                      d->rule, d->connections, plural(d->connections),
                      d->plaintext, kinds, addrs);
+        } else if (d->role == POLICY_ROLE_SERVER) {
+            no_plaintext_reason(d, why, sizeof(why));
+            commentf(out, "- %s: %u connection%s, none in plaintext: %s "
+                          "(%s)",
+                     dest, d->connections, plural(d->connections), kinds,
+                     why);
         } else {
             no_plaintext_reason(d, why, sizeof(why));
             commentf(out, "- %s: %u connection%s, none in plaintext: %s (%s)",
@@ -958,9 +1166,13 @@ write_block(FILE *out, const struct learn *l)
                      "in plaintext; the comments above it are the evidence. "
                      "Review them, then check the file with tlsshim --check "
                      "-f FILE.");
-    else
+    else if (l->nlisten == 0)
         comment(out, "No destination was reached in plaintext: no rule is "
                      "proposed.");
+    if (l->nlisten > 0)
+        comment(out, "The program accepted connections in plaintext: the "
+                     "listen rules for them are written commented out, "
+                     "to be completed and enabled by hand.");
     if (l->audit_rule[0] == '\0')
         comment(out, "The policy has rules that name hosts, which tlsshim "
                      "also matches by its own lookup of the name, so the "
@@ -969,6 +1181,9 @@ write_block(FILE *out, const struct learn *l)
                      "proposed by address.");
     for (size_t i = 0; i < l->nprops; i++)
         write_proposal(out, &l->props[i], l->o->probe);
+    for (size_t i = 0; i < l->nlisten; i++)
+        write_listen_proposal(out, &l->ev.dests[l->listen_dests[i]],
+                              l->listen_names[i]);
     write_not_proposed(out, l);
     fputs("\n", out);
     comment(out, "End of the rules proposed by tlsshim --learn.");
@@ -976,9 +1191,10 @@ write_block(FILE *out, const struct learn *l)
 
 /*
  * Where the block goes: before the first rule that let a proposed
- * destination through (the audit run matched it there) and before the
- * first catch-all rule, with the comment lines right above that rule;
- * else at the end.  Returns a line index (0-based) or t->n.
+ * destination or accepted connection through (the audit run matched it
+ * there) and before the first catch-all rule (of listen rules only when
+ * a listen rule is proposed), with the comment lines right above that
+ * rule; else at the end.  Returns a line index (0-based) or t->n.
  */
 static size_t
 insertion_index(const struct learn *l)
@@ -989,10 +1205,14 @@ insertion_index(const struct learn *l)
 
     for (i = 0; i < p->nrules; i++) {
         const struct policy_rule *r = &p->rules[i];
-        int hit = r->role == POLICY_ROLE_CLIENT && cli_rule_is_catch_all(r);
+        int hit = cli_rule_is_catch_all(r) &&
+                  (r->role == POLICY_ROLE_CLIENT || l->nlisten > 0);
 
         for (j = 0; j < l->nprops && !hit; j++)
             hit = strcmp(l->props[j].d->rule, r->name) == 0;
+        /* the listen rules, once enabled, must come first too */
+        for (j = 0; j < l->nlisten && !hit; j++)
+            hit = strcmp(l->ev.dests[l->listen_dests[j]].rule, r->name) == 0;
         if (hit && (best == 0 || r->line < best))
             best = r->line;
     }
@@ -1269,6 +1489,7 @@ static void
 summarise(const struct learn *l)
 {
     size_t tls = 0, plain = 0;
+    char listen[96] = "";
 
     for (size_t i = 0; i < l->nprops; i++) {
         if (l->props[i].decision == DECIDE_PLAIN)
@@ -1276,9 +1497,13 @@ summarise(const struct learn *l)
         else
             tls++;
     }
-    fprintf(stderr, "tlsshim: %s: %zu rule%s proposed (%zu tls, %zu plain) "
+    if (l->nlisten > 0)
+        snprintf(listen, sizeof(listen), " and %zu listen rule%s to "
+                 "complete (commented out)", l->nlisten,
+                 l->nlisten == 1 ? "" : "s");
+    fprintf(stderr, "tlsshim: %s: %zu rule%s proposed (%zu tls, %zu plain)%s "
             "from %lu connection%s\n", l->o->learn_out, l->nprops,
-            l->nprops == 1 ? "" : "s", tls, plain, l->ev.audited,
+            l->nprops == 1 ? "" : "s", tls, plain, listen, l->ev.audited,
             l->ev.audited == 1 ? "" : "s");
 }
 
@@ -1330,6 +1555,8 @@ out:
     remove_workdir(&l);
     evidence_free(&l.ev);
     free(l.props);
+    free(l.listen_dests);
+    free(l.listen_names);
     policy_free(l.probe_policy);
     policy_free(l.policy);
     text_free(&l.text);

@@ -6,7 +6,9 @@
  * shim's (context.c, cert_verify_cb): a matching fingerprint accepts the
  * leaf alone; otherwise the chain against the rule's store, pubkey_pin,
  * then the name under verifycn_scheme.  Only a ClientHello is sent: the
- * probe never writes application data.
+ * probe never writes application data.  A STARTTLS probe first runs the
+ * protocol's upgrade dialogue, the shim's own (starttls.c), on the plain
+ * socket, and stops after the handshake.
  */
 #include "config.h"
 
@@ -16,6 +18,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -28,6 +31,7 @@
 #include "context.h"
 #include "evidence.h"
 #include "probe.h"
+#include "starttls.h"
 #include "verify.h"
 
 /* The shim's suites for TLS <= 1.2 when the rule names none (context.c). */
@@ -156,7 +160,12 @@ verify_cb(X509_STORE_CTX *x, void *arg)
         X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
         return 0;
     }
-    if (!verify_identity(leaf, st->verify_name, r->verifycn_scheme,
+    /* unset: the starttls protocol's scheme, else default (SPEC 4), as
+     * the shim (context.c) */
+    if (!verify_identity(leaf, st->verify_name,
+                         r->verifycn_scheme != NULL
+                             ? r->verifycn_scheme
+                             : starttls_scheme(r->starttls),
                          r->verifycn_publicsuffix)) {
         verify_cert_names(leaf, names, sizeof(names));
         snprintf(st->verify_error, sizeof(st->verify_error),
@@ -359,16 +368,157 @@ out:
     SSL_free(ssl);
 }
 
-void
-probe_tls(const struct sockaddr *addr, const struct policy_rule *r,
+/* What EHLO names: our own address as a literal, as the shim sends it. */
+static void
+local_literal(int fd, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char ip[INET6_ADDRSTRLEN];
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+        snprintf(buf, len, "[127.0.0.1]");
+        return;
+    }
+    util_ip_str((struct sockaddr *)&ss, ip, sizeof(ip));
+    if (strchr(ip, ':') != NULL)
+        snprintf(buf, len, "[IPv6:%s]", ip);
+    else
+        snprintf(buf, len, "[%s]", ip);
+}
+
+/* Wait for events on fd until the deadline: 1 ready, 0 timed out, -1
+ * error (errno). */
+static int
+wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = events};
+        int wait = remaining_ms(deadline), rc;
+
+        if (wait == 0)
+            return 0;
+        if ((rc = poll(&pfd, 1, wait)) > 0)
+            return 1;
+        if (rc < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/*
+ * The STARTTLS dialogue of proto on fd, up to the server's go-ahead, with
+ * the shim's state machine (starttls.c) and a deadline of its own.
+ * Returns 0 when the handshake may begin, else -1 with res filled in:
+ * PROBE_NO_STARTTLS when the server answered but does not offer STARTTLS,
+ * refused it or broke the dialogue, PROBE_UNREACHABLE when it went away.
+ */
+static int
+dialogue(int fd, enum starttls_proto proto, const char *verify_name,
+         struct probe_result *res)
+{
+    int64_t deadline = util_now_ms() + PROBE_DIALOGUE_TIMEOUT_S * 1000;
+    const char *pname = starttls_proto_name(proto);
+    struct starttls *st;
+    char client[80];
+    int rv = -1, w = 0;
+
+    if ((st = malloc(sizeof(*st))) == NULL) {
+        set_why(res, PROBE_ERROR, "out of memory");
+        return -1;
+    }
+    local_literal(fd, client, sizeof(client));
+    starttls_init(st, proto, verify_name, client);
+    for (;;) {
+        enum starttls_status s = starttls_next(st);
+        unsigned char *room;
+        size_t left;
+        ssize_t n;
+
+        switch (s) {
+        case STARTTLS_WRITE:
+            left = st->out_len - st->out_off;
+            n = send(fd, st->out + st->out_off, left, MSG_NOSIGNAL);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+                          errno == EINTR)) {
+                if ((w = wait_fd(fd, POLLOUT, deadline)) <= 0)
+                    goto stalled;
+                continue;
+            }
+            if (n < 0) {
+                set_why(res, PROBE_UNREACHABLE, "STARTTLS %s: send failed: "
+                        "%s", pname, strerror(errno));
+                goto out;
+            }
+            st->out_off += (size_t)n;
+            if (st->out_off == st->out_len)
+                st->out_off = st->out_len = 0;
+            continue;
+        case STARTTLS_READ:
+            if ((room = starttls_room(st, &left)) == NULL || left == 0) {
+                set_why(res, PROBE_NO_STARTTLS, "STARTTLS %s: the server's "
+                        "answer is too long", pname);
+                goto out;
+            }
+            n = recv(fd, room, left, 0);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+                          errno == EINTR)) {
+                if ((w = wait_fd(fd, POLLIN, deadline)) <= 0)
+                    goto stalled;
+                continue;
+            }
+            if (n <= 0) {
+                set_why(res, PROBE_NO_STARTTLS, "STARTTLS %s: %s", pname,
+                        n == 0 ? "the server closed the connection during "
+                                 "the dialogue"
+                               : strerror(errno));
+                goto out;
+            }
+            starttls_received(st, (size_t)n);
+            continue;
+        case STARTTLS_UPGRADE:
+            rv = 0;
+            goto out;
+        case STARTTLS_REFUSED:
+            set_why(res, PROBE_NO_STARTTLS, "no STARTTLS: %s", st->why);
+            goto out;
+        case STARTTLS_DONE:
+        case STARTTLS_FAILED:
+        default:
+            set_why(res, PROBE_NO_STARTTLS, "STARTTLS %s failed: %s", pname,
+                    st->why[0] != '\0' ? st->why : "unexpected answer");
+            goto out;
+        }
+    stalled:
+        if (w < 0)
+            set_why(res, PROBE_ERROR, "poll: %s", strerror(errno));
+        else
+            set_why(res, PROBE_NO_STARTTLS, "STARTTLS %s: no answer within "
+                    "%d s", pname, PROBE_DIALOGUE_TIMEOUT_S);
+        goto out;
+    }
+out:
+    free(st);
+    return rv;
+}
+
+/* A probe, implicit TLS or (r->starttls) STARTTLS first. */
+static void
+probe_run(const struct sockaddr *addr, const struct policy_rule *r,
           const char *name, struct probe_result *res)
 {
     struct probe_state st;
     char ip[INET6_ADDRSTRLEN], verify_name[256], sni[256], why[300];
+    enum starttls_proto proto = starttls_proto_of(r->starttls);
     SSL_CTX *ctx = NULL;
     int fd = -1;
 
     memset(res, 0, sizeof(*res));
+    if (r->starttls != NULL && proto == STARTTLS_NONE) {
+        set_why(res, PROBE_ERROR, "starttls = %s cannot be probed",
+                r->starttls);
+        return;
+    }
     memset(&st, 0, sizeof(st));
     util_ip_str(addr, ip, sizeof(ip));
     if (r->verifycn_name != NULL)
@@ -403,9 +553,32 @@ probe_tls(const struct sockaddr *addr, const struct policy_rule *r,
                     strerror(errno));
         goto out;
     }
+    if (proto != STARTTLS_NONE) {
+        static const char accepted[] = "STARTTLS accepted; ";
+        size_t len;
+
+        if (dialogue(fd, proto, verify_name, res) != 0)
+            goto out;
+        handshake(fd, ctx, sni, &st, res);
+        /* the handshake's verdict, after the dialogue that led to it */
+        len = strlen(res->why);
+        if (len > sizeof(res->why) - sizeof(accepted))
+            len = sizeof(res->why) - sizeof(accepted);
+        memmove(res->why + sizeof(accepted) - 1, res->why, len);
+        memcpy(res->why, accepted, sizeof(accepted) - 1);
+        res->why[sizeof(accepted) - 1 + len] = '\0';
+        goto out;
+    }
     handshake(fd, ctx, sni, &st, res);
 out:
     if (fd >= 0)
         close(fd);
     SSL_CTX_free(ctx);
+}
+
+void
+probe_tls(const struct sockaddr *addr, const struct policy_rule *r,
+          const char *name, struct probe_result *res)
+{
+    probe_run(addr, r, name, res);
 }

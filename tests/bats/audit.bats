@@ -134,3 +134,84 @@ asyncio.run(main())"
     run json_field "$REPORT" 1 first_bytes
     assert_output http
 }
+
+# report_lines FILE: "role local peer-host outcome rule host" of each line
+report_lines() {
+    "$PYTHON" - "$1" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    peer = o["peer"].rsplit(":", 1)[0]
+    print(o["role"], o.get("local", "(absent)"), peer, o["outcome"],
+          o["rule"], o["host"])
+PY
+}
+
+@test "the report's server lines name the local address each connection was accepted on (audit, deny, tls; IPv4-mapped as IPv4)" {
+    policy "[global]" "default_listen_action = audit" \
+        "[closed]" "listen = [::1]:$PORT" "action = deny"
+    start_bg srv env TLSSHIM_CONF="$T/policy.conf" TLSSHIM_REPORT="$REPORT" \
+        LD_PRELOAD="$SHIM_PRELOAD" "$PYTHON" "$PEERS/plain_server.py" \
+        --host :: --port "$PORT" --mode upper
+    wait_port "$PORT"
+    run "$PYTHON" -c "
+import socket
+for host in ('127.0.0.1', '::1'):
+    s = socket.create_connection((host, $PORT))
+    try:
+        s.sendall(b'GET / HTTP/1.0\r\n\r\n')
+        got = s.recv(100).split(b'\r\n')[0].decode()
+    except (ConnectionResetError, BrokenPipeError):
+        got = ''   # the denied connection is closed, maybe with a reset
+    print(host, got or 'closed')
+    s.close()"
+    assert_line "127.0.0.1 GET / HTTP/1.0"
+    assert_line "::1 closed"
+    for k in $(seq 50); do [ "$(wc -l <"$REPORT")" -ge 2 ] && break; sleep 0.1; done
+    run report_lines "$REPORT"
+    assert_line "server 127.0.0.1:$PORT 127.0.0.1 audit None None"
+    assert_line "server [::1]:$PORT [::1] denied closed None"
+    assert_equal "${#lines[@]}" 2
+}
+
+@test "the report's lines of a TLS listen rule carry local; client lines do not" {
+    policy "[global]" "default_action = audit" \
+        "[front]" "listen = 127.0.0.1:$PORT" "cert_file = $PKI/good.chain.pem" \
+        "key_file = $PKI/good.key"
+    start_bg srv env TLSSHIM_CONF="$T/policy.conf" TLSSHIM_REPORT="$REPORT" \
+        LD_PRELOAD="$SHIM_PRELOAD" "$PYTHON" "$PEERS/plain_server.py" \
+        --port "$PORT" --mode upper
+    wait_port "$PORT"
+    run audited "$PYTHON" -c "
+import socket, ssl
+ctx = ssl.create_default_context(cafile='$PKI/ca.pem')
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', $PORT)), server_hostname='localhost')
+s.sendall(b'tls'); print(s.recv(10).decode()); s.close()"
+    assert_output TLS
+    for k in $(seq 50); do [ "$(wc -l <"$REPORT")" -ge 2 ] && break; sleep 0.1; done
+    run report_lines "$REPORT"
+    # the client's own TLS, audited by default_action; the server's TLS
+    assert_line "client (absent) 127.0.0.1 audit None None"
+    assert_line "server 127.0.0.1:$PORT 127.0.0.1 ok front None"
+    assert_equal "${#lines[@]}" 2
+}
+
+@test "default_action = audit reports rule and host null though the program looked the name up; a catch-all audit rule reports the name" {
+    start_bg sink "$PYTHON" "$PEERS/raw_sink.py" --port "$PORT" --record "$T/raw.bin"
+    wait_port "$PORT"
+    prog="
+import socket
+s = socket.create_connection(('localhost', $PORT)); s.sendall(b'GET / HTTP/1.0\r\n\r\n'); s.close(); print('sent')"
+    policy "[global]" "default_action = audit"
+    run audited "$PYTHON" -c "$prog"
+    assert_output sent
+    policy "[global]" "default_action = deny" "[all]" "connect = *" "action = audit"
+    run audited "$PYTHON" -c "$prog"
+    assert_output sent
+    # SPEC section 8: rule is null when none matched, and host is the
+    # matched name: none matched, so none
+    run report_lines "$REPORT"
+    assert_line --index 0 --regexp "^client \\(absent\\) (127\\.0\\.0\\.1|\\[::1\\]) audit None None$"
+    assert_line --index 1 --regexp "^client \\(absent\\) (127\\.0\\.0\\.1|\\[::1\\]) audit all localhost$"
+    assert_equal "${#lines[@]}" 2
+}

@@ -93,6 +93,15 @@ rule_block() {
         END { if (found) for (i = 1; i <= n; i++) print line[i] }' "$1"
 }
 
+# listen_block FILE: the commented-out listen proposal of FILE, from its
+# evidence to its key_file line, each wrapped comment joined into one line.
+listen_block() {
+    sed -n "/^# accepted connections on/,/^#key_file/p" "$1" | awk '
+        /^#   / && n > 0 { line[n] = line[n] " " substr($0, 5); next }
+        { line[++n] = $0 }
+        END { for (i = 1; i <= n; i++) print line[i] }'
+}
+
 # info_field FILE KEY: KEY of each JSON line of a learn_server --info file,
 # sorted (connections end in an order the test does not choose).
 info_field() {
@@ -218,13 +227,114 @@ print("\n".join(sorted(out)))' "$1" "$2"
     assert_output ok
 }
 
-@test "--learn --probe proposes redirect = :443 when port 80 has no TLS but 443 verifies (own network namespace)" {
+# smtp_server NAME PORT MODE CERT: tests/peers/starttls_server.py speaking
+# SMTP on 127.0.0.1:PORT in MODE with the certificate CERT (good,
+# wronghost), recording each connection in $T/NAME.jsonl.
+smtp_server() {
+    start_bg "$1" "$PYTHON" "$PEERS/starttls_server.py" --proto smtp \
+        --port "$2" --mode "$3" --cert "$PKI/$4.chain.pem" --key "$PKI/$4.key" \
+        --record "$T/$1.jsonl"
+    wait_port "$2"
+}
+
+# smtp_records FILE: "tls pre data" of each connection a starttls_server.py
+# recorded, in order: whether TLS came up, what it received in plaintext
+# (as a JSON string), and the hashes of the mails it received.
+smtp_records() {
+    "$PYTHON" -c '
+import json, sys
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    print(o["tls"], json.dumps(o["pre"]), " ".join(o["data_sha256"]) or "-")' "$1"
+}
+
+@test "--learn --probe asks SMTP servers for STARTTLS: starttls = smtp where it verifies, and why not where it is not offered, refused, or the certificate fails" {
+    given_policy
+    local ok=$(free_port) none=$(free_port) refused=$(free_port) wrong=$(free_port)
+    smtp_server ok "$ok" normal good
+    smtp_server none "$none" nostarttls good
+    smtp_server refused "$refused" refuse good
+    smtp_server wrong "$wrong" normal wronghost
+    MAIL_SHA=$(base64 -w 76 "$T/payload" | sed 's/$/\r/' | sha256sum)
+    MAIL_SHA=${MAIL_SHA%% *}
+
+    run --separate-stderr "$TLSSHIM" --learn "$T/out.conf" --probe -f "$T/given.conf" -- \
+        "${CLIENT[@]}" --payload "$T/payload" --smtp "127.0.0.1:$ok" \
+        --smtp "127.0.0.1:$none" --smtp "127.0.0.1:$refused" --smtp "127.0.0.1:$wrong"
+    assert_success
+    assert_equal "$output" "$(printf "smtp $MAIL_SHA\n%.0s" 1 2 3 4)"
+    assert_equal "$(printf '%s\n' "$stderr" | tail -n 1)" \
+        "tlsshim: $T/out.conf: 4 rules proposed (1 tls, 3 plain) from 4 connections"
+
+    run rule_block "$T/out.conf" "learned-127.0.0.1-$ok"
+    assert_line "# 127.0.0.1:$ok: 1 connection, 1 in plaintext: smtp x1"
+    assert_line "# probe 127.0.0.1:$ok (the same port): no TLS: wrong version number"
+    assert_line "# probe 127.0.0.1:$ok (STARTTLS smtp on the same port): STARTTLS accepted; TLS verified (TLSv1.3, name 127.0.0.1)"
+    assert_line --regexp "^# probe 127\\.0\\.0\\.1:465 \\(the smtps port\\): "
+    assert_line --partial "# proposed: STARTTLS (smtp) on the same port, verified"
+    assert_line "action = tls"
+    assert_line "starttls = smtp"
+    refute_line --partial "redirect"
+
+    run rule_block "$T/out.conf" "learned-127.0.0.1-$none"
+    assert_line "# probe 127.0.0.1:$none (STARTTLS smtp on the same port): no STARTTLS: the server does not offer STARTTLS (not in its EHLO answer)"
+    assert_line "# proposed: plain, as no verified TLS was found"
+    assert_line "action = plain"
+    refute_line --partial "starttls ="
+
+    run rule_block "$T/out.conf" "learned-127.0.0.1-$refused"
+    assert_line "# probe 127.0.0.1:$refused (STARTTLS smtp on the same port): no STARTTLS: STARTTLS refused: \"454 4.7.0 TLS not available\""
+    assert_line "action = plain"
+
+    run rule_block "$T/out.conf" "learned-127.0.0.1-$wrong"
+    assert_line "# probe 127.0.0.1:$wrong (STARTTLS smtp on the same port): STARTTLS accepted; TLS, but certificate verify failed: hostname mismatch (wanted 127.0.0.1, certificate has wrong.test)"
+    assert_line "# proposed: plain, as no verified TLS was found"
+    # what to write once it verifies (rule_block joins the indented lines)
+    assert_line --partial "prints), use: action = tls starttls = smtp"
+    assert_line "action = plain"
+    run grep -c -x -e "#   action = tls" -e "#   starttls = smtp" "$T/out.conf"
+    assert_output 2
+
+    # the probes spoke the dialogue and nothing of the program's: on the
+    # good server, the program's mail in plaintext, a ClientHello that
+    # SMTP cannot read, then EHLO and STARTTLS and a handshake, no mail
+    run smtp_records "$T/ok.jsonl"
+    assert_line --index 0 --partial 'False "EHLO client.test\r\nMAIL FROM:'
+    assert_line --index 0 --partial " $MAIL_SHA"
+    assert_line --index 1 --regexp '^False "\\u0016\\u0003'
+    assert_line --index 2 'True "EHLO [127.0.0.1]\r\nSTARTTLS\r\n" -'
+    assert_equal "${#lines[@]}" 3
+
+    # fed back: the mail goes over verified TLS, nothing of it in plaintext
+    run --separate-stderr "$TLSSHIM" -f "$T/out.conf" -r "$T/again.jsonl" -- \
+        "${CLIENT[@]}" --payload "$T/payload" --smtp "127.0.0.1:$ok" --smtp "127.0.0.1:$none"
+    assert_success
+    assert_equal "$output" "$(printf "smtp $MAIL_SHA\n%.0s" 1 2)"
+    run smtp_records "$T/ok.jsonl"
+    assert_line --index 3 'True "EHLO [127.0.0.1]\r\nSTARTTLS\r\n" '"$MAIL_SHA"
+    assert_equal "${#lines[@]}" 4
+    run smtp_records "$T/none.jsonl"
+    assert_line --index 3 --partial 'False "EHLO client.test\r\nMAIL FROM:'
+    run json_field "$T/again.jsonl" 1 starttls
+    assert_output smtp
+    run json_field "$T/again.jsonl" 1 verify
+    assert_output ok
+}
+
+@test "a plaintext HTTP, SMTP and redis client: --learn --probe proposes redirect = :443, starttls = smtp and plain, which fed back give verified TLS to the first two (own network namespace)" {
     unshare -rn true 2>/dev/null || skip "no user and network namespaces (unshare -rn)"
     command -v ip >/dev/null || skip "ip (iproute2) is not installed"
     given_policy
+    policy "$T/audit.conf" <<'EOF'
+[global]
+default_action = audit
+EOF
+    MAIL_SHA=$(base64 -w 76 "$T/payload" | sed 's/$/\r/' | sha256sum)
+    MAIL_SHA=${MAIL_SHA%% *}
     # Everything below runs in a fresh network namespace, where only this
-    # test's servers listen on 127.0.0.1:80 and :443; their PIDs go to
-    # the list teardown stops.
+    # test's servers listen on 127.0.0.1's usual ports; their PIDs go to
+    # the list teardown stops.  HTTP has TLS on a second port (443), SMTP
+    # offers STARTTLS, redis has no TLS at all.
     cat >"$T/ns.sh" <<'EOF'
 set -u
 ip link set lo up
@@ -245,25 +355,68 @@ bg web "$PYTHON" "$PEERS/learn_server.py" --proto http --port 80 \
 bg web443 "$PYTHON" "$PEERS/http_tls.py" --port 443 \
     --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
     --body-file "$T/blob" --log "$T/web443.requests" || exit 1
+bg mail "$PYTHON" "$PEERS/starttls_server.py" --proto smtp --port 25 \
+    --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
+    --record "$T/mail.jsonl" || exit 1
+bg kv "$PYTHON" "$PEERS/learn_server.py" --proto redis --port 6379 \
+    --info "$T/kv.info" || exit 1
 # an HTTPS port the program never used: nothing may probe it
 bg sink "$PYTHON" "$PEERS/raw_sink.py" --port 8443 \
     --record "$T/sink.bin" --info "$T/sink.info" || exit 1
-"$TLSSHIM" --learn "$T/out.conf" --probe -f "$T/given.conf" -- \
-    "$PYTHON" "$PEERS/learn_client.py" --http 127.0.0.1:80 \
+client=("$PYTHON" "$PEERS/learn_client.py" --http 127.0.0.1:80
+    --smtp 127.0.0.1:25 --redis 127.0.0.1:6379 --payload "$T/payload")
+"$TLSSHIM" -f "$T/audit.conf" -r "$T/audit.jsonl" -- "${client[@]}" \
+    >"$T/audit.out" 2>"$T/audit.err"
+echo "audit=$?"
+"$TLSSHIM" --learn "$T/out.conf" --probe -f "$T/given.conf" -- "${client[@]}" \
     >"$T/learn.out" 2>"$T/learn.err"
 echo "learn=$?"
-"$TLSSHIM" -f "$T/out.conf" -r "$T/again.jsonl" -- \
-    "$PYTHON" "$PEERS/learn_client.py" --http 127.0.0.1:80 \
+"$TLSSHIM" -f "$T/out.conf" -r "$T/again.jsonl" -- "${client[@]}" \
     >"$T/again.out" 2>"$T/again.err"
 echo "again=$?"
 EOF
     run env T="$T" PEERS="$PEERS" PKI="$PKI" PYTHON="$PYTHON" \
         TLSSHIM="$TLSSHIM" timeout 120 unshare -rn bash "$T/ns.sh"
     common_teardown
+    assert_line audit=0
     assert_line learn=0
     assert_line again=0
+    for run_name in audit learn again; do
+        assert_equal "$(cat "$T/$run_name.out")" \
+            "$(printf 'http %s\nsmtp %s\nredis %s' "$BLOB_SHA" "$MAIL_SHA" "$PAYLOAD_SHA")"
+    done
 
-    assert_equal "$(cat "$T/learn.out")" "http $BLOB_SHA"
+    # the audit run's report: every field of SPEC section 8, of the right
+    # type; no rule matched, so rule and host are null; the first bytes
+    # name each protocol
+    run "$PYTHON" - "$T/audit.jsonl" <<'EOF'
+import json, sys
+want = {
+    "id": str, "event": str, "ts": str, "duration_ms": int, "pid": int,
+    "role": str, "rule": type(None), "action": str, "peer": str,
+    "host": type(None), "sni": type(None), "version": type(None),
+    "starttls": type(None), "outcome": str, "error": type(None),
+    "cipher": type(None), "alpn": (str, type(None)), "resumed": bool,
+    "verify": type(None), "ocsp": str, "peer_cert": type(None),
+    "bytes_in": int, "bytes_out": int, "handshake_ms": type(None),
+    "first_bytes": str, "first_detail": (str, type(None)),
+}
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    for k, t in want.items():
+        assert k in o, "missing %s in %s" % (k, o)
+        assert isinstance(o[k], t), "%s: %r in %s" % (k, o[k], o)
+    assert (o["event"], o["role"], o["action"], o["outcome"]) == \
+        ("close", "client", "audit", "audit"), o
+    print(o["peer"], o["first_bytes"], o["first_detail"] or "-")
+EOF
+    assert_success
+    assert_line "127.0.0.1:80 http method=GET"
+    assert_line "127.0.0.1:25 smtp -"
+    assert_line "127.0.0.1:6379 redis -"
+    assert_equal "${#lines[@]}" 3
+
+    # the proposals, each with the evidence of its probes
     run rule_block "$T/out.conf" "learned-127.0.0.1-80"
     assert_line "# probe 127.0.0.1:80 (the same port): no TLS: wrong version number"
     assert_line "# probe 127.0.0.1:443 (the https port): TLS verified (TLSv1.3, name 127.0.0.1)"
@@ -271,16 +424,56 @@ EOF
     assert_line "connect = 127.0.0.1:80"
     assert_line "action = tls"
     assert_line "redirect = :443"
+    run rule_block "$T/out.conf" "learned-127.0.0.1-25"
+    assert_line "# probe 127.0.0.1:25 (the same port): no TLS: wrong version number"
+    assert_line "# probe 127.0.0.1:25 (STARTTLS smtp on the same port): STARTTLS accepted; TLS verified (TLSv1.3, name 127.0.0.1)"
+    assert_line "# probe 127.0.0.1:465 (the smtps port): no TCP connection: Connection refused"
+    assert_line "connect = 127.0.0.1:25"
+    assert_line "action = tls"
+    assert_line "starttls = smtp"
+    refute_line --partial "redirect ="
+    run rule_block "$T/out.conf" "learned-127.0.0.1-6379"
+    assert_line --regexp "^# probe 127\\.0\\.0\\.1:6379 \\(the same port\\): no TLS: "
+    assert_line "# proposed: plain, as no verified TLS was found"
+    assert_line "connect = 127.0.0.1:6379"
+    assert_line "action = plain"
+    assert_equal "$(tail -n 1 "$T/learn.err")" \
+        "tlsshim: $T/out.conf: 3 rules proposed (2 tls, 1 plain) from 3 connections"
 
-    # the program asked for port 80 and got verified TLS from 443
-    assert_equal "$(cat "$T/again.out")" "http $BLOB_SHA"
+    # fed back: verified TLS to 443 for the HTTP the program sent to port
+    # 80, the mail over STARTTLS, redis as the proposal says: plain
+    run "$PYTHON" - "$T/again.jsonl" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    print(o["rule"], o["peer"], o["outcome"], o["verify"], o["version"],
+          o["starttls"])
+EOF
+    assert_line "learned-127.0.0.1-80 127.0.0.1:80 ok ok TLSv1.3 None"
+    assert_line "learned-127.0.0.1-25 127.0.0.1:25 ok ok TLSv1.3 smtp"
+    assert_equal "${#lines[@]}" 2
     run cat "$T/web443.requests"
     assert_output "GET /blob 127.0.0.1:80"
     run info_field "$T/web.info" requests
-    # port 80 saw the learning run and the probe, nothing after
-    assert_output $'["GET"]\n[]'
-    run json_field "$T/again.jsonl" 1 outcome
-    assert_output ok
+    # port 80 saw the audit and learning runs and the probe, nothing after
+    assert_output $'["GET"]\n["GET"]\n[]'
+    # the mail server: the mail in plaintext twice (audit, learning), the
+    # two probes, then the mail over TLS with nothing of it in plaintext
+    run smtp_records "$T/mail.jsonl"
+    assert_line --index 0 --partial 'False "EHLO client.test\r\nMAIL FROM:'
+    assert_line --index 1 --partial 'False "EHLO client.test\r\nMAIL FROM:'
+    assert_line --index 2 --regexp '^False "\\u0016\\u0003'
+    assert_line --index 3 'True "EHLO [127.0.0.1]\r\nSTARTTLS\r\n" -'
+    assert_line --index 4 'True "EHLO [127.0.0.1]\r\nSTARTTLS\r\n" '"$MAIL_SHA"
+    assert_equal "${#lines[@]}" 5
+    # redis: plaintext every time, the payload intact; the probe's
+    # ClientHello was answered with an error and nothing stored
+    run info_field "$T/kv.info" tls
+    assert_output $'false\nfalse\nfalse\nfalse'
+    run info_field "$T/kv.info" requests
+    assert_output $'["SET", "GET", "QUIT"]\n["SET", "GET", "QUIT"]\n["SET", "GET", "QUIT"]\n[]'
+    run info_field "$T/kv.info" set_sha256
+    assert_output "$(printf '%s\n%s\n%s\nnull' "$PAYLOAD_SHA" "$PAYLOAD_SHA" "$PAYLOAD_SHA")"
     [ ! -s "$T/sink.info" ] && [ ! -s "$T/sink.bin" ]
 }
 
@@ -326,6 +519,81 @@ EOF
     assert_line --partial "rule learned-127.0.0.1-$HTTP_PORT ("
     run "$TLSSHIM" --explain -f "$T/out.conf" "127.0.0.1:1"
     assert_line --partial "rule rest ("
+}
+
+@test "--learn proposes a listen rule, commented out, for the local addresses that accepted plaintext; completed, it serves verified TLS there" {
+    given_policy
+    PORT=$(free_port)
+    # the program is a plain server on both address families; tlsshim
+    # --learn is stopped by a signal, which it passes on, and still writes
+    start_bg learner "$TLSSHIM" --learn "$T/out.conf" -f "$T/given.conf" -- \
+        "$PYTHON" "$PEERS/plain_server.py" --host :: --port "$PORT" \
+        --mode upper --log "$T/conns.log"
+    wait_port "$PORT"
+    run "$PYTHON" -c "
+import socket
+for host in ('127.0.0.1', '::1'):
+    s = socket.create_connection((host, $PORT))
+    s.sendall(b'*1\r\n\$4\r\nping\r\n')
+    print(host, s.recv(100).decode().split()[-1]); s.close()"
+    assert_line "127.0.0.1 PING"
+    assert_line "::1 PING"
+    for ((i = 0; i < 50; i++)); do
+        [ "$(wc -l <"$T/conns.log" 2>/dev/null)" = 2 ] && break
+        sleep 0.1
+    done
+    kill -TERM "$(cat "$T/learner.pid")"
+    for ((i = 0; i < 100; i++)); do [ -e "$T/out.conf" ] && break; sleep 0.1; done
+    run cat "$T/learner.log"
+    assert_line "tlsshim: $T/out.conf: 0 rules proposed (0 tls, 0 plain) and 1 listen rule to complete (commented out) from 2 connections"
+
+    # the evidence and the rule, every line of it commented out
+    run listen_block "$T/out.conf"
+    assert_line "# accepted connections on 127.0.0.1:$PORT, [::1]:$PORT: 2 connections, 2 in plaintext: redis x2"
+    assert_line "# from 127.0.0.1, ::1"
+    assert_line "# no rule matched it (default_listen_action)"
+    assert_line --partial "# proposed, commented out: TLS on the program's listening address. tlsshim cannot know the certificate and key this server should offer"
+    assert_line "#[learned-listen-127.0.0.1-$PORT]"
+    assert_line "#listen = 127.0.0.1:$PORT [::1]:$PORT"
+    assert_line "#action = tls"
+    assert_line "#cert_file = /path/to/certificate.pem"
+    assert_line "#key_file = /path/to/private-key.pem"
+    refute_line --regexp '^[^#]'
+    # as written, the file changes nothing for the server
+    run "$TLSSHIM" --explain -f "$T/out.conf" --listen "127.0.0.1:$PORT"
+    refute_output --partial "learned-listen"
+    run "$TLSSHIM" --check -f "$T/out.conf"
+    assert_success
+
+    # completed as the comment says, the rule serves verified TLS on both
+    # addresses, and the report names them
+    sed -e "/^#\\[learned-listen-/,/^#key_file/s/^#//" \
+        -e "s|^cert_file = /path/to/certificate.pem|cert_file = $PKI/good.chain.pem|" \
+        -e "s|^key_file = /path/to/private-key.pem|key_file = $PKI/good.key|" \
+        "$T/out.conf" >"$T/done.conf"
+    chmod 644 "$T/done.conf"
+    common_teardown
+    start_bg srv "$TLSSHIM" -f "$T/done.conf" -r "$T/served.jsonl" -- \
+        "$PYTHON" "$PEERS/plain_server.py" --host :: --port "$PORT" --mode upper
+    wait_port "$PORT"
+    run "$PYTHON" -c "
+import socket, ssl
+ctx = ssl.create_default_context(cafile='$PKI/ca.pem')
+for host in ('127.0.0.1', '::1'):
+    s = ctx.wrap_socket(socket.create_connection((host, $PORT)), server_hostname='localhost')
+    s.sendall(b'over tls'); print(host, s.version(), s.recv(100).decode()); s.close()"
+    assert_line "127.0.0.1 TLSv1.3 OVER TLS"
+    assert_line "::1 TLSv1.3 OVER TLS"
+    for ((i = 0; i < 50; i++)); do
+        [ "$(wc -l <"$T/served.jsonl" 2>/dev/null)" = 2 ] && break
+        sleep 0.1
+    done
+    run "$PYTHON" -c "
+import json
+for l in open('$T/served.jsonl'):
+    o = json.loads(l); print(o['role'], o['rule'], o['local'], o['outcome'])"
+    assert_line "server learned-listen-127.0.0.1-$PORT 127.0.0.1:$PORT ok"
+    assert_line "server learned-listen-127.0.0.1-$PORT [::1]:$PORT ok"
 }
 
 @test "--learn writes nothing when COMMAND cannot run, and refuses what it does not take" {
@@ -410,6 +678,48 @@ EOF
     run "$TLSSHIM" --check -f "$T/p.conf" -r "$T/missing.jsonl"
     assert_failure 2
     assert_output --partial "cannot open the report $T/missing.jsonl"
+}
+
+@test "--check -r judges accepted plaintext by the report's local address: warned about until a listen rule there decides" {
+    policy "$T/p.conf" <<'EOF'
+[global]
+default_listen_action = audit
+EOF
+    # two local addresses of one port, one other port with TLS only
+    srv() {
+        printf '{"id": "%s", "event": "close", "ts": "2026-11-24T10:00:00Z", "duration_ms": 1, "pid": 1, "role": "server", "rule": null, "action": "audit", "peer": "%s", "host": null, "local": "%s", "sni": null, "version": null, "starttls": null, "outcome": "audit", "error": null, "cipher": null, "alpn": null, "resumed": false, "verify": null, "ocsp": "none", "peer_cert": null, "bytes_in": 0, "bytes_out": 0, "handshake_ms": null, "first_bytes": "%s", "first_detail": ""}\n' "$@"
+    }
+    {
+        srv 1 10.9.9.9:40000 127.0.0.1:8025 smtp
+        srv 2 10.9.9.8:40001 "[::1]:8025" smtp
+        srv 3 10.9.9.9:40002 127.0.0.1:8443 tls
+    } >"$T/report.jsonl"
+    run --separate-stderr "$TLSSHIM" --check -f "$T/p.conf" -r "$T/report.jsonl"
+    assert_success
+    run printf '%s\n' "$stderr"
+    assert_line "tlsshim: warning: $T/report.jsonl: accepted connections on 127.0.0.1:8025, [::1]:8025 from 10.9.9.9, 10.9.9.8 were plaintext (2 of 2: smtp x2), let through by the catch-all (default_listen_action = audit)"
+    assert_equal "${#lines[@]}" 1
+
+    # a listen rule on another port changes nothing; one on the address does
+    policy "$T/other.conf" <<EOF
+[elsewhere]
+listen = 127.0.0.1:9025
+cert_file = $PKI/good.chain.pem
+key_file = $PKI/good.key
+EOF
+    run --separate-stderr "$TLSSHIM" --check -f "$T/other.conf" -r "$T/report.jsonl"
+    assert_success
+    run printf '%s\n' "$stderr"
+    assert_line "tlsshim: warning: $T/report.jsonl: accepted connections on 127.0.0.1:8025, [::1]:8025 from 10.9.9.9, 10.9.9.8 were plaintext (2 of 2: smtp x2), let through by the catch-all (default_listen_action = audit); in this policy default_listen_action = plain lets it through"
+    policy "$T/fixed.conf" <<EOF
+[mail]
+listen = 127.0.0.1:8025 [::1]:8025
+cert_file = $PKI/good.chain.pem
+key_file = $PKI/good.key
+EOF
+    run --separate-stderr "$TLSSHIM" --check -f "$T/fixed.conf" -r "$T/report.jsonl"
+    assert_success
+    assert_equal "$stderr" ""
 }
 
 @test "--check warns about a rule an earlier rule shadows entirely, and not about partial overlaps" {

@@ -2,13 +2,17 @@
 """Plaintext client for the tlsshim --learn tests: the unmodified program.
 
 Knows nothing of TLS. With --http HOST:PORT it GETs /blob over HTTP/1.0 and
-prints "http SHA256" of the body; with --redis HOST:PORT it SETs the bytes
-of --payload under a key, GETs them back and prints "redis SHA256" of what
-came back. HOST may be a name, looked up as programs do (getaddrinfo).
+prints "http SHA256" of the body; with --smtp HOST:PORT it sends one mail
+whose body is --payload in base64 (76-column lines, CRLF) and prints "smtp
+SHA256" of that body once the server's 250 answer to it names the same
+hash (tests/peers/starttls_server.py answers "queued sha256=HEX"); with
+--redis HOST:PORT it SETs the bytes of --payload under a key, GETs them
+back and prints "redis SHA256" of what came back. HOST may be a name, looked up as programs do (getaddrinfo).
 Exits with --exit (default 0), or 1 when something failed.
 """
 
 import argparse
+import base64
 import hashlib
 import socket
 import sys
@@ -17,8 +21,10 @@ import sys
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--http", action="append", default=[])
+    p.add_argument("--smtp", action="append", default=[])
     p.add_argument("--redis", action="append", default=[])
-    p.add_argument("--payload", help="redis: the value to SET and GET")
+    p.add_argument("--payload",
+                   help="redis: the value to SET and GET; smtp: the mail")
     p.add_argument("--exit", type=int, default=0)
     return p.parse_args()
 
@@ -47,6 +53,44 @@ def http_get(dest):
             or status[1] != b"200":
         raise RuntimeError("http: %r" % head[:40])
     return hashlib.sha256(body).hexdigest()
+
+
+def smtp_reply(f, want):
+    """One SMTP reply (its continuation lines too): the last line's text
+    when its code is want, else an error."""
+    while True:
+        line = f.readline()
+        if not line.endswith(b"\r\n") or len(line) < 5:
+            raise RuntimeError("smtp: connection closed or bad reply %r"
+                               % line[:60])
+        if line[3:4] != b"-":
+            break
+    if line[:3] != b"%d" % want:
+        raise RuntimeError("smtp: wanted %d, got %r" % (want, line[:60]))
+    return line[4:-2]
+
+
+def smtp_send(dest, payload):
+    body = base64.encodebytes(payload).replace(b"\n", b"\r\n")
+    digest = hashlib.sha256(body).hexdigest()
+    with connect(dest) as s, s.makefile("rb") as f:
+        smtp_reply(f, 220)
+        s.sendall(b"EHLO client.test\r\n")
+        smtp_reply(f, 250)
+        s.sendall(b"MAIL FROM:<learn@client.test>\r\n")
+        smtp_reply(f, 250)
+        s.sendall(b"RCPT TO:<ops@server.test>\r\n")
+        smtp_reply(f, 250)
+        s.sendall(b"DATA\r\n")
+        smtp_reply(f, 354)
+        s.sendall(body + b".\r\n")
+        queued = smtp_reply(f, 250)
+        if b"sha256=" + digest.encode() not in queued:
+            raise RuntimeError("smtp: the server got other bytes: %r"
+                               % queued[:120])
+        s.sendall(b"QUIT\r\n")
+        smtp_reply(f, 221)
+    return digest
 
 
 def command(*args):
@@ -87,6 +131,8 @@ def main():
     try:
         for dest in args.http:
             print("http", http_get(dest), flush=True)
+        for dest in args.smtp:
+            print("smtp", smtp_send(dest, payload), flush=True)
         for dest in args.redis:
             print("redis", redis_roundtrip(dest, payload), flush=True)
     except (OSError, RuntimeError, ValueError) as e:
