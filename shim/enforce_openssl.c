@@ -63,12 +63,19 @@ struct binding {
     void *token;     /* libtlsshim.so's connection, NULL once dropped */
     int prog_mode;   /* the verify mode the program asked for */
     int verdict;     /* 0 pending, 1 established, -1 failed */
+    int checked;     /* a certificate chain passed the rule's check */
+    X509 *offered;   /* the leaf of the checked session offered for
+                      * resumption (a reference) */
 };
 
 static void
 free_app_verify(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
                 long argl, void *argp)
 {
+    struct binding *b = ptr;
+
+    if (b != NULL)
+        X509_free(b->offered);
     free(ptr);
 }
 
@@ -178,11 +185,18 @@ dispatch_verify(X509_STORE_CTX *x, void *unused)
     describe(ssl, &p);
     p.leaf = X509_STORE_CTX_get0_cert(x);
     p.chain = X509_STORE_CTX_get0_untrusted(x);
+    if (p.leaf == NULL) {   /* a raw public key: nothing the rule can check */
+        b->verdict = -1;
+        enforce_core->failed(b->token, "the server sent no certificate");
+        X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
+        return 0;
+    }
     if (enforce_core->check(b->token, &p, &err) < 0) {
         b->verdict = -1;
         X509_STORE_CTX_set_error(x, err);
         return 0;
     }
+    b->checked = 1;
     /* the program's own verification, if it asked for one, on top */
     if (b->prog_mode & SSL_VERIFY_PEER) {
         rv = program_verify(x, ssl);
@@ -198,20 +212,41 @@ dispatch_verify(X509_STORE_CTX *x, void *unused)
 }
 
 /* After a hooked call: report a handshake that just ended. */
-static void
+/* After a handshake-driving call: what it returns to the program (a
+ * handshake that finished without a checked certificate fails there, as
+ * a verification failure). */
+static int
 after_call(SSL *ssl, int rv)
 {
     struct binding *b = binding_of(ssl);
     struct tlsshim_enforce_peer p;
 
     if (b == NULL || b->token == NULL || b->verdict != 0)
-        return;
+        return rv;
     if (SSL_is_init_finished(ssl)) {
         describe(ssl, &p);
         p.leaf = SSL_get0_peer_certificate(ssl);
+        /* Established only on a certificate the rule checked: in this
+         * handshake, or the one of the offered session it resumed.  An
+         * external PSK (TLS 1.3) or anything else without one fails. */
+        if (p.leaf == NULL ||
+            !(b->checked ||
+              (SSL_session_reused(ssl) && b->offered != NULL &&
+               X509_cmp(b->offered, p.leaf) == 0))) {
+            b->verdict = -1;
+            enforce_core->failed(b->token, p.leaf == NULL
+                                 ? "the server authenticated with no "
+                                   "certificate (a pre-shared key?), which "
+                                   "the rule cannot check"
+                                 : "the server's certificate was not "
+                                   "checked");
+            SSL_set_verify_result(ssl, X509_V_ERR_APPLICATION_VERIFICATION);
+            ERR_raise(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED);
+            return -1;
+        }
         b->verdict = 1;
         enforce_core->established(b->token, &p);
-        return;
+        return rv;
     }
     if (rv <= 0) {
         int e = SSL_get_error(ssl, rv);
@@ -230,6 +265,7 @@ after_call(SSL *ssl, int rv)
             enforce_core->failed(b->token, why);
         }
     }
+    return rv;
 }
 
 /* A session offered for resumption skips the certificate: check the one
@@ -259,7 +295,11 @@ check_offered_session(SSL *ssl, struct binding *b)
                              "without a certificate for resumption");
         return -1;
     }
-    return enforce_core->check(b->token, &p, &err);
+    if (enforce_core->check(b->token, &p, &err) < 0)
+        return -1;
+    if (X509_up_ref(p.leaf))
+        b->offered = p.leaf;
+    return 0;
 }
 
 int
@@ -373,7 +413,7 @@ SSL_set_verify(SSL *ssl, int mode, SSL_verify_cb cb)
         enforce_enter(ENFORCE_OPENSSL, ssl); \
         rv = call;                           \
         enforce_leave();                     \
-        after_call(ssl, rv);                 \
+        rv = after_call(ssl, rv);            \
     } while (0)
 
 HOOK int

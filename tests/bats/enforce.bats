@@ -155,6 +155,25 @@ sclient() {
     nothing_received
 }
 
+@test "enforce: a TLS 1.3 external PSK, which shows no certificate, fails" {
+    local psk=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+    start_bg psksrv openssl s_server -accept "$PORT" -4 -www -tls1_3 \
+        -cert "$PKI/selfsigned.pem" -key "$PKI/selfsigned.key" -psk "$psk" \
+        -ciphersuites TLS_AES_128_GCM_SHA256
+    wait_port "$PORT"
+    pskclient() {
+        printf 'GET /psk-secret HTTP/1.0\r\n\r\n' | timeout 10 openssl s_client \
+            -connect "127.0.0.1:$PORT" -tls1_3 -psk "$psk" \
+            -ciphersuites TLS_AES_128_GCM_SHA256 -ign_eof 2>&1
+    }
+    # without tlsshim the key alone authenticates the server
+    run pskclient
+    assert_output --partial "HTTP/1.0 200 ok"
+    run enforced bash -c "$(declare -f pskclient); PORT=$PORT psk=$psk pskclient"
+    assert_output --partial "rule=lab: the server authenticated with no certificate"
+    refute_output --partial "HTTP/1.0 200 ok"
+}
+
 @test "enforce: openssl s_client works against a good server and resumes its saved session" {
     server good
     # A session restored from a file holds the server's certificate but not

@@ -195,6 +195,44 @@ print("\n".join(str(s.getsockname()[1]) for s in socks))' "${#modes[@]}")
     ((bad == 0))
 }
 
+# tfo_send PORT TEXT: a python client sending TEXT with sendto(MSG_FASTOPEN)
+# (connect and send in one call), then printing what comes back
+tfo_send() {
+    shim_run "$PYTHON" -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+try:
+    s.sendto(sys.argv[2].encode() + b"\n", socket.MSG_FASTOPEN,
+             ("127.0.0.1", int(sys.argv[1])))
+except OSError as e:
+    print("sendto:", e.strerror)
+    sys.exit(1)
+print("echo:", s.recv(100).decode().strip())' "$1" "$2"
+}
+
+@test "sendto(MSG_FASTOPEN) goes through the policy: a deny rule refuses it, a TLS rule wraps it" {
+    echo_server
+    sink plain "$PLAIN"
+    printf '[deny-plain]\nconnect = 127.0.0.1:%s\naction = deny\n' "$PLAIN" \
+        >> "$TLSSHIM_CONF"
+    run tfo_send "$PLAIN" "tfo-secret"
+    assert_failure
+    assert_output --partial "sendto: Permission denied"
+    assert_output --partial "connect 127.0.0.1:$PLAIN rule=deny-plain: denied by policy"
+    sleep 0.5
+    run cat "$T/plain.bin"
+    refute_output --partial "tfo-secret"
+    # the TLS rule: the marker arrives through TLS, and comes back
+    run tfo_send "$PORT" "tfo-over-tls"
+    assert_success
+    assert_output --partial "echo: tfo-over-tls"
+    wait_file "$T/info.json"
+    run json_field "$T/info.json" -1 handshake
+    assert_output ok
+    run cat "$T/rec.bin"
+    assert_output "tfo-over-tls"
+}
+
 @test "an epoll set nested in another (libuv's backend fd) is reported while plaintext waits in the TLS layer" {
     echo_server
     head -c 65536 /dev/urandom > "$T/msg.bin"
