@@ -38,6 +38,7 @@
 #include "sniff.h"
 #include "starttls.h"
 #include "starttls_server.h"
+#include "sesscache.h"
 #include "sys.h"
 #include "util.h"
 
@@ -357,6 +358,17 @@ fail(struct conn *c, int fail_errno, int io_errno, const char *fmt, ...)
 static void
 log_established(struct conn *c)
 {
+    c->verified = 1;
+    /* A TLS 1.2 session exists once the handshake ends, before it was
+     * verified (the session callback ran then): store it now.  TLS 1.3
+     * tickets arrive later, through the session callback. */
+    if (c->role == POLICY_ROLE_CLIENT && c->rule->session_cache_dir != NULL &&
+        c->session_key[0] != '\0' && SSL_version(c->ssl) < TLS1_3_VERSION) {
+        SSL_SESSION *s = SSL_get1_session(c->ssl);
+        if (s != NULL)
+            sesscache_store(c->rule, c->session_key, s);
+        SSL_SESSION_free(s);
+    }
     char desc[448];
     const unsigned char *alpn = NULL;
     unsigned alpn_len = 0;
@@ -685,6 +697,9 @@ start_tls(struct conn *c)
     }
     if (c->rule->session_cache_size > 0) {
         SSL_SESSION *s = context_session_get(c->rule, c->session_key);
+        /* another process's session: session_cache_dir */
+        if (s == NULL && c->rule->session_cache_dir != NULL)
+            s = sesscache_load(c->rule, c->session_key);
         if (s != NULL) {
             SSL_set_session(c->ssl, s);
             SSL_SESSION_free(s);
@@ -730,6 +745,17 @@ handshake_failed(struct conn *c, int ssl_err)
 static void
 server_established(struct conn *c)
 {
+    c->verified = 1;
+    /* A TLS 1.2 session exists once the handshake ends, before it was
+     * verified (the session callback ran then): store it now.  TLS 1.3
+     * tickets arrive later, through the session callback. */
+    if (c->role == POLICY_ROLE_CLIENT && c->rule->session_cache_dir != NULL &&
+        c->session_key[0] != '\0' && SSL_version(c->ssl) < TLS1_3_VERSION) {
+        SSL_SESSION *s = SSL_get1_session(c->ssl);
+        if (s != NULL)
+            sesscache_store(c->rule, c->session_key, s);
+        SSL_SESSION_free(s);
+    }
     const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
     X509 *peer = SSL_get0_peer_certificate(c->ssl);
 
@@ -760,6 +786,17 @@ open_now(struct conn *c)
 static void
 established(struct conn *c)
 {
+    c->verified = 1;
+    /* A TLS 1.2 session exists once the handshake ends, before it was
+     * verified (the session callback ran then): store it now.  TLS 1.3
+     * tickets arrive later, through the session callback. */
+    if (c->role == POLICY_ROLE_CLIENT && c->rule->session_cache_dir != NULL &&
+        c->session_key[0] != '\0' && SSL_version(c->ssl) < TLS1_3_VERSION) {
+        SSL_SESSION *s = SSL_get1_session(c->ssl);
+        if (s != NULL)
+            sesscache_store(c->rule, c->session_key, s);
+        SSL_SESSION_free(s);
+    }
     /* starttls: the dialogue ends over TLS (the greeting is made, ftp
      * asks for protected transfers) */
     if (c->stls != NULL && !c->stls->tls) {
