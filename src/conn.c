@@ -358,17 +358,6 @@ fail(struct conn *c, int fail_errno, int io_errno, const char *fmt, ...)
 static void
 log_established(struct conn *c)
 {
-    c->verified = 1;
-    /* A TLS 1.2 session exists once the handshake ends, before it was
-     * verified (the session callback ran then): store it now.  TLS 1.3
-     * tickets arrive later, through the session callback. */
-    if (c->role == POLICY_ROLE_CLIENT && c->rule->session_cache_dir != NULL &&
-        c->session_key[0] != '\0' && SSL_version(c->ssl) < TLS1_3_VERSION) {
-        SSL_SESSION *s = SSL_get1_session(c->ssl);
-        if (s != NULL)
-            sesscache_store(c->rule, c->session_key, s);
-        SSL_SESSION_free(s);
-    }
     char desc[448];
     const unsigned char *alpn = NULL;
     unsigned alpn_len = 0;
@@ -745,17 +734,6 @@ handshake_failed(struct conn *c, int ssl_err)
 static void
 server_established(struct conn *c)
 {
-    c->verified = 1;
-    /* A TLS 1.2 session exists once the handshake ends, before it was
-     * verified (the session callback ran then): store it now.  TLS 1.3
-     * tickets arrive later, through the session callback. */
-    if (c->role == POLICY_ROLE_CLIENT && c->rule->session_cache_dir != NULL &&
-        c->session_key[0] != '\0' && SSL_version(c->ssl) < TLS1_3_VERSION) {
-        SSL_SESSION *s = SSL_get1_session(c->ssl);
-        if (s != NULL)
-            sesscache_store(c->rule, c->session_key, s);
-        SSL_SESSION_free(s);
-    }
     const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
     X509 *peer = SSL_get0_peer_certificate(c->ssl);
 
