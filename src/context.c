@@ -734,6 +734,10 @@ build_common(const struct policy_rule *r, const SSL_METHOD *method,
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
                                  (r->strict_eof ? 0
                                                 : SSL_OP_IGNORE_UNEXPECTED_EOF));
+    /* ktls = auto or yes: OpenSSL may hand the keys to the kernel where
+     * it can; whether it did is checked after the handshake */
+    if (r->ktls != POLICY_KTLS_NO)
+        SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
     SSL_CTX_set_read_ahead(ctx, 1);
     if (keylog_fd >= 0)
         SSL_CTX_set_keylog_callback(ctx, keylog_cb);

@@ -149,7 +149,6 @@ static const struct unsupported {
      * packet rewritten, which defeats the point of a neutral greeting. */
     { 0, PK_STARTTLS, "mysql", "value mysql of key starttls is not "
       "supported yet (MySQL negotiates TLS inside its login handshake)" },
-    { 0, PK_KTLS, "yes", NULL },
 };
 
 static const char *const action_names[] = {
