@@ -38,6 +38,8 @@
 #include "sniff.h"
 #include "starttls.h"
 #include "starttls_server.h"
+#include "ktls.h"
+#include "sesscache.h"
 #include "sys.h"
 #include "util.h"
 
@@ -685,6 +687,9 @@ start_tls(struct conn *c)
     }
     if (c->rule->session_cache_size > 0) {
         SSL_SESSION *s = context_session_get(c->rule, c->session_key);
+        /* another process's session: session_cache_dir */
+        if (s == NULL && c->rule->session_cache_dir != NULL)
+            s = sesscache_load(c->rule, c->session_key);
         if (s != NULL) {
             SSL_set_session(c->ssl, s);
             SSL_SESSION_free(s);
@@ -760,6 +765,17 @@ open_now(struct conn *c)
 static void
 established(struct conn *c)
 {
+    c->verified = 1;
+    /* A TLS 1.2 session exists once the handshake ends, before it was
+     * verified (the session callback ran then): store it now.  TLS 1.3
+     * tickets arrive later, through the session callback. */
+    if (c->role == POLICY_ROLE_CLIENT && c->rule->session_cache_dir != NULL &&
+        c->session_key[0] != '\0' && SSL_version(c->ssl) < TLS1_3_VERSION) {
+        SSL_SESSION *s = SSL_get1_session(c->ssl);
+        if (s != NULL)
+            sesscache_store(c->rule, c->session_key, s);
+        SSL_SESSION_free(s);
+    }
     /* starttls: the dialogue ends over TLS (the greeting is made, ftp
      * asks for protected transfers) */
     if (c->stls != NULL && !c->stls->tls) {
@@ -812,6 +828,42 @@ verify_step(struct conn *c)
     return 0;
 }
 
+/* ktls: after the handshake, whether the kernel took the records over.
+ * auto falls back to TLS in tlsshim (logged at debug level, with why);
+ * yes fails the connection unless the kernel took both directions.
+ * Lock held.  0, or -1 when the connection failed. */
+static int
+ktls_check(struct conn *c)
+{
+    char why[256], desc[448];
+    int tx = 0, rx = 0;
+
+    if (c->rule->ktls == POLICY_KTLS_NO)
+        return 0;
+    if (ktls_available(why, sizeof(why))) {
+        tx = BIO_get_ktls_send(SSL_get_wbio(c->ssl));
+        rx = BIO_get_ktls_recv(SSL_get_rbio(c->ssl));
+        if (!tx || !rx)
+            snprintf(why, sizeof(why), "OpenSSL did not hand the %s keys "
+                     "to the kernel (tlsshim's socket layer does not offer "
+                     "kernel TLS to OpenSSL yet)",
+                     tx ? "receiving" : rx ? "sending" : "connection's");
+    }
+    if (tx && rx) {
+        log_flow("%s rule=%s: kernel TLS carries the records",
+                 peer_desc(c, desc, sizeof(desc)), c->rule->name);
+        return 0;
+    }
+    if (c->rule->ktls == POLICY_KTLS_YES) {
+        fail(c, ECONNREFUSED, ECONNRESET, "ktls = yes: kernel TLS "
+             "unavailable: %s", why);
+        return -1;
+    }
+    log_flow("%s rule=%s: kernel TLS unavailable: %s; TLS stays in tlsshim",
+             peer_desc(c, desc, sizeof(desc)), c->rule->name, why);
+    return 0;
+}
+
 /* One non-blocking handshake step.  Lock held.  Returns the events the
  * handshake waits for, or 0 when it ended (open or failed). */
 static short
@@ -830,6 +882,8 @@ handshake_step(struct conn *c)
     r = SSL_do_handshake(c->ssl);
     if (r == 1) {
         c->resumed = SSL_session_reused(c->ssl);
+        if (ktls_check(c) < 0)
+            return 0;
         if (c->role == POLICY_ROLE_SERVER)
             server_established(c);
         if (!c->fp_accepted && ocsp_needed(c->rule)) {

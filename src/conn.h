@@ -86,6 +86,7 @@ struct conn {
     int verify_name_is_ip;
     char session_key[CONN_NAME_MAX * 2 + 32]; /* client cache key */
     int resumed;
+    int verified;              /* the handshake and its checks passed */
     int logged;
     owner_word *owner;         /* shared across fork: who may use it */
     int forked;                /* existed at a fork (owner word shared) */

@@ -28,6 +28,7 @@
 #include "conn.h"
 #include "context.h"
 #include "log.h"
+#include "sesscache.h"
 #include "starttls.h"
 #include "tickets.h"
 #include "util.h"
@@ -419,6 +420,11 @@ new_session_cb(SSL *ssl, SSL_SESSION *sess)
     if (c == NULL || c->rule->session_cache_size <= 0 ||
         c->session_key[0] == '\0')
         return 0;
+    /* only the sessions of verified connections go to disk (a TLS 1.2
+     * session comes here before its checks ended: established() stores
+     * it); each new ticket replaces the file */
+    if (c->verified && c->rule->session_cache_dir != NULL)
+        sesscache_store(c->rule, c->session_key, sess);
     pthread_mutex_lock(&ctx_lock);
     struct rule_ctx *e = entry_for(c->rule);
     if (e == NULL) {
@@ -728,6 +734,10 @@ build_common(const struct policy_rule *r, const SSL_METHOD *method,
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
                                  (r->strict_eof ? 0
                                                 : SSL_OP_IGNORE_UNEXPECTED_EOF));
+    /* ktls = auto or yes: OpenSSL may hand the keys to the kernel where
+     * it can; whether it did is checked after the handshake */
+    if (r->ktls != POLICY_KTLS_NO)
+        SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
     SSL_CTX_set_read_ahead(ctx, 1);
     if (keylog_fd >= 0)
         SSL_CTX_set_keylog_callback(ctx, keylog_cb);

@@ -100,6 +100,8 @@ static const struct rule_key {
     /* The connection goes elsewhere: only an outbound connect can. */
     [PK_REDIRECT] = { "redirect", KF_CLIENT_ONLY },
     [PK_KTLS] = { "ktls", 0 },
+    /* Sessions are resumed by connect rules only. */
+    [PK_SESSION_CACHE_DIR] = { "session_cache_dir", KF_CLIENT_ONLY },
 };
 
 enum global_key {
@@ -147,7 +149,6 @@ static const struct unsupported {
      * packet rewritten, which defeats the point of a neutral greeting. */
     { 0, PK_STARTTLS, "mysql", "value mysql of key starttls is not "
       "supported yet (MySQL negotiates TLS inside its login handshake)" },
-    { 0, PK_KTLS, "yes", NULL },
 };
 
 static const char *const action_names[] = {
@@ -1632,6 +1633,24 @@ apply_value(struct policy_rule *r, enum policy_key k, const char *v,
             return msgf(msg, msglen, "session_key is longer than 255 bytes");
         return set_string(&r->session_key, v, msg, msglen);
 
+    case PK_SESSION_CACHE_DIR:
+        if (ascii_casecmp(v, "auto") == 0 || ascii_casecmp(v, "off") == 0) {
+            util_strlcpy(norm, ascii_casecmp(v, "auto") == 0 ? "auto" : "off",
+                         normlen);
+            free(r->session_cache_dir);
+            r->session_cache_dir = NULL;
+            return strcmp(norm, "off") == 0
+                       ? 0
+                       : set_string(&r->session_cache_dir, "auto", msg,
+                                    msglen);
+        }
+        if (v[0] != '/')
+            return bad_value(msg, msglen, v, key,
+                             "an absolute directory path, auto or off");
+        if (check_path(key, v, msg, msglen) == -1)
+            return -1;
+        return set_string(&r->session_cache_dir, v, msg, msglen);
+
     case PK_HANDSHAKE_TIMEOUT:
         return apply_int(v, key, 1, 3600, &r->handshake_timeout, norm,
                          normlen, msg, msglen);
@@ -2285,6 +2304,7 @@ rule_clear(struct policy_rule *r)
     free(r->ecdh_curve);
     free(r->alpn_wire);
     free(r->session_key);
+    free(r->session_cache_dir);
     free(r->starttls);
     free(r->redirect);
     /* value[] is const for readers; the rule owns the copies. */
@@ -3091,6 +3111,8 @@ builtin_text(const struct policy_rule *r, enum policy_key k, int *derived)
         return server ? "no" : "yes";
     case PK_KTLS:
         return "auto";
+    case PK_SESSION_CACHE_DIR:
+        return server ? NULL : "off";
     case PK_CLIENT_CA_FILE:
         *derived = 1;
         return server ? r->ca_file : NULL;

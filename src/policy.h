@@ -77,6 +77,7 @@ enum policy_key {
     PK_STARTTLS_REQUIRED,
     PK_REDIRECT,
     PK_KTLS,
+    PK_SESSION_CACHE_DIR,
     PK__COUNT
 };
 
@@ -161,6 +162,7 @@ struct policy_rule {
     size_t alpn_wire_len;
     int session_cache_size;
     char *session_key;        /* NULL: HOST:PORT */
+    char *session_cache_dir;  /* NULL: off; "auto": $XDG_RUNTIME_DIR/tlsshim */
     int handshake_timeout;    /* seconds */
     int strict_eof;
     char *starttls;           /* protocol name or NULL */

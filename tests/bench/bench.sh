@@ -88,6 +88,7 @@ if [ $quick = 1 ]; then
     redis_requests=2000
     hook_args=(-q)
     check=(-c)
+    once_count=10
 else
     mode=full
     : "${rounds:=3}"
@@ -98,6 +99,7 @@ else
     redis_requests=50000
     hook_args=(-q -r 11)
     check=()
+    once_count=200
 fi
 
 # Holding idle_count connections takes as many descriptors in each of the
@@ -318,6 +320,9 @@ EOF
 }
 client_policy "" >"$W/client.conf"
 client_policy "session_cache_size = 0" >"$W/client-full.conf"
+# Short-lived processes: the session cache in files (emptied before each
+# run, so every run starts with one full handshake).
+client_policy "session_cache_dir = $W/sesscache" >"$W/client-cache.conf"
 
 SC_RESUME='' SC_FULL='' SS='' SR=''
 if [ $have_stunnel = 1 ]; then
@@ -575,6 +580,39 @@ if [ $have_callgrind = 1 ]; then
         done
     done
 fi
+# --- sequential short-lived processes -----------------------------------------
+#
+# once_run CONFIG COUNT: COUNT processes one after the other, each making
+# one connection (tlsbench client once: handshake, 1-byte request and
+# answer, exit), as curl or a shell script does; pps= processes/s.
+# native is tlsbench_native; shim and shim-cache are tlsbench_plain under
+# the tlsshim command, without and with session_cache_dir.
+once_run() {
+    local config=$1 count=$2 i t0 t1 policy=$W/client.conf
+    [ "$config" = shim-cache ] && policy=$W/client-cache.conf
+    rm -rf "$W/sesscache"
+    t0=$(date +%s.%N)
+    for ((i = 0; i < count; i++)); do
+        case $config in
+        native) native_client "$NPORT" once ;;
+        *) "$TLSSHIM" -f "$policy" -o "$W/shim-client.log" -- \
+            "$PLAIN" client -p "$NPORT" once ;;
+        esac || return 1
+    done
+    t1=$(date +%s.%N)
+    echo "pps=$(calc "$count" / "$(calc "$t1" - "$t0")")"
+}
+
+once_configs=(native shim shim-cache)
+for ((r = 0; r < rounds; r++)); do
+    for ((i = 0; i < 3; i++)); do
+        config=${once_configs[$(((i + r) % 3))]}
+        note "once x$once_count: $config (round $((r + 1))/$rounds)"
+        server_stats >/dev/null 2>&1
+        sample "once.$config" once_run "$config" "$once_count" &&
+            sample "once.$config.server" server_stats
+    done
+done
 
 # --- untracked fds -------------------------------------------------------------
 
@@ -914,6 +952,30 @@ elif [ $have_redis = 1 ]; then
 else
     echo "redis-benchmark: redis-server or redis-benchmark not installed; not measured"
 fi
+
+# once_resumption CONFIG: "resumed/total" seen by the native server.
+once_resumption() {
+    echo "$(sum "once.$1.server.resumed")/$(($(sum "once.$1.server.full") + $(sum "once.$1.server.resumed")))"
+}
+
+echo
+echo "Sequential short-lived processes: $once_count processes one after the other,"
+echo "one connection each (tlsbench client once), against the native server"
+printf '%-30s %10s %10s %10s\n' "" native tlsshim "shim+cache"
+on=$(median once.native.pps)
+os=$(median once.shim.pps)
+oc=$(median once.shim-cache.pps)
+printf '%-30s %10s %10s %10s\n' "processes/s" "$(fmt "$on")" "$(fmt "$os")" \
+    "$(fmt "$oc")"
+printf '%-30s %10s %10s %10s\n' "  resumed / handshakes" \
+    "$(once_resumption native)" "$(once_resumption shim)" \
+    "$(once_resumption shim-cache)"
+printf '%-30s %10s %10s %10s\n' "ratio to tlsshim without cache" \
+    "$(calc "$on" / "$os")" 1 "$(calc "$oc" / "$os")"
+others+=("once_native_pps=$(fmt "$on")" "once_shim_pps=$(fmt "$os")"
+    "once_shim_cache_pps=$(fmt "$oc")"
+    "once_cache_ratio=$(calc "$oc" / "$os")"
+    "once_cache_resumed=$(sum once.shim-cache.server.resumed)")
 
 echo
 echo "Targets (tlsshim; informative, never asserted)"

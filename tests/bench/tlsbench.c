@@ -24,6 +24,10 @@
  *   resumed SECONDS     the same, offering the latest session (native; the
  *                       plain twin's resumption is tlsshim's or stunnel's)
  *                       (both: ARG "Nx" for exactly N handshakes)
+ *   once                one connection, one 1-byte request and answer,
+ *                       then exit, as a short-lived program does (bench.sh
+ *                       runs it as one process per connection); prints
+ *                       nothing
  *   latency COUNT       COUNT 64-byte messages echoed over one connection;
  *                       p50_us= p99_us=
  *   idle COUNT          hold COUNT connections open in one epoll set;
@@ -858,6 +862,18 @@ test_handshakes(double seconds, int resume)
 }
 
 static int
+test_once(void)
+{
+    struct link l;
+
+    link_open(&l, 0);
+    link_request(&l, 'H', 0);
+    link_expect_k(&l);
+    link_close(&l);
+    return 0;
+}
+
+static int
 cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -989,6 +1005,8 @@ client_main(const char *test, const char *arg)
         return test_idle((long)value);
     if (strcmp(test, "stats") == 0)
         return test_stats();
+    if (strcmp(test, "once") == 0 && arg == NULL)
+        return test_once();
     fprintf(stderr, "tlsbench: unknown test %s\n", test);
     return EXIT_USAGE;
 }

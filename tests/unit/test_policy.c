@@ -392,8 +392,15 @@ static const struct parse_row parse_rows[] = {
     { R "redirect = 1.2.3:80\n", 0, 3, "bad IPv4 address in redirect" },
     { R "ktls = auto\n", 1, 0, NULL },
     { R "ktls = no\n", 1, 0, NULL },
-    { R "ktls = yes\n", 0, 3, "value yes of key ktls is not supported yet" },
-    { R "ktls = on\n", 0, 3, "value yes of key ktls is not supported yet" },
+    { R "ktls = yes\n", 1, 0, NULL },
+    { R "ktls = on\n", 1, 0, NULL },
+    /* session_cache_dir */
+    { R "session_cache_dir = /run/user/1000/tls\n", 1, 0, NULL },
+    { R "session_cache_dir = auto\n", 1, 0, NULL },
+    { R "session_cache_dir = OFF\n", 1, 0, NULL },
+    { R "session_cache_dir = cache\n", 0, 3,
+      "bad value \"cache\" for session_cache_dir (want an absolute "
+      "directory path, auto or off)" },
     { R "ktls = sometimes\n", 0, 3, "(want yes, no or auto)" },
 
     /* [global] */
@@ -485,8 +492,9 @@ test_exact_messages(void)
           "t.conf:4: starttls = nntp on listen rules is not supported "
           "(tlsshim offers STARTTLS to clients for smtp, imap and pop3), "
           "and [r] is a listen rule" },
-        { "[r]\nconnect = :443\nktls = yes\n",
-          "t.conf:3: value yes of key ktls is not supported yet" },
+        { "[r]\nlisten = :443\ncert_file = /c\nsession_cache_dir = /d\n",
+          "t.conf:4: key session_cache_dir is for connect rules only, and "
+          "[r] is a listen rule" },
         { "[r]\nconnect = :443\nversion = SSLv3\n",
           "t.conf:3: SSLv3 is not supported (version \"SSLv3\")" },
     };
