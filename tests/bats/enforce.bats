@@ -247,13 +247,16 @@ sclient() {
     assert_equal "$(json_field "$T/info.json" 1 handshake)" ok
 }
 
-@test "enforce: the rule's versions are enforced on the program's TLS" {
-    server good
+@test "enforce: a program whose offer has nothing the rule allows fails before its hello leaves" {
+    sink
     policy "min_version = TLSv1_3"
-    # osslclient allows TLS 1.2 at most: the rule refuses what it negotiates
+    # osslclient allows TLS 1.2 at most, the rule TLS 1.3 only
     run -3 enforced "$PROGS/osslclient" localhost "$PORT" "secret payload"
-    assert_output --partial "rule=lab: OpenSSL negotiated TLSv1.2, which rule lab does not allow"
-    nothing_received
+    assert_output --partial "rule=lab: the program's OpenSSL offer has nothing rule lab allows (it allows SSLv3-TLSv1.2"
+    assert_output --partial "no protocols available"
+    # the sink saw the TCP connection, and not one byte on it
+    wait_file "$T/sink.json"
+    assert_equal "$(json_field "$T/sink.json" 1 bytes)" 0
 }
 
 # --- TLS that the hooks cannot see ------------------------------------------
