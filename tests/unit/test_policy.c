@@ -473,10 +473,10 @@ test_exact_messages(void)
           "t.conf:7: unknown key \"verfy_mode\" in [web]" },
         { "\n\n[s]\nconnect = :1\nstrict_eof = maybe\n",
           "t.conf:5: bad value \"maybe\" for strict_eof (want yes or no)" },
-        { "[r]\nconnect = :443\naction = enforce\nocsp_mode = fail_hard|"
+        { "[r]\nconnect = :443\naction = enforce\nocsp_mode = no_staple|"
           "must_staple\n",
-          "t.conf:4: ocsp_mode must_staple, resolve and full_chain are not "
-          "supported yet with action enforce (in [r])" },
+          "t.conf:4: ocsp_mode \"no_staple|must_staple\": no_staple "
+          "contradicts must_staple" },
         { "[r]\nconnect = :443\nstarttls = mysql\n",
           "t.conf:3: value mysql of key starttls is not supported yet "
           "(MySQL negotiates TLS inside its login handshake)" },
