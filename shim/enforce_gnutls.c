@@ -497,12 +497,18 @@ prepare(gnutls_session_t s)
         else
             snprintf(note, sizeof(note), "the program's GnuTLS priorities "
                      "\"%s\" narrowed to the rule: \"%s\"", prog, str);
-        free(str);
         if (rv < 0) {
-            enforce_core->failed(token, "the program's GnuTLS priorities "
-                                 "could not be narrowed to the rule");
+            /* nothing left to offer (GnuTLS refuses such priorities):
+             * the connection fails before the hello is made */
+            snprintf(note, sizeof(note), "the program's GnuTLS priorities "
+                     "leave nothing the rule allows (narrowed: \"%s%s\": "
+                     "%s)", def ? "the default + " : "", str,
+                     next.strerror != NULL ? next.strerror(rv) : "refused");
+            free(str);
+            enforce_core->failed(token, note);
             goto out;
         }
+        free(str);
         enforce_core->note(token, note);
     }
     if (o.request_staple && next.ocsp_enable != NULL)
