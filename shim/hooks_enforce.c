@@ -140,7 +140,8 @@ core_check(void *token, const struct tlsshim_enforce_peer *p, int *x509_err)
         c->fp_accepted = 1;
     /* what OCSP is asked about, later in the handshake */
     sk_X509_pop_free(c->enforce_chain, X509_free);
-    c->enforce_chain = fp ? NULL : X509_chain_up_ref(X509_STORE_CTX_get0_chain(x));
+    c->enforce_chain =
+        fp ? NULL : X509_chain_up_ref(X509_STORE_CTX_get0_chain(x));
     pthread_mutex_unlock(&c->lock);
     *x509_err = X509_V_OK;
     rv = 0;
