@@ -17,6 +17,13 @@
  * the TLS comes from a library tlsshim cannot see, and the connection is
  * cut before the hello leaves.
  *
+ * Before that, when the program's handshake call starts on a socket (its
+ * object holds the descriptor), the module asks libtlsshim.so whether it
+ * is an enforce-rule connection whose hello has not left (prepare): then
+ * the object's offer is narrowed to what the rule allows (versions,
+ * cipher suites, security level) and an OCSP staple is requested, so the
+ * hello that leaves already asks only for what the rule accepts.
+ *
  * The module exports one data symbol, tlsshim_enforce_module, which
  * libtlsshim.so finds with dlsym(RTLD_DEFAULT); libtlsshim.so exports
  * nothing but libc's names.
@@ -24,9 +31,10 @@
 #ifndef TLSSHIM_ENFORCE_H
 #define TLSSHIM_ENFORCE_H
 
+#include <stddef.h>
 #include <openssl/x509.h>
 
-#define TLSSHIM_ENFORCE_ABI 1
+#define TLSSHIM_ENFORCE_ABI 2
 #define TLSSHIM_ENFORCE_SYMBOL "tlsshim_enforce_module"
 #define TLSSHIM_ENFORCE_LIBRARY "libtlsshim-enforce.so"
 
@@ -45,6 +53,16 @@ struct tlsshim_enforce_peer {
                               * leaf's key usage must allow it) */
     int resumed;
     const char *library;     /* "OpenSSL" or "GnuTLS", for messages */
+};
+
+/* What the rule lets the program's hello offer (prepare). */
+struct tlsshim_enforce_offer {
+    const char *rule;        /* its name, for messages */
+    int min_version;         /* TLS1_VERSION...; 0: no bound */
+    int max_version;
+    int security_level;      /* OpenSSL's, 0-5 */
+    int request_staple;      /* ask for an OCSP staple */
+    int need_staple;         /* and the rule cannot do without one */
 };
 
 /* libtlsshim.so's side, given to the module by attach(). */
@@ -67,6 +85,26 @@ struct tlsshim_enforce_core {
     void (*failed)(void *token, const char *why);
     /* The TLS object is gone: drop the token. */
     void (*release)(void *token);
+    /*
+     * fd is about to carry the program's ClientHello: when it is an
+     * enforce-rule connection whose hello has not left, a token (a
+     * reference, given back through release()) and *o filled; else NULL.
+     */
+    void *(*prepare)(int fd, struct tlsshim_enforce_offer *o);
+    /* Whether the token's rule allows the cipher suite with this IANA id
+     * (TLS 1.3 suites included). */
+    int (*allows_suite)(void *token, unsigned id);
+    /* Log (debug level 2) what the module did to the program's offer. */
+    void (*note)(void *token, const char *what);
+    /*
+     * OCSP after check() passed: the staple the peer sent (DER; NULL or 0
+     * when none), then what ocsp_mode asks (must_staple, resolve, which
+     * queries the responders and may block up to ocsp_timeout each,
+     * fail_hard).  0 when it passes; -1 when it fails (logged, reported,
+     * the socket shut down; *x509_err as for check()).
+     */
+    int (*ocsp)(void *token, const char *library,
+                const unsigned char *staple, size_t len, int *x509_err);
 };
 
 /* The module's side. */

@@ -11,6 +11,17 @@
  * gnutls_session_set_verify_cert, gnutls_certificate_verify_peers*) is
  * left to it: it can only add failures.  GnuTLS itself is never linked:
  * its functions are looked up when a program that has it calls the hooks.
+ *
+ * Before a session's first handshake call, if its socket is an
+ * enforce-rule connection (libtlsshim.so is asked, as for OpenSSL), the
+ * program's priorities (recorded by the priority hooks below) are set
+ * again with the rule's restrictions appended: the versions outside the
+ * rule's range, and the ciphers, MACs and key exchanges that no suite of
+ * the rule's lists uses, are removed, so the hello offers nothing the
+ * rule refuses outright.  GnuTLS priorities are made of algorithms, not
+ * suites: a suite the rule refuses that combines allowed algorithms is
+ * still offered, and refused after the handshake if negotiated.  An OCSP
+ * staple is requested too, and checked with the certificate.
  */
 #include "config.h"
 
@@ -46,6 +57,26 @@ enforce_gnutls_claim(void *session, const unsigned char random[32],
 static struct {
     int (*handshake)(gnutls_session_t);
     void (*deinit)(gnutls_session_t);
+    int (*priority_init)(gnutls_priority_t *, const char *, const char **);
+    int (*priority_init2)(gnutls_priority_t *, const char *, const char **,
+                          unsigned);
+    void (*priority_deinit)(gnutls_priority_t);
+    int (*priority_set)(gnutls_session_t, gnutls_priority_t);
+    int (*priority_set_direct)(gnutls_session_t, const char *,
+                               const char **);
+    int (*set_default_priority)(gnutls_session_t);
+    int (*set_default_priority_append)(gnutls_session_t, const char *,
+                                       const char **, unsigned);
+    int (*transport_get_int)(gnutls_session_t);
+    const char *(*suite_info)(size_t, unsigned char *, gnutls_kx_algorithm_t *,
+                              gnutls_cipher_algorithm_t *,
+                              gnutls_mac_algorithm_t *, gnutls_protocol_t *);
+    const char *(*kx_name)(gnutls_kx_algorithm_t);
+    const char *(*cipher_name)(gnutls_cipher_algorithm_t);
+    const char *(*mac_name)(gnutls_mac_algorithm_t);
+    int (*ocsp_enable)(gnutls_session_t, gnutls_datum_t *, size_t,
+                       gnutls_datum_t *);
+    int (*ocsp_get)(gnutls_session_t, gnutls_datum_t *);
     void (*get_random)(gnutls_session_t, gnutls_datum_t *, gnutls_datum_t *);
     const gnutls_datum_t *(*get_peers)(gnutls_session_t, unsigned int *);
     gnutls_protocol_t (*protocol)(gnutls_session_t);
@@ -58,15 +89,27 @@ static struct {
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-/* Bound sessions.  guarded by table_lock */
+/* Prepared and bound sessions.  guarded by table_lock */
 struct binding {
     gnutls_session_t session;
     void *token;
+    int bound;     /* its hello was claimed: the rule verifies it */
     int verdict;   /* 0 pending, 1 established, -1 failed */
 };
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct binding *table;
 static size_t ntable, table_cap;
+
+/* The priorities a program gave a session or a priority cache: a string
+ * (NULL: none) that is whole, or appended to GnuTLS's default (def).
+ * guarded by table_lock */
+struct prio {
+    void *key;     /* gnutls_session_t or gnutls_priority_t */
+    char *str;
+    int def;
+};
+static struct prio *prios;
+static size_t nprios, prios_cap;
 
 #define NEXT(field, name) (*(void **)&next.field = dlsym(RTLD_NEXT, name))
 #define FIND(field, name) (*(void **)&next.field = dlsym(RTLD_DEFAULT, name))
@@ -84,6 +127,20 @@ resolve(void)
     FIND(is_resumed, "gnutls_session_is_resumed");
     FIND(error_is_fatal, "gnutls_error_is_fatal");
     FIND(strerror, "gnutls_strerror");
+    NEXT(priority_init, "gnutls_priority_init");
+    NEXT(priority_init2, "gnutls_priority_init2");
+    NEXT(priority_deinit, "gnutls_priority_deinit");
+    NEXT(priority_set, "gnutls_priority_set");
+    NEXT(priority_set_direct, "gnutls_priority_set_direct");
+    NEXT(set_default_priority, "gnutls_set_default_priority");
+    NEXT(set_default_priority_append, "gnutls_set_default_priority_append");
+    FIND(transport_get_int, "gnutls_transport_get_int");
+    FIND(suite_info, "gnutls_cipher_suite_info");
+    FIND(kx_name, "gnutls_kx_get_name");
+    FIND(cipher_name, "gnutls_cipher_get_name");
+    FIND(mac_name, "gnutls_mac_get_name");
+    FIND(ocsp_enable, "gnutls_ocsp_status_request_enable_client");
+    FIND(ocsp_get, "gnutls_ocsp_status_request_get");
 }
 
 static void
@@ -102,11 +159,30 @@ find(gnutls_session_t s)
     return NULL;
 }
 
+/* A new entry for s.  Table lock held; NULL when out of memory. */
+static struct binding *
+add_binding(gnutls_session_t s)
+{
+    if (ntable == table_cap) {
+        size_t cap = table_cap ? table_cap * 2 : 16;
+        struct binding *t = realloc(table, cap * sizeof(*t));
+        if (t == NULL)
+            return NULL;
+        table = t;
+        table_cap = cap;
+    }
+    memset(&table[ntable], 0, sizeof(table[ntable]));
+    table[ntable].session = s;
+    return &table[ntable++];
+}
+
 int
 enforce_gnutls_claim(void *obj, const unsigned char random[32], void *token)
 {
     gnutls_session_t s = obj;
     gnutls_datum_t client = {0}, server = {0};
+    struct binding *b;
+    void *old = NULL;
     int rv = 0;
 
     init();
@@ -117,24 +193,18 @@ enforce_gnutls_claim(void *obj, const unsigned char random[32], void *token)
         memcmp(client.data, random, 32) != 0)
         return ENFORCE_NOT_MINE;
     pthread_mutex_lock(&table_lock);
-    if (find(s) == NULL) {
-        if (ntable == table_cap) {
-            size_t cap = table_cap ? table_cap * 2 : 16;
-            struct binding *t = realloc(table, cap * sizeof(*t));
-            if (t != NULL) {
-                table = t;
-                table_cap = cap;
-            }
-        }
-        if (ntable < table_cap) {
-            table[ntable].session = s;
-            table[ntable].token = token;
-            table[ntable].verdict = 0;
-            ntable++;
-            rv = 1;
-        }
+    if ((b = find(s)) == NULL)
+        b = add_binding(s);
+    if (b != NULL && !b->bound) {
+        /* the claim's reference replaces the one prepare took */
+        old = b->token;
+        b->token = token;
+        b->bound = 1;
+        rv = 1;
     }
     pthread_mutex_unlock(&table_lock);
+    if (old != NULL)
+        enforce_core->release(old);
     return rv;
 }
 
@@ -201,10 +271,364 @@ check_session(gnutls_session_t s, void *token)
     p.chain = chain;
     if (enforce_core->check(token, &p, &err) < 0)
         goto out;
+    if (!p.resumed) {
+        gnutls_datum_t staple = {0};
+        if (next.ocsp_get == NULL || next.ocsp_get(s, &staple) < 0)
+            staple.data = NULL;
+        if (enforce_core->ocsp(token, "GnuTLS", staple.data,
+                               staple.data != NULL ? staple.size : 0,
+                               &err) < 0)
+            goto out;
+    }
     enforce_core->established(token, &p);
     rv = 0;
 out:
     sk_X509_pop_free(chain, X509_free);
+    return rv;
+}
+
+/* --- the program's priorities, and the rule's restrictions ------------ */
+
+/* Table lock held. */
+static struct prio *
+find_prio(void *key)
+{
+    for (size_t i = 0; i < nprios; i++)
+        if (prios[i].key == key)
+            return &prios[i];
+    return NULL;
+}
+
+/* Table lock held. */
+static void
+forget_prio(void *key)
+{
+    struct prio *p = find_prio(key);
+
+    if (p != NULL) {
+        free(p->str);
+        *p = prios[--nprios];
+    }
+}
+
+/* Record what key was given: str (NULL: none) whole, or appended to the
+ * default (def).  A record that cannot be kept is dropped, so the
+ * session's offer is then left as it is (and checked after). */
+static void
+note_prio(void *key, const char *str, int def)
+{
+    char *copy = str != NULL ? strdup(str) : NULL;
+
+    pthread_mutex_lock(&table_lock);
+    forget_prio(key);
+    if ((str == NULL || copy != NULL) && nprios == prios_cap) {
+        size_t cap = prios_cap ? prios_cap * 2 : 16;
+        struct prio *t = realloc(prios, cap * sizeof(*t));
+        if (t != NULL) {
+            prios = t;
+            prios_cap = cap;
+        }
+    }
+    if ((str == NULL || copy != NULL) && nprios < prios_cap) {
+        prios[nprios].key = key;
+        prios[nprios].str = copy;
+        prios[nprios].def = def;
+        nprios++;
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&table_lock);
+    free(copy);
+}
+
+/* Append "-NAME" to the priority string in buf (once); 0 if it does not
+ * fit. */
+static int
+prio_remove(char *buf, size_t len, const char *prefix, const char *name)
+{
+    char item[80];
+    size_t used = strlen(buf), n;
+
+    if (name == NULL)
+        return 1;
+    snprintf(item, sizeof(item), ":-%s%s", prefix, name);
+    /* already there: ":-X" followed by ':' or the end */
+    for (const char *at = strstr(buf, item); at != NULL;
+         at = strstr(at + 1, item))
+        if (at[strlen(item)] == ':' || at[strlen(item)] == '\0')
+            return 1;
+    n = strlen(item);
+    if (used + n + 1 > len)
+        return 0;
+    memcpy(buf + used, item, n + 1);
+    return 1;
+}
+
+/*
+ * The rule's restrictions as GnuTLS priority removals (":-VERS-TLS1.0:
+ * -RSA:..."): versions outside its range, and each cipher, MAC and key
+ * exchange of GnuTLS's suites that no suite the rule allows uses.
+ * Returns 0 when they do not fit in buf.
+ */
+static int
+restrictions(void *token, const struct tlsshim_enforce_offer *o, char *buf,
+             size_t len)
+{
+    static const struct { int v; const char *name; } versions[] = {
+        {SSL3_VERSION, "SSL3.0"}, {TLS1_VERSION, "TLS1.0"},
+        {TLS1_1_VERSION, "TLS1.1"}, {TLS1_2_VERSION, "TLS1.2"},
+        {TLS1_3_VERSION, "TLS1.3"},
+    };
+    enum { ALGS = 256 };
+    unsigned char kx_used[ALGS] = {0}, kx_ok[ALGS] = {0};
+    unsigned char ci_used[ALGS] = {0}, ci_ok[ALGS] = {0};
+    unsigned char mac_used[ALGS] = {0}, mac_ok[ALGS] = {0};
+    int ok = 1;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
+        if ((o->min_version != 0 && versions[i].v < o->min_version) ||
+            (o->max_version != 0 && versions[i].v > o->max_version))
+            ok &= prio_remove(buf, len, "VERS-", versions[i].name);
+    if (next.suite_info == NULL)
+        return ok;
+    for (size_t i = 0;; i++) {
+        unsigned char id[2];
+        gnutls_kx_algorithm_t kx;
+        gnutls_cipher_algorithm_t ci;
+        gnutls_mac_algorithm_t mac;
+        gnutls_protocol_t minv;
+        if (next.suite_info(i, id, &kx, &ci, &mac, &minv) == NULL)
+            break;
+        if ((unsigned)kx >= ALGS || (unsigned)ci >= ALGS ||
+            (unsigned)mac >= ALGS)
+            continue;
+        int allowed = enforce_core->allows_suite(token,
+                                                 (unsigned)id[0] << 8 | id[1]);
+        /* TLS 1.3 suites name no key exchange */
+        if (kx != GNUTLS_KX_UNKNOWN) {
+            kx_used[kx] = 1;
+            kx_ok[kx] |= allowed;
+        }
+        ci_used[ci] = 1;
+        ci_ok[ci] |= allowed;
+        mac_used[mac] = 1;
+        mac_ok[mac] |= allowed;
+    }
+    for (unsigned a = 1; a < ALGS; a++) {
+        if (kx_used[a] && !kx_ok[a] && next.kx_name != NULL)
+            ok &= prio_remove(buf, len, "", next.kx_name(a));
+        if (ci_used[a] && !ci_ok[a] && next.cipher_name != NULL)
+            ok &= prio_remove(buf, len, "", next.cipher_name(a));
+        if (mac_used[a] && !mac_ok[a] && next.mac_name != NULL)
+            ok &= prio_remove(buf, len, "", next.mac_name(a));
+    }
+    return ok;
+}
+
+/*
+ * Before the first handshake call of s: if its socket is an enforce-rule
+ * connection whose hello has not left, take a reference to it, narrow the
+ * program's priorities to the rule and ask for an OCSP staple.
+ */
+static void
+prepare(gnutls_session_t s)
+{
+    struct tlsshim_enforce_offer o;
+    struct binding *b;
+    void *token;
+    char restr[1024], *full = NULL, note[1400];
+    const char *prog = NULL, *errpos = NULL;
+    int fd, def = 0, known = 0, rv;
+
+    if (enforce_core == NULL || next.transport_get_int == NULL)
+        return;
+    pthread_mutex_lock(&table_lock);
+    b = find(s);
+    pthread_mutex_unlock(&table_lock);
+    if (b != NULL)
+        return;   /* prepared already, or bound */
+    if ((fd = next.transport_get_int(s)) < 0)
+        return;
+    if ((token = enforce_core->prepare(fd, &o)) == NULL)
+        return;
+    pthread_mutex_lock(&table_lock);
+    if ((b = add_binding(s)) != NULL)
+        b->token = token;
+    struct prio *p = find_prio(s);
+    if (p != NULL) {
+        known = 1;
+        def = p->def;
+        if (p->str != NULL && (full = strdup(p->str)) == NULL)
+            known = 0;
+    }
+    pthread_mutex_unlock(&table_lock);
+    if (b == NULL) {
+        enforce_core->release(token);
+        return;
+    }
+    prog = full;
+    if (!restrictions(token, &o, restr, sizeof(restr))) {
+        enforce_core->failed(token, "the program's GnuTLS priorities could "
+                             "not be narrowed to the rule (too long)");
+        goto out;
+    }
+    if (!known) {
+        enforce_core->note(token, "the program's GnuTLS priorities are not "
+                           "known (set in a way tlsshim does not see): its "
+                           "offer is left as it is and checked after the "
+                           "handshake");
+    } else if (restr[0] != '\0') {
+        /* the program's string, then the removals */
+        size_t n = (prog != NULL ? strlen(prog) : 0) + strlen(restr) + 1;
+        char *str = malloc(n);
+        if (str == NULL) {
+            enforce_core->failed(token, "out of memory");
+            goto out;
+        }
+        snprintf(str, n, "%s%s", prog != NULL ? prog : "",
+                 prog != NULL ? restr : restr + 1);
+        rv = def ? next.set_default_priority_append(s, str, &errpos, 0)
+                 : next.priority_set_direct(s, str, &errpos);
+        if (def)
+            snprintf(note, sizeof(note), "the program's GnuTLS priorities "
+                     "(the default%s%s) narrowed to the rule: the default + "
+                     "%s", prog != NULL ? " + " : "", prog != NULL ? prog : "",
+                     str);
+        else
+            snprintf(note, sizeof(note), "the program's GnuTLS priorities "
+                     "\"%s\" narrowed to the rule: \"%s\"", prog, str);
+        if (rv < 0) {
+            /* nothing left to offer (GnuTLS refuses such priorities):
+             * the connection fails before the hello is made */
+            snprintf(note, sizeof(note), "the program's GnuTLS priorities "
+                     "leave nothing the rule allows (narrowed: \"%s%s\": "
+                     "%s)", def ? "the default + " : "", str,
+                     next.strerror != NULL ? next.strerror(rv) : "refused");
+            free(str);
+            enforce_core->failed(token, note);
+            goto out;
+        }
+        free(str);
+        enforce_core->note(token, note);
+    }
+    if (o.request_staple && next.ocsp_enable != NULL)
+        (void)next.ocsp_enable(s, NULL, 0, NULL);
+out:
+    free(full);
+}
+
+/* --- the hooks ------------------------------------------------------------ */
+
+HOOK int
+gnutls_priority_init(gnutls_priority_t *cache, const char *str,
+                     const char **errpos)
+{
+    int rv;
+
+    init();
+    if (next.priority_init == NULL)
+        return GNUTLS_E_INTERNAL_ERROR;
+    rv = next.priority_init(cache, str, errpos);
+    if (rv == 0 && cache != NULL)
+        note_prio(*cache, str, str == NULL);
+    return rv;
+}
+
+HOOK int
+gnutls_priority_init2(gnutls_priority_t *cache, const char *str,
+                      const char **errpos, unsigned flags)
+{
+    int rv;
+
+    init();
+    if (next.priority_init2 == NULL)
+        return GNUTLS_E_INTERNAL_ERROR;
+    rv = next.priority_init2(cache, str, errpos, flags);
+    if (rv == 0 && cache != NULL)
+        note_prio(*cache, str,
+                  str == NULL || (flags & GNUTLS_PRIORITY_INIT_DEF_APPEND));
+    return rv;
+}
+
+HOOK void
+gnutls_priority_deinit(gnutls_priority_t cache)
+{
+    init();
+    pthread_mutex_lock(&table_lock);
+    forget_prio(cache);
+    pthread_mutex_unlock(&table_lock);
+    if (next.priority_deinit != NULL)
+        next.priority_deinit(cache);
+}
+
+HOOK int
+gnutls_priority_set(gnutls_session_t s, gnutls_priority_t cache)
+{
+    char *str = NULL;
+    int rv, def = 0, known = 0;
+
+    init();
+    if (next.priority_set == NULL)
+        return GNUTLS_E_INTERNAL_ERROR;
+    rv = next.priority_set(s, cache);
+    if (rv != 0)
+        return rv;
+    pthread_mutex_lock(&table_lock);
+    struct prio *p = find_prio(cache);
+    if (p != NULL) {
+        def = p->def;
+        known = p->str == NULL || (str = strdup(p->str)) != NULL;
+    }
+    if (!known)
+        forget_prio(s);
+    pthread_mutex_unlock(&table_lock);
+    if (known)
+        note_prio(s, str, def);
+    free(str);
+    return rv;
+}
+
+HOOK int
+gnutls_priority_set_direct(gnutls_session_t s, const char *str,
+                           const char **errpos)
+{
+    int rv;
+
+    init();
+    if (next.priority_set_direct == NULL)
+        return GNUTLS_E_INTERNAL_ERROR;
+    rv = next.priority_set_direct(s, str, errpos);
+    if (rv == 0)
+        note_prio(s, str, str == NULL);
+    return rv;
+}
+
+HOOK int
+gnutls_set_default_priority(gnutls_session_t s)
+{
+    int rv;
+
+    init();
+    if (next.set_default_priority == NULL)
+        return GNUTLS_E_INTERNAL_ERROR;
+    rv = next.set_default_priority(s);
+    if (rv == 0)
+        note_prio(s, NULL, 1);
+    return rv;
+}
+
+HOOK int
+gnutls_set_default_priority_append(gnutls_session_t s, const char *add,
+                                   const char **errpos, unsigned flags)
+{
+    int rv;
+
+    init();
+    if (next.set_default_priority_append == NULL)
+        return GNUTLS_E_INTERNAL_ERROR;
+    rv = next.set_default_priority_append(s, add, errpos, flags);
+    if (rv == 0)
+        note_prio(s, add, 1);
     return rv;
 }
 
@@ -213,11 +637,12 @@ gnutls_handshake(gnutls_session_t s)
 {
     struct binding *b;
     void *token = NULL;
-    int rv;
+    int rv, bound = 0;
 
     init();
     if (next.handshake == NULL)
         return GNUTLS_E_INTERNAL_ERROR;
+    prepare(s);
     enforce_enter(ENFORCE_GNUTLS, s);
     rv = next.handshake(s);
     enforce_leave();
@@ -226,12 +651,15 @@ gnutls_handshake(gnutls_session_t s)
     b = find(s);
     if (b != NULL && b->verdict == 0 && enforce_core != NULL &&
         (rv == 0 || (next.error_is_fatal != NULL && next.error_is_fatal(rv)))) {
-        b->verdict = rv == 0 ? 1 : -1;
+        b->verdict = rv == 0 && b->bound ? 1 : -1;
         token = b->token;
+        bound = b->bound;
     }
     pthread_mutex_unlock(&table_lock);
     if (token == NULL)
         return rv;
+    if (rv == 0 && !bound)
+        return rv;   /* cannot be: a hello that left was claimed */
     if (rv != 0) {
         char why[200];
         snprintf(why, sizeof(why), "the program's GnuTLS handshake failed: "
@@ -253,18 +681,20 @@ gnutls_deinit(gnutls_session_t s)
 {
     struct binding *b;
     void *token = NULL;
-    int verdict = 0;
+    int verdict = 0, bound = 0;
 
     init();
     pthread_mutex_lock(&table_lock);
     if ((b = find(s)) != NULL) {
         token = b->token;
         verdict = b->verdict;
+        bound = b->bound;
         *b = table[--ntable];
     }
+    forget_prio(s);
     pthread_mutex_unlock(&table_lock);
     if (token != NULL && enforce_core != NULL) {
-        if (verdict == 0)
+        if (verdict == 0 && bound)
             enforce_core->failed(token, "the program's GnuTLS handshake did "
                                  "not complete");
         enforce_core->release(token);

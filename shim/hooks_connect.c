@@ -298,6 +298,8 @@ connect_tls(int fd, const struct sockaddr *sa, socklen_t len,
     log_flow("fd %d: connect %s rule=%s action=%s", fd,
              util_addr_str(sa, addr, sizeof(addr)), rule->name,
              policy_action_name(rule->action));
+    if (rule->action == POLICY_ENFORCE)
+        shim_enforce_attach();
     rv = conn_connect_start(c);
     if (rv == 0 || rv == -EINPROGRESS) {
         if (conn_get_nonblock(c)) {

@@ -21,6 +21,7 @@
 #include "context.h"
 #include "enforce.h"
 #include "log.h"
+#include "ocsp.h"
 #include "shim.h"
 #include "sniff.h"
 
@@ -134,17 +135,159 @@ core_check(void *token, const struct tlsshim_enforce_peer *p, int *x509_err)
                           why, p->library);
         goto out;
     }
-    if (fp) {
-        pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(&c->lock);
+    if (fp)
         c->fp_accepted = 1;
-        pthread_mutex_unlock(&c->lock);
-    }
+    /* what OCSP is asked about, later in the handshake */
+    sk_X509_pop_free(c->enforce_chain, X509_free);
+    c->enforce_chain =
+        fp ? NULL : X509_chain_up_ref(X509_STORE_CTX_get0_chain(x));
+    pthread_mutex_unlock(&c->lock);
     *x509_err = X509_V_OK;
     rv = 0;
 out:
     X509_STORE_CTX_free(x);
     ERR_clear_error();
     return rv;
+}
+
+/* The X509_V_ERR_* code a program reads for an OCSP failure. */
+static int
+ocsp_x509_error(const char *status)
+{
+    if (status == NULL)
+        return X509_V_ERR_OCSP_VERIFY_FAILED;
+    if (strcmp(status, "revoked") == 0)
+        return X509_V_ERR_CERT_REVOKED;
+    if (strcmp(status, "none") == 0)
+        return X509_V_ERR_OCSP_VERIFY_NEEDED;
+    if (strcmp(status, "unknown") == 0)
+        return X509_V_ERR_OCSP_CERT_UNKNOWN;
+    return X509_V_ERR_OCSP_VERIFY_FAILED;
+}
+
+/*
+ * ocsp_mode for the program's TLS, with the code tlsshim's own handshake
+ * uses (ocsp.c): the staple first, then must_staple, resolve and
+ * fail_hard.  Responder queries run here, in the program's handshake
+ * call, each bounded by ocsp_timeout.
+ */
+static int
+core_ocsp(void *token, const char *library, const unsigned char *staple,
+          size_t len, int *x509_err)
+{
+    struct conn *c = token;
+    const struct policy_rule *r = c->rule;
+    STACK_OF(X509) *chain = NULL;
+    struct ocsp_job *job = NULL;
+    struct ocsp_result res;
+    const char *status = NULL;
+    char err[512];
+    SSL_CTX *ctx;
+    X509_STORE *store;
+    int fp, rv = -1;
+
+    *x509_err = X509_V_ERR_OCSP_VERIFY_FAILED;
+    if (r->verify_mode == POLICY_VERIFY_NONE)
+        return 0;
+    if ((ctx = context_client(r, err, sizeof(err))) == NULL) {
+        conn_enforce_fail(c, "handshake_failed", "%s", err);
+        return -1;
+    }
+    store = SSL_CTX_get_cert_store(ctx);
+    pthread_mutex_lock(&c->lock);
+    fp = c->fp_accepted;
+    if (c->enforce_chain != NULL)
+        chain = X509_chain_up_ref(c->enforce_chain);
+    pthread_mutex_unlock(&c->lock);
+    if (fp)
+        return 0;   /* a fingerprint accepts the leaf alone (SPEC 4) */
+    if (chain == NULL) {
+        conn_enforce_fail(c, "verify_failed", "OCSP: the peer's verified "
+                          "chain is not known (the program's %s TLS)",
+                          library);
+        return -1;
+    }
+    ERR_clear_error();
+    if (!ocsp_check_staple(staple, (long)len, chain, store, &status, err,
+                           sizeof(err))) {
+        pthread_mutex_lock(&c->lock);
+        c->ocsp = status != NULL ? status : "unknown";
+        pthread_mutex_unlock(&c->lock);
+        *x509_err = ocsp_x509_error(status);
+        conn_enforce_fail(c, "verify_failed", "%s (the program's %s TLS)",
+                          err, library);
+        goto out;
+    }
+    if (ocsp_start_chain(r, chain, store, 1, status, &job, &res))
+        ocsp_run(job, &res);
+    pthread_mutex_lock(&c->lock);
+    c->ocsp = res.status;
+    pthread_mutex_unlock(&c->lock);
+    if (res.error[0] != '\0') {
+        *x509_err = ocsp_x509_error(res.status);
+        conn_enforce_fail(c, "verify_failed", "%s (the program's %s TLS)",
+                          res.error, library);
+        goto out;
+    }
+    if (res.note[0] != '\0')
+        conn_enforce_note(c, 0, "%s", res.note);
+    *x509_err = X509_V_OK;
+    rv = 0;
+out:
+    ocsp_job_free(job);
+    sk_X509_pop_free(chain, X509_free);
+    ERR_clear_error();
+    return rv;
+}
+
+static void *
+core_prepare(int fd, struct tlsshim_enforce_offer *o)
+{
+    struct conn *c = conn_get(fd);
+    const struct policy_rule *r;
+
+    if (c == NULL)
+        return NULL;
+    if (!conn_enforce_unclaimed(c)) {
+        conn_put(c);
+        return NULL;
+    }
+    r = c->rule;
+    memset(o, 0, sizeof(*o));
+    o->rule = r->name;
+    o->min_version = r->min_version;
+    o->max_version = r->max_version;
+    o->security_level = r->security_level;
+    o->request_staple = r->verify_mode != POLICY_VERIFY_NONE &&
+                        !(r->ocsp_mode & POLICY_OCSP_NO_STAPLE);
+    o->need_staple = o->request_staple &&
+                     (r->ocsp_mode & POLICY_OCSP_MUST_STAPLE) != 0;
+    return c;   /* conn_get's reference is the token's */
+}
+
+static int
+core_allows_suite(void *token, unsigned id)
+{
+    struct conn *c = token;
+    char err[256];
+    SSL_CTX *ctx = context_client(c->rule, err, sizeof(err));
+    STACK_OF(SSL_CIPHER) *ciphers;
+
+    if (ctx == NULL)
+        return 0;
+    ciphers = SSL_CTX_get_ciphers(ctx);
+    for (int i = 0; i < sk_SSL_CIPHER_num(ciphers); i++)
+        if (SSL_CIPHER_get_protocol_id(sk_SSL_CIPHER_value(ciphers, i)) ==
+            id)
+            return 1;
+    return 0;
+}
+
+static void
+core_note(void *token, const char *what)
+{
+    conn_enforce_note(token, 2, "%s", what);
 }
 
 static void
@@ -184,6 +327,10 @@ static const struct tlsshim_enforce_core core = {
     .established = core_established,
     .failed = core_failed,
     .release = core_release,
+    .prepare = core_prepare,
+    .allows_suite = core_allows_suite,
+    .note = core_note,
+    .ocsp = core_ocsp,
 };
 
 static void
@@ -196,6 +343,12 @@ find_module(void)
         return;
     m->attach(&core);
     module = m;
+}
+
+void
+shim_enforce_attach(void)
+{
+    pthread_once(&module_once, find_module);
 }
 
 int

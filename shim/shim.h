@@ -64,6 +64,9 @@ int __vdprintf_chk(int, int, const char *, va_list);
  * for auto) or a failed connection (a ClientHello nobody announced). */
 struct conn;
 int shim_enforce_first_write(struct conn *c, const void *buf, size_t len);
+/* An enforce-rule connection begins: let libtlsshim-enforce.so (when
+ * loaded) reach libtlsshim.so before the program's hello is made. */
+void shim_enforce_attach(void);
 /* How much of a gather write is looked at for that. */
 #define SHIM_HELLO_HEAD 2048
 

@@ -110,6 +110,8 @@ conn_destroy(struct conn *c)
     c->owner = NULL;
     X509_free(c->peer_cert);
     c->peer_cert = NULL;
+    sk_X509_pop_free(c->enforce_chain, X509_free);
+    c->enforce_chain = NULL;
     pthread_mutex_unlock(&c->lock);
     pthread_mutex_lock(&free_lock);
     c->next_free = free_list;
@@ -2118,7 +2120,7 @@ conn_enforce_established(struct conn *c, const char *version,
     if (peer != NULL && X509_up_ref(peer))
         c->peer_cert = peer;
     log_info("%s rule=%s action=enforce tls=%s cipher=%s sni=%s verify=%s "
-             "verified=%s resumed=%s",
+             "verified=%s resumed=%s ocsp=%s",
              peer_desc(c, desc, sizeof(desc)), c->rule->name,
              c->tls_version[0] ? c->tls_version : "-",
              c->tls_cipher[0] ? c->tls_cipher : "-",
@@ -2128,10 +2130,44 @@ conn_enforce_established(struct conn *c, const char *version,
                      c->rule->nfingerprints == 0
                  ? "none"
                  : "ok",
-             c->verify_name, resumed ? "yes" : "no");
+             c->verify_name, resumed ? "yes" : "no",
+             c->ocsp != NULL ? c->ocsp : "none");
     /* the socket is the program's now: this is the connection's line */
     if (owner_mine(c->owner))
         report_conn(c, "close");
+    pthread_mutex_unlock(&c->lock);
+}
+
+int
+conn_enforce_unclaimed(struct conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    int yes = c->role == POLICY_ROLE_CLIENT &&
+              c->rule != NULL && c->rule->action == POLICY_ENFORCE &&
+              (c->state == CONN_CONNECTING || c->state == CONN_AUTO_WAIT);
+    pthread_mutex_unlock(&c->lock);
+    return yes;
+}
+
+void
+conn_enforce_note(struct conn *c, int level, const char *fmt, ...)
+{
+    char what[512], desc[448];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&c->lock);
+    if (level == 0)
+        log_warn("%s rule=%s: %s", peer_desc(c, desc, sizeof(desc)),
+                 c->rule->name, what);
+    else if (level == 1)
+        log_info("%s rule=%s: %s", peer_desc(c, desc, sizeof(desc)),
+                 c->rule->name, what);
+    else
+        log_flow("%s rule=%s: %s", peer_desc(c, desc, sizeof(desc)),
+                 c->rule->name, what);
     pthread_mutex_unlock(&c->lock);
 }
 

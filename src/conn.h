@@ -115,6 +115,8 @@ struct conn {
     char tls_version[16];
     char tls_cipher[64];
     X509 *peer_cert;           /* a reference, freed with c */
+    STACK_OF(X509) *enforce_chain; /* the chain the rule verified, for
+                                    * OCSP; freed with c */
     /* server starttls (CONN_OFFERING): the plaintext dialogue before
      * STARTTLS; after a go on without it, what the program reads first */
     struct stsrv *stsrv;
@@ -200,6 +202,13 @@ void conn_enforce_fail(struct conn *c, const char *outcome, const char *fmt,
 /* The program's handshake ended well: log and report it. */
 void conn_enforce_established(struct conn *c, const char *version,
                               const char *cipher, int resumed, X509 *peer);
+/* 1 when c is an enforce-rule client whose program has not sent its
+ * ClientHello yet (TCP up or still connecting). */
+int conn_enforce_unclaimed(struct conn *c);
+/* Log something tlsshim did or found on the program's own TLS on c: a
+ * warning (level 0), or at debug level 1 or 2. */
+void conn_enforce_note(struct conn *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* An extra reference to c (conn_put gives it back). */
 void conn_hold(struct conn *c);
 

@@ -28,6 +28,7 @@
 #include "conn.h"
 #include "context.h"
 #include "log.h"
+#include "ocsp.h"
 #include "sesscache.h"
 #include "starttls.h"
 #include "tickets.h"
@@ -290,12 +291,7 @@ status_cb(SSL *ssl, void *arg)
     struct conn *c = SSL_get_ex_data(ssl, conn_idx);
     const unsigned char *p = NULL;
     long len = SSL_get_tlsext_status_ocsp_resp(ssl, &p);
-    OCSP_RESPONSE *resp = NULL;
-    OCSP_BASICRESP *basic = NULL;
-    OCSP_CERTID *id = NULL;
-    STACK_OF(X509) *chain = SSL_get0_verified_chain(ssl);
-    ASN1_GENERALIZEDTIME *thisupd = NULL, *nextupd = NULL, *revtime = NULL;
-    int status = -1, reason = 0, rv = 0;
+    const char *status = NULL;
 
     if (c == NULL)
         return 0;
@@ -303,54 +299,17 @@ status_cb(SSL *ssl, void *arg)
         c->ocsp = NULL;
         return 1;
     }
-    if (chain == NULL || sk_X509_num(chain) < 2) {
-        /* fingerprint-accepted or unverified peer: a staple adds nothing */
-        return 1;
+    if (!ocsp_check_staple(p, len, SSL_get0_verified_chain(ssl),
+                           SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)),
+                           &status, c->verify_error,
+                           sizeof(c->verify_error))) {
+        if (status != NULL)
+            c->ocsp = status;
+        return 0;
     }
-    X509 *leaf = sk_X509_value(chain, 0), *issuer = sk_X509_value(chain, 1);
-    if ((resp = d2i_OCSP_RESPONSE(NULL, &p, len)) == NULL ||
-        OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
-        (basic = OCSP_response_get1_basic(resp)) == NULL) {
-        util_strlcpy(c->verify_error,
-                     "OCSP staple is not a successful response",
-                     sizeof(c->verify_error));
-        goto out;
-    }
-    if (OCSP_basic_verify(basic, chain, SSL_CTX_get_cert_store(
-                                            SSL_get_SSL_CTX(ssl)),
-                          0) <= 0) {
-        util_strlcpy(c->verify_error, "OCSP staple does not verify",
-                     sizeof(c->verify_error));
-        goto out;
-    }
-    if ((id = OCSP_cert_to_id(NULL, leaf, issuer)) == NULL ||
-        !OCSP_resp_find_status(basic, id, &status, &reason, &revtime,
-                               &thisupd, &nextupd)) {
-        c->ocsp = "unknown";   /* the staple is about another certificate */
-        rv = 1;
-        goto out;
-    }
-    if (!OCSP_check_validity(thisupd, nextupd, 300, -1)) {
-        util_strlcpy(c->verify_error, "OCSP staple is out of date",
-                     sizeof(c->verify_error));
-        goto out;
-    }
-    if (status == V_OCSP_CERTSTATUS_REVOKED) {
-        c->ocsp = "revoked";
-        snprintf(c->verify_error, sizeof(c->verify_error),
-                 "certificate verify failed: certificate revoked (OCSP "
-                 "staple, reason %s)",
-                 OCSP_crl_reason_str(reason));
-        goto out;
-    }
-    c->ocsp = status == V_OCSP_CERTSTATUS_GOOD ? "good" : "unknown";
-    rv = 1;
-out:
-    OCSP_CERTID_free(id);
-    OCSP_BASICRESP_free(basic);
-    OCSP_RESPONSE_free(resp);
-    ERR_clear_error();
-    return rv;
+    if (status != NULL)
+        c->ocsp = status;
+    return 1;
 }
 
 static struct rule_ctx *

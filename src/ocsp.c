@@ -338,9 +338,18 @@ int
 ocsp_start(const struct policy_rule *r, SSL *ssl, const char *staple,
            struct ocsp_job **jobp, struct ocsp_result *res)
 {
-    STACK_OF(X509) *chain = SSL_get0_verified_chain(ssl);
+    return ocsp_start_chain(r, SSL_get0_verified_chain(ssl),
+                            SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)),
+                            !SSL_is_server(ssl), staple, jobp, res);
+}
+
+int
+ocsp_start_chain(const struct policy_rule *r, STACK_OF(X509) *chain,
+                 X509_STORE *store, int client, const char *staple,
+                 struct ocsp_job **jobp, struct ocsp_result *res)
+{
     struct ocsp_job *job;
-    int n, client = !SSL_is_server(ssl);
+    int n;
 
     *jobp = NULL;
     res->status = staple;
@@ -357,7 +366,7 @@ ocsp_start(const struct policy_rule *r, SSL *ssl, const char *staple,
     }
     job->r = r;
     job->staple = staple;
-    job->store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
+    job->store = store;
     job->chain = X509_chain_up_ref(chain);
     if (job->chain == NULL) {
         ocsp_job_free(job);
@@ -588,4 +597,83 @@ ocsp_continue(struct ocsp_job *job, struct ocsp_result *res, int *fd,
     }
     decide(job, res);
     return 0;
+}
+
+int
+ocsp_check_staple(const unsigned char *der, long len, STACK_OF(X509) *chain,
+                  X509_STORE *store, const char **status, char *err,
+                  size_t errlen)
+{
+    OCSP_RESPONSE *resp = NULL;
+    OCSP_BASICRESP *basic = NULL;
+    OCSP_CERTID *id = NULL;
+    ASN1_GENERALIZEDTIME *thisupd = NULL, *nextupd = NULL, *revtime = NULL;
+    int st = -1, reason = 0, rv = 0;
+
+    *status = NULL;
+    err[0] = '\0';
+    if (der == NULL || len <= 0)
+        return 1;
+    if (chain == NULL || sk_X509_num(chain) < 2) {
+        /* fingerprint-accepted or unverified peer: a staple adds nothing */
+        return 1;
+    }
+    X509 *leaf = sk_X509_value(chain, 0), *issuer = sk_X509_value(chain, 1);
+    if ((resp = d2i_OCSP_RESPONSE(NULL, &der, len)) == NULL ||
+        OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
+        (basic = OCSP_response_get1_basic(resp)) == NULL) {
+        util_strlcpy(err, "OCSP staple is not a successful response",
+                     errlen);
+        goto out;
+    }
+    if (OCSP_basic_verify(basic, chain, store, 0) <= 0) {
+        util_strlcpy(err, "OCSP staple does not verify", errlen);
+        goto out;
+    }
+    if ((id = OCSP_cert_to_id(NULL, leaf, issuer)) == NULL ||
+        !OCSP_resp_find_status(basic, id, &st, &reason, &revtime, &thisupd,
+                               &nextupd)) {
+        *status = "unknown";   /* the staple is about another certificate */
+        rv = 1;
+        goto out;
+    }
+    if (!OCSP_check_validity(thisupd, nextupd, 300, -1)) {
+        util_strlcpy(err, "OCSP staple is out of date", errlen);
+        goto out;
+    }
+    if (st == V_OCSP_CERTSTATUS_REVOKED) {
+        *status = "revoked";
+        snprintf(err, errlen, "certificate verify failed: certificate "
+                 "revoked (OCSP staple, reason %s)",
+                 OCSP_crl_reason_str(reason));
+        goto out;
+    }
+    *status = st == V_OCSP_CERTSTATUS_GOOD ? "good" : "unknown";
+    rv = 1;
+out:
+    OCSP_CERTID_free(id);
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(resp);
+    ERR_clear_error();
+    return rv;
+}
+
+void
+ocsp_run(struct ocsp_job *job, struct ocsp_result *res)
+{
+    int fd = -1;
+    short events = 0;
+    int64_t deadline_ms = 0;
+
+    /* every step is bounded by the query's deadline (ocsp_timeout), after
+     * which item_step fails the query: the loop ends */
+    while (ocsp_continue(job, res, &fd, &events, &deadline_ms)) {
+        struct pollfd p = {.fd = fd, .events = events};
+        int64_t left = deadline_ms - util_now_ms();
+        if (left < 0)
+            left = 0;
+        if (tlsshim_sys.poll(&p, 1, left > 1000 ? 1000 : (int)left) < 0 &&
+            errno != EINTR)
+            break;
+    }
 }

@@ -37,6 +37,12 @@ int ocsp_needed(const struct policy_rule *r);
 int ocsp_start(const struct policy_rule *r, SSL *ssl, const char *staple,
                struct ocsp_job **job, struct ocsp_result *res);
 
+/* The same for a chain verified elsewhere (leaf first, root last) and the
+ * trust store that verified it; client: the peer is a server. */
+int ocsp_start_chain(const struct policy_rule *r, STACK_OF(X509) *chain,
+                     X509_STORE *store, int client, const char *staple,
+                     struct ocsp_job **job, struct ocsp_result *res);
+
 /*
  * Advance without blocking.  Returns 0 when decided (res filled; the job
  * is finished but must still be freed), 1 while waiting: *fd and *events
@@ -45,6 +51,22 @@ int ocsp_start(const struct policy_rule *r, SSL *ssl, const char *staple,
 int ocsp_continue(struct ocsp_job *job, struct ocsp_result *res, int *fd,
                   short *events, int64_t *deadline_ms);
 
+/* Drive job to its verdict, waiting in the real poll(): for callers that
+ * may block (a program's blocking handshake call), each query bounded by
+ * ocsp_timeout.  res is filled; the job must still be freed. */
+void ocsp_run(struct ocsp_job *job, struct ocsp_result *res);
+
 void ocsp_job_free(struct ocsp_job *job);
+
+/*
+ * A stapled OCSP response (DER, len bytes; NULL or 0: none) about the
+ * leaf of chain (verified, leaf first, its issuer second), checked against
+ * store.  Returns 1 when it does not fail the connection (*status "good",
+ * "unknown", or NULL for no staple or nothing to check), 0 when it does
+ * (why in err; *status "revoked" for a revoked leaf).
+ */
+int ocsp_check_staple(const unsigned char *der, long len,
+                      STACK_OF(X509) *chain, X509_STORE *store,
+                      const char **status, char *err, size_t errlen);
 
 #endif

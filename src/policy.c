@@ -2489,14 +2489,6 @@ check_rule(struct parser *ps, const struct policy_rule *r, int is_defaults)
         return fail(ps, blame_line(r, PK_REDIRECT, PK_ACTION), "redirect "
                     "needs action tls, auto or enforce (it is %s in [%s])",
                     action_names[r->action], title);
-    /* The program's own TLS asks for no staple and tlsshim queries no
-     * responder for it: an OCSP requirement could not be met. */
-    if (!is_defaults && r->action == POLICY_ENFORCE &&
-        (r->ocsp_mode & (POLICY_OCSP_MUST_STAPLE | POLICY_OCSP_RESOLVE |
-                         POLICY_OCSP_FULL_CHAIN)))
-        return fail(ps, blame_line(r, PK_OCSP_MODE, PK_ACTION), "ocsp_mode "
-                    "must_staple, resolve and full_chain are not supported "
-                    "yet with action enforce (in [%s])", title);
     if (r->crl_file != NULL && !r->check_crl)
         return fail(ps, r->value_line[PK_CRL_FILE], "crl_file is only read "
                     "with check_crl = yes, which [%s] does not set", title);

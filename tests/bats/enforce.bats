@@ -266,12 +266,154 @@ sclient() {
     assert_equal "$(json_field "$T/info.json" 1 handshake)" ok
 }
 
-@test "enforce: the rule's versions are enforced on the program's TLS" {
-    server good
+@test "enforce: a program whose offer has nothing the rule allows fails before its hello leaves" {
+    sink
     policy "min_version = TLSv1_3"
-    # osslclient allows TLS 1.2 at most: the rule refuses what it negotiates
+    # osslclient allows TLS 1.2 at most, the rule TLS 1.3 only
     run -3 enforced "$PROGS/osslclient" localhost "$PORT" "secret payload"
-    assert_output --partial "rule=lab: OpenSSL negotiated TLSv1.2, which rule lab does not allow"
+    assert_output --partial "rule=lab: the program's OpenSSL offer has nothing rule lab allows (it allows SSLv3-TLSv1.2"
+    assert_output --partial "no protocols available"
+    # the sink saw the TCP connection, and not one byte on it
+    wait_file "$T/sink.json"
+    assert_equal "$(json_field "$T/sink.json" 1 bytes)" 0
+}
+
+# --- the program's offer, narrowed to the rule --------------------------------
+
+# vserver ARGS...: the good echo server with extra tls_server.py options
+vserver() {
+    rm -f "$T/rec.bin"
+    tls_server srv "$PORT" --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
+        --mode echo --record "$T/rec.bin" --info "$T/info.json" "$@"
+}
+
+@test "enforce: a program allowing TLS 1.0 offers only the rule's versions; a TLS 1.0/1.1 server is refused" {
+    vserver --min-version TLSv1 --max-version TLSv1_1 --ciphers 'DEFAULT@SECLEVEL=0'
+    # the program alone negotiates TLS 1.1 with it
+    run -0 "$PROGS/osslclient" -m tls1 -c 'DEFAULT@SECLEVEL=0' localhost "$PORT" "secret payload"
+    assert_output --partial "osslclient: TLSv1.1 got secret payload"
+    rm -f "$T/rec.bin"
+    export TLSSHIM_DEBUG=2
+    run -3 enforced "$PROGS/osslclient" -m tls1 -c 'DEFAULT@SECLEVEL=0' localhost "$PORT" "secret payload"
+    assert_output --partial "rule=lab: the program's OpenSSL offer narrowed to the rule: versions TLSv1.2-TLSv1.2 (it allowed TLSv1-TLSv1.2)"
+    assert_output --partial "security level 2 (it had 0)"
+    # the server saw a hello without TLS 1.0/1.1 and refused it
+    assert_output --partial "rule=lab: the program's OpenSSL handshake failed: "
+    assert_output --partial "(its offer was narrowed to TLSv1.2-TLSv1.2 and "
+    assert_equal "$(json_field "$T/info.json" 2 handshake)" failed
+    nothing_received
+}
+
+@test "enforce: a program allowing TLS 1.3 under a rule that stops at TLS 1.2 negotiates TLS 1.2" {
+    vserver
+    policy "max_version = TLSv1_2"
+    run -0 "$PROGS/osslclient" -M tls1.3 localhost "$PORT" "secret payload"
+    assert_output --partial "osslclient: TLSv1.3 got secret payload"
+    export TLSSHIM_DEBUG=2
+    run -0 enforced "$PROGS/osslclient" -M tls1.3 localhost "$PORT" "secret payload"
+    # not refused after a TLS 1.3 handshake: TLS 1.3 was never offered
+    assert_output --partial "osslclient: TLSv1.2 got secret payload"
+    assert_output --partial "offer narrowed to the rule: versions TLSv1.2-TLSv1.2 (it allowed SSLv3-TLSv1.3)"
+    assert_output --partial "rule=lab action=enforce tls=TLSv1.2"
+    assert_equal "$(json_field "$T/info.json" 2 version)" TLSv1.2
+}
+
+@test "enforce: cipher suites the rule refuses are not offered, so the server picks an allowed one" {
+    # the server prefers CBC with SHA-1, which the rule's list excludes
+    local both='ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES128-GCM-SHA256'
+    vserver --max-version TLSv1_2 --ciphers "$both"
+    run -0 "$PROGS/osslclient" -c "$both" localhost "$PORT" "secret payload"
+    assert_output --partial "cipher=ECDHE-ECDSA-AES128-SHA"
+    export TLSSHIM_DEBUG=2
+    run -0 enforced "$PROGS/osslclient" -c "$both" localhost "$PORT" "secret payload"
+    assert_output --partial "osslclient: TLSv1.2 got secret payload"
+    assert_output --partial "cipher=ECDHE-ECDSA-AES128-GCM-SHA256"
+    # its list: the 3 TLS 1.3 suites and these 2
+    assert_output --partial "4 of its 5 cipher suites"
+    assert_equal "$(json_field "$T/info.json" 2 cipher)" ECDHE-ECDSA-AES128-GCM-SHA256
+}
+
+@test "enforce: a GnuTLS program's priorities are narrowed to the rule's versions" {
+    vserver
+    policy "max_version = TLSv1_2"
+    run -0 "$PROGS/gnutlsclient" localhost "$PORT" "secret payload"
+    assert_output --partial "gnutlsclient: TLS1.3 got secret payload"
+    export TLSSHIM_DEBUG=2
+    run -0 enforced "$PROGS/gnutlsclient" localhost "$PORT" "secret payload"
+    assert_output --partial "gnutlsclient: TLS1.2 got secret payload"
+    assert_output --partial "rule=lab: the program's GnuTLS priorities (the default) narrowed to the rule: the default + -VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:-VERS-TLS1.3:"
+    # a priority string of its own gets the same removals appended
+    run -0 enforced "$PROGS/gnutlsclient" -P 'NORMAL:+VERS-TLS1.0' localhost "$PORT" "secret payload"
+    assert_output --partial "gnutlsclient: TLS1.2 got secret payload"
+    assert_output --partial "priorities \"NORMAL:+VERS-TLS1.0\" narrowed to the rule: \"NORMAL:+VERS-TLS1.0:-VERS-SSL3.0:-VERS-TLS1.0:"
+    assert_equal "$(json_field "$T/info.json" 3 version)" TLSv1.2
+}
+
+@test "enforce: a GnuTLS program allowing only TLS 1.0 fails against a TLS 1.0 server" {
+    vserver --min-version TLSv1 --max-version TLSv1 --ciphers 'DEFAULT@SECLEVEL=0'
+    local prio='NORMAL:-VERS-ALL:+VERS-TLS1.0:%COMPAT'
+    run -0 "$PROGS/gnutlsclient" -P "$prio" localhost "$PORT" "secret payload"
+    assert_output --partial "gnutlsclient: TLS1.0 got secret payload"
+    rm -f "$T/rec.bin"
+    run -3 enforced "$PROGS/gnutlsclient" -P "$prio" localhost "$PORT" "secret payload"
+    assert_output --partial "gnutlsclient: handshake failed"
+    assert_output --partial "rule=lab: the program's GnuTLS priorities leave nothing the rule allows (narrowed: \"$prio:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:"
+    nothing_received
+    assert_equal "$(json_field "$T/info.json" 2 handshake)" failed
+}
+
+# --- what the program sets cannot weaken the rule's check -------------------
+
+@test "enforce: SSL_set1_host naming the bad certificate and an accept-all verify callback do not help" {
+    server wronghost
+    # the program verifies (SSL_VERIFY_PEER) the name wrong.test, which
+    # the certificate has, and its callback accepts anything anyway
+    run -0 "$PROGS/osslclient" -V -H wrong.test -T "$PKI/ca.pem" localhost "$PORT" "secret payload"
+    assert_output --partial "got secret payload resumed=no verify=0"
+    rm -f "$T/rec.bin"
+    run -3 enforced "$PROGS/osslclient" -V -H wrong.test -T "$PKI/ca.pem" localhost "$PORT" "secret payload"
+    assert_output --partial "verify result 62 (hostname mismatch)"
+    assert_output --partial "rule=lab: certificate verify failed: hostname mismatch (wanted localhost, certificate has wrong.test)"
+    nothing_received
+}
+
+@test "enforce: X509_V_FLAG_NO_CHECK_TIME, a trusted leaf with PARTIAL_CHAIN and a cert verify callback do not help" {
+    server expired
+    for opts in "-V -t -T $PKI/ca.pem" "-V -p -t -T $PKI/expired.pem" "-k"; do
+        # each way, the program's own verification accepts the certificate
+        rm -f "$T/rec.bin"
+        run -0 "$PROGS/osslclient" $opts localhost "$PORT" "secret payload"
+        assert_output --partial "got secret payload resumed=no verify=0"
+        rm -f "$T/rec.bin"
+        run -3 enforced "$PROGS/osslclient" $opts localhost "$PORT" "secret payload"
+        assert_output --partial "verify result 10 (certificate has expired)"
+        assert_output --partial "rule=lab: certificate verify failed: certificate has expired"
+        nothing_received
+    done
+}
+
+@test "enforce: GnuTLS with GNUTLS_VERIFY_DISABLE_TIME_CHECKS still fails against an expired certificate" {
+    server expired
+    # GnuTLS verifies during the handshake, without time checks
+    run -0 "$PROGS/gnutlsclient" -t -T "$PKI/ca.pem" -H localhost localhost "$PORT" "secret payload"
+    assert_output --partial "got secret payload"
+    rm -f "$T/rec.bin"
+    run -3 enforced "$PROGS/gnutlsclient" -t -T "$PKI/ca.pem" -H localhost localhost "$PORT" "secret payload"
+    assert_output --partial "gnutlsclient: handshake failed: Error in the certificate verification."
+    assert_output --partial "rule=lab: certificate verify failed: certificate has expired"
+    assert_output --partial "gnutls_record_send after the failure: -"
+    nothing_received
+}
+
+@test "enforce: a GnuTLS program that checks the peer itself and ignores the verdict still fails" {
+    server wronghost
+    run -0 "$PROGS/gnutlsclient" -i -T "$PKI/ca.pem" localhost "$PORT" "secret payload"
+    assert_output --partial "own check (ignored): The certificate is NOT trusted."
+    assert_output --partial "got secret payload"
+    rm -f "$T/rec.bin"
+    run -3 enforced "$PROGS/gnutlsclient" -i -T "$PKI/ca.pem" localhost "$PORT" "secret payload"
+    assert_output --partial "rule=lab: certificate verify failed: hostname mismatch (wanted localhost"
+    refute_output --partial "own check (ignored)"
     nothing_received
 }
 

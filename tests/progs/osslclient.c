@@ -5,12 +5,28 @@
  * echo back and prints it.  -r: connect twice, offering the first
  * connection's session on the second, and print whether it was resumed.
  *
+ * Options that make it laxer still, or change its offer, each as a real
+ * program might:
+ *   -m VER, -M VER   lowest / highest version (tls1, tls1.1, tls1.2,
+ *                    tls1.3; the highest is tls1.2 unless -M says)
+ *   -c CIPHERS       SSL_CTX_set_cipher_list (e.g. DEFAULT@SECLEVEL=0)
+ *   -V               SSL_VERIFY_PEER with a verify callback that accepts
+ *                    every certificate
+ *   -k               SSL_CTX_set_cert_verify_callback that accepts all
+ *   -T FILE          trust FILE (its own store, e.g. the bad certificate)
+ *   -p               X509_V_FLAG_PARTIAL_CHAIN (a trusted leaf suffices)
+ *   -t               X509_V_FLAG_NO_CHECK_TIME (expired is fine)
+ *   -H NAME          SSL_set1_host(NAME): the name the program checks
+ *   -s               ask for an OCSP staple itself, with a status callback
+ *                    that accepts any answer (or none)
+ *
  * Exit status: 0 done, 2 usage, 3 the handshake failed (the verify
  * result is printed), 4 another error.
  */
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +57,50 @@ dial(const char *host, const char *port)
     return fd;
 }
 
+static const char *check_host;   /* -H */
+static int want_staple;           /* -s */
+
+static int
+accept_all_verify(int preverify_ok, X509_STORE_CTX *x)
+{
+    (void)preverify_ok;
+    X509_STORE_CTX_set_error(x, X509_V_OK);
+    return 1;
+}
+
+static int
+accept_all_chain(X509_STORE_CTX *x, void *arg)
+{
+    (void)arg;
+    X509_STORE_CTX_set_error(x, X509_V_OK);
+    return 1;
+}
+
+static int
+status_any(SSL *ssl, void *arg)
+{
+    const unsigned char *p = NULL;
+    long len = SSL_get_tlsext_status_ocsp_resp(ssl, &p);
+
+    (void)arg;
+    printf("osslclient: status callback: %s\n",
+           p != NULL && len > 0 ? "a staple" : "no staple");
+    return 1;
+}
+
+static int
+version_of(const char *name)
+{
+    static const struct { const char *name; int v; } t[] = {
+        {"tls1", TLS1_VERSION}, {"tls1.1", TLS1_1_VERSION},
+        {"tls1.2", TLS1_2_VERSION}, {"tls1.3", TLS1_3_VERSION},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (strcmp(t[i].name, name) == 0)
+            return t[i].v;
+    return -1;
+}
+
 /* One connection; *sess in: the session to offer, out: the new one. */
 static int
 one(SSL_CTX *ctx, const char *host, const char *port, const char *sni,
@@ -61,6 +121,12 @@ one(SSL_CTX *ctx, const char *host, const char *port, const char *sni,
         SSL_set_tlsext_host_name(ssl, sni);
     if (*sess != NULL)
         SSL_set_session(ssl, *sess);
+    if (check_host != NULL && !SSL_set1_host(ssl, check_host)) {
+        printf("osslclient: SSL_set1_host failed\n");
+        return 4;
+    }
+    if (want_staple)
+        SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp);
     if (SSL_connect(ssl) != 1) {
         long vr = SSL_get_verify_result(ssl);
         printf("osslclient: SSL_connect failed: verify result %ld (%s)\n",
@@ -79,9 +145,9 @@ one(SSL_CTX *ctx, const char *host, const char *port, const char *sni,
                                       (int)(sizeof(buf) - 1 - got))) > 0)
         got += (size_t)n;
     buf[got] = '\0';
-    printf("osslclient: %s got %s resumed=%s verify=%ld\n",
+    printf("osslclient: %s got %s resumed=%s verify=%ld cipher=%s\n",
            SSL_get_version(ssl), buf, SSL_session_reused(ssl) ? "yes" : "no",
-           SSL_get_verify_result(ssl));
+           SSL_get_verify_result(ssl), SSL_get_cipher_name(ssl));
     SSL_SESSION_free(*sess);
     *sess = SSL_get1_session(ssl);
     SSL_shutdown(ssl);
@@ -93,29 +159,58 @@ one(SSL_CTX *ctx, const char *host, const char *port, const char *sni,
 int
 main(int argc, char **argv)
 {
-    const char *sni = NULL;
-    int opt, twice = 0, rv;
+    const char *sni = NULL, *ciphers = NULL, *trust = NULL;
+    int opt, twice = 0, rv, minv = 0, maxv = TLS1_2_VERSION;
+    int lax_verify = 0, lax_chain = 0;
+    unsigned long flags = 0;
     SSL_SESSION *sess = NULL;
     SSL_CTX *ctx;
 
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    while ((opt = getopt(argc, argv, "n:r")) != -1) {
-        if (opt == 'n')
-            sni = optarg;
-        else if (opt == 'r')
-            twice = 1;
-        else
-            return 2;
+    while ((opt = getopt(argc, argv, "n:rm:M:c:VkT:ptH:s")) != -1) {
+        switch (opt) {
+        case 'n': sni = optarg; break;
+        case 'r': twice = 1; break;
+        case 'm': minv = version_of(optarg); break;
+        case 'M': maxv = version_of(optarg); break;
+        case 'c': ciphers = optarg; break;
+        case 'V': lax_verify = 1; break;
+        case 'k': lax_chain = 1; break;
+        case 'T': trust = optarg; break;
+        case 'p': flags |= X509_V_FLAG_PARTIAL_CHAIN; break;
+        case 't': flags |= X509_V_FLAG_NO_CHECK_TIME; break;
+        case 'H': check_host = optarg; break;
+        case 's': want_staple = 1; break;
+        default: return 2;
+        }
     }
-    if (argc - optind != 3) {
-        fprintf(stderr, "usage: osslclient [-n SNI] [-r] HOST PORT MSG\n");
+    if (argc - optind != 3 || minv < 0 || maxv < 0) {
+        fprintf(stderr, "usage: osslclient [-n SNI] [-r] [-m VER] [-M VER] "
+                "[-c CIPHERS] [-V] [-k] [-T FILE] [-p] [-t] [-H NAME] [-s] "
+                "HOST PORT MSG\n");
         return 2;
     }
     ctx = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    /* TLS 1.2: its sessions exist as soon as the handshake ends */
-    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, lax_verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
+                       lax_verify ? accept_all_verify : NULL);
+    if (lax_chain)
+        SSL_CTX_set_cert_verify_callback(ctx, accept_all_chain, NULL);
+    if (trust != NULL && !SSL_CTX_load_verify_locations(ctx, trust, NULL)) {
+        fprintf(stderr, "osslclient: cannot load %s\n", trust);
+        return 4;
+    }
+    if (flags != 0)
+        X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), flags);
+    if (want_staple)
+        SSL_CTX_set_tlsext_status_cb(ctx, status_any);
+    if ((ciphers != NULL && !SSL_CTX_set_cipher_list(ctx, ciphers)) ||
+        (minv != 0 && !SSL_CTX_set_min_proto_version(ctx, minv))) {
+        fprintf(stderr, "osslclient: bad -c or -m\n");
+        return 2;
+    }
+    /* TLS 1.2 unless -M: its sessions exist as soon as the handshake ends */
+    SSL_CTX_set_max_proto_version(ctx, maxv);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
     rv = one(ctx, argv[optind], argv[optind + 1], sni, argv[optind + 2],
              &sess);

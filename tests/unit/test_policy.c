@@ -144,12 +144,11 @@ static const struct parse_row parse_rows[] = {
     { R "action = maybe\n", 0, 3, "bad value \"maybe\" for action" },
     { R "action = tls deny\n", 0, 3, "bad value \"tls deny\" for action" },
     { R "action = enforce\n", 1, 0, NULL },
-    { R "action = enforce\nocsp_mode = must_staple\n", 0, 4,
-      "ocsp_mode must_staple, resolve and full_chain are not supported yet "
-      "with action enforce" },
-    { R "action = enforce\nocsp_mode = try_staple|resolve\n", 0, 4,
-      "ocsp_mode must_staple, resolve and full_chain are not supported yet "
-      "with action enforce" },
+    { R "action = enforce\nocsp_mode = must_staple\n", 1, 0, NULL },
+    { R "action = enforce\nocsp_mode = try_staple|resolve|full_chain\n", 1,
+      0, NULL },
+    { R "action = enforce\nocsp_mode = no_staple|must_staple\n", 0, 4,
+      "contradicts" },
     { R "action = enforce\nocsp_mode = try_staple\n", 1, 0, NULL },
     { R "action = audit\n", 1, 0, NULL },
     { "[r]\nlisten = :80\naction = audit\n", 1, 0, NULL },
@@ -481,10 +480,10 @@ test_exact_messages(void)
           "t.conf:7: unknown key \"verfy_mode\" in [web]" },
         { "\n\n[s]\nconnect = :1\nstrict_eof = maybe\n",
           "t.conf:5: bad value \"maybe\" for strict_eof (want yes or no)" },
-        { "[r]\nconnect = :443\naction = enforce\nocsp_mode = fail_hard|"
+        { "[r]\nconnect = :443\naction = enforce\nocsp_mode = no_staple|"
           "must_staple\n",
-          "t.conf:4: ocsp_mode must_staple, resolve and full_chain are not "
-          "supported yet with action enforce (in [r])" },
+          "t.conf:4: ocsp_mode \"no_staple|must_staple\": no_staple "
+          "contradicts must_staple" },
         { "[r]\nconnect = :443\nstarttls = mysql\n",
           "t.conf:3: value mysql of key starttls is not supported yet "
           "(MySQL negotiates TLS inside its login handshake)" },

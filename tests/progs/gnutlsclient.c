@@ -1,0 +1,162 @@
+/*
+ * A GnuTLS client for the action = enforce tests, lax in the ways real
+ * programs are: by default it verifies nothing.  It connects to HOST PORT,
+ * sends MSG, reads as many bytes back and prints them with the version.
+ *
+ *   -n SNI        send this server name
+ *   -T FILE       trust the CAs in FILE
+ *   -H NAME       let GnuTLS verify the peer during the handshake
+ *                 (gnutls_session_set_verify_cert) against NAME
+ *   -t            gnutls_certificate_set_verify_flags with
+ *                 GNUTLS_VERIFY_DISABLE_TIME_CHECKS (expired is fine)
+ *   -i            call gnutls_certificate_verify_peers3 itself after the
+ *                 handshake, print the verdict and ignore it
+ *   -P PRIORITY   gnutls_priority_set_direct(PRIORITY) instead of the
+ *                 default priorities
+ *
+ * Exit status: 0 done, 2 usage, 3 the handshake failed, 4 another error.
+ */
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int
+dial(const char *host, const char *port)
+{
+    struct addrinfo hints, *res, *ai;
+    int fd = -1;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, port, &hints, &res) != 0)
+        return -1;
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *sni = NULL, *trust = NULL, *verify_name = NULL;
+    const char *priority = NULL, *msg;
+    int opt, no_time = 0, self_check = 0, fd, rv;
+    gnutls_certificate_credentials_t cred;
+    gnutls_session_t session;
+    char buf[4096];
+    size_t len, got = 0;
+
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    while ((opt = getopt(argc, argv, "n:T:H:tiP:")) != -1) {
+        switch (opt) {
+        case 'n': sni = optarg; break;
+        case 'T': trust = optarg; break;
+        case 'H': verify_name = optarg; break;
+        case 't': no_time = 1; break;
+        case 'i': self_check = 1; break;
+        case 'P': priority = optarg; break;
+        default: return 2;
+        }
+    }
+    if (argc - optind != 3) {
+        fprintf(stderr, "usage: gnutlsclient [-n SNI] [-T FILE] [-H NAME] "
+                "[-t] [-i] [-P PRIORITY] HOST PORT MSG\n");
+        return 2;
+    }
+    msg = argv[optind + 2];
+    len = strlen(msg);
+    if (len >= sizeof(buf))
+        return 2;
+    if (gnutls_certificate_allocate_credentials(&cred) < 0)
+        return 4;
+    if (trust != NULL &&
+        gnutls_certificate_set_x509_trust_file(cred, trust,
+                                               GNUTLS_X509_FMT_PEM) <= 0) {
+        fprintf(stderr, "gnutlsclient: cannot load %s\n", trust);
+        return 4;
+    }
+    if (no_time)
+        gnutls_certificate_set_verify_flags(
+            cred, GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
+                      GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS);
+    if ((fd = dial(argv[optind], argv[optind + 1])) < 0) {
+        perror("gnutlsclient: connect");
+        return 4;
+    }
+    if (gnutls_init(&session, GNUTLS_CLIENT) < 0 ||
+        gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred) < 0)
+        return 4;
+    rv = priority != NULL ? gnutls_priority_set_direct(session, priority, NULL)
+                          : gnutls_set_default_priority(session);
+    if (rv < 0) {
+        fprintf(stderr, "gnutlsclient: bad priority: %s\n",
+                gnutls_strerror(rv));
+        return 2;
+    }
+    if (sni != NULL)
+        gnutls_server_name_set(session, GNUTLS_NAME_DNS, sni, strlen(sni));
+    if (verify_name != NULL)
+        gnutls_session_set_verify_cert(session, verify_name, 0);
+    gnutls_transport_set_int(session, fd);
+    do {
+        rv = gnutls_handshake(session);
+    } while (rv < 0 && !gnutls_error_is_fatal(rv));
+    if (rv < 0) {
+        printf("gnutlsclient: handshake failed: %s\n", gnutls_strerror(rv));
+        /* a careless program writes anyway */
+        printf("gnutlsclient: gnutls_record_send after the failure: %zd\n",
+               gnutls_record_send(session, msg, len));
+        return 3;
+    }
+    if (self_check) {
+        unsigned status = 0;
+        gnutls_datum_t out = {0};
+        rv = gnutls_certificate_verify_peers3(session, "localhost", &status);
+        if (rv == 0 &&
+            gnutls_certificate_verification_status_print(
+                status, GNUTLS_CRT_X509, &out, 0) == 0) {
+            printf("gnutlsclient: own check (ignored): %s\n", out.data);
+            gnutls_free(out.data);
+        }
+    }
+    if (gnutls_record_send(session, msg, len) != (ssize_t)len) {
+        printf("gnutlsclient: send failed\n");
+        return 4;
+    }
+    while (got < len) {
+        ssize_t n = gnutls_record_recv(session, buf + got, len - got);
+        if (n < 0 && !gnutls_error_is_fatal((int)n))
+            continue;   /* e.g. a TLS 1.3 session ticket */
+        if (n <= 0) {
+            if (n < 0)
+                printf("gnutlsclient: receive failed: %s\n",
+                       gnutls_strerror((int)n));
+            break;
+        }
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    printf("gnutlsclient: %s got %s\n",
+           gnutls_protocol_get_name(gnutls_protocol_get_version(session)),
+           buf);
+    gnutls_bye(session, GNUTLS_SHUT_WR);
+    gnutls_deinit(session);
+    gnutls_certificate_free_credentials(cred);
+    close(fd);
+    return got == len ? 0 : 4;
+}
