@@ -185,3 +185,171 @@ attacker_env() {
     assert_equal "$(printf '%s\n' "$output" | sha256sum)" "$(sha256sum <"$PUB/payload")"
     [[ $stderr == *"rule=sec tls="*"verify=ok"* ]]
 }
+
+# sink: a plain TCP sink on $PORT recording what reaches it; the test
+# ends with a control connection made without the shim, so an empty
+# record proves the shimmed program sent nothing, not that the sink was
+# deaf.
+sink() {
+    rm -f "$T/sink.log"
+    start_bg sink "$PYTHON" "$PEERS/raw_sink.py" --port "$PORT" \
+        --record "$T/sink.wire" --info "$T/sink.json" --idle-timeout 5
+    wait_port "$PORT" 127.0.0.1
+}
+
+# refused_by_shim FILE MESSAGE: a shimmed blockclient under policy FILE
+# is refused (EACCES) with MESSAGE on stderr, and nothing reached the
+# sink, which a later unshimmed connection does reach.
+refused_by_shim() {
+    local policy=$1 message=$2
+    echo "tlsshim-leak-marker" >"$T/payload"
+    TLSSHIM_CONF=$policy run --separate-stderr shim_run "$PROGS/blockclient" \
+        127.0.0.1 "$PORT" <"$T/payload"
+    assert_equal "$status" 3
+    [[ $stderr == *"errno=EACCES"* ]]
+    [[ $stderr == *"refusing TCP connections: $message"* ]]
+    [[ ! -s $T/sink.wire ]]
+    "$PROGS/blockclient" 127.0.0.1 "$PORT" <"$T/payload" >/dev/null
+    wait_file "$T/sink.wire"
+    assert_equal "$(cat "$T/sink.wire")" "tlsshim-leak-marker"
+    run grep -c . "$T/sink.json"
+    assert_output 1
+}
+
+@test "a policy file writable by others is refused by tlsshim --check and by the shim, naming the file and its mode" {
+    printf '[r]\nconnect = 127.0.0.1:%s\naction = plain\n' "$PORT" >"$T/p.conf"
+    chmod 600 "$T/p.conf"
+    run "$TLSSHIM" --check -f "$T/p.conf"
+    assert_success
+    chmod 666 "$T/p.conf"
+    run "$TLSSHIM" --check -f "$T/p.conf"
+    assert_equal "$status" 2
+    assert_output "tlsshim: $T/p.conf: policy file is writable by others (mode 0666)"
+    # group-writable with a group other than root's counts as others
+    chmod 620 "$T/p.conf"
+    chgrp nogroup "$T/p.conf"
+    run "$TLSSHIM" --check -f "$T/p.conf"
+    assert_equal "$status" 2
+    assert_output "tlsshim: $T/p.conf: policy file is writable by others (mode 0620)"
+    sink
+    refused_by_shim "$T/p.conf" "$T/p.conf: policy file is writable by others (mode 0620)"
+}
+
+@test "a key or passphrase file writable by others, or a key readable by all, is refused by --check and the shim" {
+    install -m 0606 "$PKI/client.key" "$T/client.key"
+    {
+        echo "[r]"
+        echo "connect = 127.0.0.1:$PORT"
+        echo "ca_file = $PKI/ca.pem"
+        echo "cert_file = $PKI/client.pem"
+        echo "key_file = $T/client.key"
+    } >"$T/p.conf"
+    chmod 600 "$T/p.conf"
+    run "$TLSSHIM" --check -f "$T/p.conf"
+    assert_equal "$status" 2
+    assert_output "tlsshim: $T/p.conf:5: key file $T/client.key is writable by others (mode 0606)"
+    sink
+    refused_by_shim "$T/p.conf" "$T/p.conf:5: key file $T/client.key is writable by others (mode 0606)"
+    chmod 644 "$T/client.key"
+    run "$TLSSHIM" --check -f "$T/p.conf"
+    assert_equal "$status" 2
+    assert_output "tlsshim: $T/p.conf:5: key file $T/client.key is readable by every user (mode 0644)"
+    chmod 600 "$T/client.key"
+    echo "pass" >"$T/pass.txt"
+    chmod 622 "$T/pass.txt"
+    echo "passwd_file = $T/pass.txt" >>"$T/p.conf"
+    run "$TLSSHIM" --check -f "$T/p.conf"
+    assert_equal "$status" 2
+    assert_output "tlsshim: $T/p.conf:6: passphrase file $T/pass.txt is writable by others (mode 0622)"
+}
+
+@test "a key file that appears writable by others after the policy was loaded is refused when it is loaded" {
+    tls_server srv "$PORT" --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
+        --verify optional --ca "$PKI/ca.pem" --info "$T/srv.json"
+    {
+        echo "[r]"
+        echo "connect = 127.0.0.1:$PORT"
+        echo "ca_file = $PKI/ca.pem"
+        echo "verifycn_name = localhost"
+        echo "cert_file = $PKI/client.chain.pem"
+        echo "key_file = $T/late.key"
+    } >"$T/p.conf"
+    chmod 600 "$T/p.conf"
+    # the key does not exist when bash loads the policy; bash makes it
+    # (mode 0666) and then connects: the rule's files are loaded then
+    export TLSSHIM_CONF=$T/p.conf KEY=$PKI/client.key LATE=$T/late.key
+    run --separate-stderr shim_run bash -c \
+        'install -m 0666 "$KEY" "$LATE" && exec 3<>/dev/tcp/127.0.0.1/'"$PORT"' && echo connected'
+    assert_failure
+    refute_output connected
+    [[ $stderr == *"rule=r: $T/late.key is writable by others (mode 0666)"* ]]
+    # whatever reached the server was no completed handshake
+    sleep 0.5
+    before=$(grep -c . "$T/srv.json" 2>/dev/null || true)
+    ! grep -q '"handshake": "ok"' "$T/srv.json" 2>/dev/null
+    # the control: the same with mode 0600 connects, with the client
+    # certificate
+    rm -f "$T/late.key"
+    run --separate-stderr shim_run bash -c \
+        'install -m 0600 "$KEY" "$LATE" && exec 3<>/dev/tcp/127.0.0.1/'"$PORT"' && echo connected'
+    assert_success
+    assert_output connected
+    for ((i = 0; i < 100; i++)); do
+        [[ $(grep -c . "$T/srv.json" 2>/dev/null) -gt ${before:-0} ]] && break
+        sleep 0.1
+    done
+    assert_equal "$(grep -c . "$T/srv.json")" $((before + 1))
+    assert_equal "$(json_field "$T/srv.json" -1 handshake)" ok
+    assert_equal "$(json_field "$T/srv.json" -1 peer_cert)" "O=tlsshim tests,CN=client.test"
+}
+
+# Bounds on untrusted input (man tlsshim.conf.5, LIMITS).
+
+@test "a policy larger than 1 MiB is refused by --check and by the shim" {
+    {
+        printf '[r]\nconnect = 127.0.0.1:%s\naction = plain\n' "$PORT"
+        head -c 1048576 /dev/zero | tr '\0' '#' | fold -w 100
+    } >"$T/big.conf"
+    chmod 600 "$T/big.conf"
+    run "$TLSSHIM" --check -f "$T/big.conf"
+    assert_equal "$status" 2
+    assert_output "tlsshim: $T/big.conf: policy file is larger than 1 MiB"
+    sink
+    refused_by_shim "$T/big.conf" "$T/big.conf: policy file is larger than 1 MiB"
+}
+
+@test "a policy line longer than 4096 bytes is refused by --check and by the shim, naming the line" {
+    {
+        printf '[r]\nconnect = 127.0.0.1:%s\naction = plain\n' "$PORT"
+        printf 'hostname = %s\n' "$(head -c 4090 /dev/zero | tr '\0' a)"
+    } >"$T/long.conf"
+    chmod 600 "$T/long.conf"
+    run "$TLSSHIM" --check -f "$T/long.conf"
+    assert_equal "$status" 2
+    assert_output "tlsshim: $T/long.conf:4: line is longer than 4096 bytes"
+    sink
+    refused_by_shim "$T/long.conf" "$T/long.conf:4: line is longer than 4096 bytes"
+    # 4096 bytes exactly is a line like any other (the value is then judged)
+    printf '[r]\nconnect = 127.0.0.1:%s\naction = plain\n# %s\n' "$PORT" \
+        "$(head -c 4094 /dev/zero | tr '\0' a)" >"$T/long.conf"
+    run "$TLSSHIM" --check -f "$T/long.conf"
+    assert_success
+}
+
+@test "more than 4096 rules are refused by --check and by the shim, naming the line of the rule too many" {
+    local i
+    for ((i = 1; i <= 4097; i++)); do
+        printf '[r%d]\nconnect = 10.0.%d.%d:%d\naction = plain\n' "$i" $((i / 256)) $((i % 256)) "$PORT"
+    done >"$T/many.conf"
+    chmod 600 "$T/many.conf"
+    run "$TLSSHIM" --check -f "$T/many.conf"
+    assert_equal "$status" 2
+    assert_output "tlsshim: $T/many.conf:$((4096 * 3 + 1)): too many rules (at most 4096)"
+    sink
+    refused_by_shim "$T/many.conf" "$T/many.conf:12289: too many rules (at most 4096)"
+    # 4096 rules are fine
+    head -n $((4096 * 3)) "$T/many.conf" >"$T/max.conf"
+    chmod 600 "$T/max.conf"
+    run "$TLSSHIM" --check -f "$T/max.conf"
+    assert_success
+}
