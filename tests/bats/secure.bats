@@ -353,3 +353,48 @@ refused_by_shim() {
     run "$TLSSHIM" --check -f "$T/max.conf"
     assert_success
 }
+
+@test "a report line stays bounded for a certificate with a long subject and 150 names" {
+    local i ou="" sans="DNS:localhost" long
+    long=$(printf 'x%.0s' {1..50})
+    for ((i = 1; i <= 12; i++)); do
+        ou+="/OU=unit-$i-$long"
+    done
+    for ((i = 1; i <= 150; i++)); do
+        sans+=",DNS:host-$i-$long.example.test"
+    done
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$T/big.key" -subj "/O=tlsshim tests$ou/CN=localhost" \
+        -out "$T/big.csr" 2>/dev/null
+    printf 'subjectAltName = %s\nbasicConstraints = CA:FALSE\n' "$sans" >"$T/ext.cnf"
+    openssl x509 -req -in "$T/big.csr" -CA "$PKI/inter.pem" -CAkey "$PKI/inter.key" \
+        -set_serial 4242 -days 2 -extfile "$T/ext.cnf" -out "$T/big.pem" 2>/dev/null
+    cat "$T/big.pem" "$PKI/inter.pem" >"$T/big.chain.pem"
+    # the certificate really is that big: 151 names, a subject of ~800 bytes
+    run openssl x509 -in "$T/big.pem" -noout -ext subjectAltName
+    assert_equal "$(grep -o 'DNS:' <<<"$output" | wc -l)" 151
+    tls_server srv "$PORT" --cert "$T/big.chain.pem" --key "$T/big.key"
+    printf '[r]\nconnect = 127.0.0.1:%s\nca_file = %s\nverifycn_name = localhost\n' \
+        "$PORT" "$PKI/ca.pem" >"$T/p.conf"
+    chmod 600 "$T/p.conf"
+    echo hello >"$T/payload"
+    TLSSHIM_CONF=$T/p.conf TLSSHIM_REPORT=$T/report.jsonl run shim_run \
+        "$PROGS/blockclient" 127.0.0.1 "$PORT" <"$T/payload"
+    assert_success
+    assert_output hello
+    assert_equal "$(grep -c . "$T/report.jsonl")" 1
+    (($(wc -c <"$T/report.jsonl") <= 32768))
+    assert_equal "$(json_field "$T/report.jsonl" 1 outcome)" ok
+    "$PYTHON" - "$T/report.jsonl" <<'PY'
+import json, sys
+line = json.loads(open(sys.argv[1]).readline())
+pc = line["peer_cert"]
+assert pc["san"][0] == "localhost", pc["san"][:2]
+assert len(pc["san"]) == 64, len(pc["san"])
+assert pc["san"][1].startswith("host-1-"), pc["san"][1]
+assert pc["san_omitted"] == 151 - 64, pc.get("san_omitted")
+# the subject is cut at 511 bytes, from its start
+assert len(pc["subject"].encode()) == 511, len(pc["subject"])
+assert pc["subject"].startswith("CN=localhost,OU=unit-12-"), pc["subject"][:40]
+PY
+}
