@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
-# Hardening: secure execution, files writable by others, and the bounds on
-# untrusted input.
+# Hardening: secure execution, files writable by others, the bounds on
+# untrusted input, and key material wiped before it is freed.
 #
 # Secure execution: the loader ignores LD_PRELOAD for set-id programs, so
 # the module is preloaded through /etc/ld.so.preload, and the test policy
@@ -397,4 +397,62 @@ assert pc["san_omitted"] == 151 - 64, pc.get("san_omitted")
 assert len(pc["subject"].encode()) == 511, len(pc["subject"])
 assert pc["subject"].startswith("CN=localhost,OU=unit-12-"), pc["subject"][:40]
 PY
+}
+
+# Key material is wiped before its memory is freed: tests/progs/freescan.so
+# searches every freed block for a passphrase or a line of a key's PEM.
+
+# freescan_client CERT_LINES NEEDLE...: blockclient with a client
+# certificate (the policy lines CERT_LINES, one per line) under the shim
+# and freescan.so watching NEEDLEs; the exchange must work.
+freescan_client() {
+    local lines=$1 i=1 n
+    shift
+    printf '[r]\nconnect = 127.0.0.1:%s\nca_file = %s\nverifycn_name = localhost\n%s\n' \
+        "$PORT" "$PKI/ca.pem" "$lines" >"$T/fs.conf"
+    chmod 600 "$T/fs.conf"
+    local env=(TLSSHIM_CONF="$T/fs.conf"
+        LD_PRELOAD="${SHIM_RUNTIME:+$SHIM_RUNTIME:}$PROGS/.libs/freescan.so:$SHIMLIB")
+    for n in "$@"; do
+        env+=(FREESCAN_NEEDLE$i="$n")
+        i=$((i + 1))
+    done
+    echo "key material" >"$T/payload"
+    run --separate-stderr env "${env[@]}" "$PROGS/blockclient" 127.0.0.1 "$PORT" <"$T/payload"
+    assert_success
+    assert_output "key material"
+    [[ $stderr == *"freescan: watching $# needles"* ]]
+    [[ $stderr =~ freescan:\ ([0-9]+)\ blocks\ freed,\ 0\ holding\ a\ needle ]] ||
+        fail "freed key material: $stderr"
+    ((BASH_REMATCH[1] > 1000)) || fail "too few frees seen: $stderr"
+    FS_N=$((${FS_N:-0} + 1))
+    for ((n = 0; n < 50; n++)); do
+        (($(grep -c . "$T/srv.json" 2>/dev/null || echo 0) >= FS_N)) && break
+        sleep 0.1
+    done
+    run json_field "$T/srv.json" "$FS_N" peer_cert
+    assert_output "O=tlsshim tests,CN=client.test"
+}
+
+@test "key material is wiped before it is freed: a key in the certificate file, an encrypted key and its passphrase, a PKCS#12" {
+    tls_server srv "$PORT" --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
+        --verify require --ca "$PKI/ca.pem" --info "$T/srv.json"
+    local pass="pw-$RANDOM$RANDOM-wipe-me"
+    printf '%s\nsecond line, also wiped\n' "$pass" >"$T/pass.txt"
+    cat "$PKI/client.chain.pem" "$PKI/client.key" >"$T/combined.pem"
+    openssl pkey -in "$PKI/client.key" -aes256 -passout "pass:$pass" -out "$T/enc.key"
+    openssl pkcs12 -export -in "$PKI/client.pem" -inkey "$PKI/client.key" \
+        -certfile "$PKI/inter.pem" -passout "pass:$pass" -out "$T/client.p12"
+    chmod 600 "$T/pass.txt" "$T/combined.pem" "$T/enc.key" "$T/client.p12"
+
+    # the key's PEM in the certificate file (no key_file)
+    freescan_client "cert_file = $T/combined.pem" "$(sed -n 2p "$PKI/client.key")"
+    # an encrypted key with its passphrase file: the passphrase, the rest
+    # of that file, and the encrypted PEM
+    freescan_client "cert_file = $PKI/client.chain.pem
+key_file = $T/enc.key
+passwd_file = $T/pass.txt" "$pass" "second line, also wiped" "$(sed -n 3p "$T/enc.key")"
+    # a PKCS#12 and its passphrase
+    freescan_client "cert_file = $T/client.p12
+passwd_file = $T/pass.txt" "$pass" "second line, also wiped"
 }
