@@ -425,7 +425,7 @@ freescan_client() {
         "$PORT" "$PKI/ca.pem" "$lines" >"$T/fs.conf"
     chmod 600 "$T/fs.conf"
     local env=(TLSSHIM_CONF="$T/fs.conf"
-        LD_PRELOAD="${SHIM_RUNTIME:+$SHIM_RUNTIME:}$PROGS/.libs/freescan.so:$SHIMLIB")
+        LD_PRELOAD="$PROGS/.libs/freescan.so:$SHIMLIB")
     for n in "$@"; do
         env+=(FREESCAN_NEEDLE$i="$n")
         i=$((i + 1))
@@ -448,6 +448,8 @@ freescan_client() {
 }
 
 @test "key material is wiped before it is freed: a key in the certificate file, an encrypted key and its passphrase, a PKCS#12" {
+    # a sanitizer runtime, first in LD_PRELOAD, owns free(): no frees to see
+    [[ -z $SHIM_RUNTIME ]] || skip "the sanitizer runtime replaces free()"
     tls_server srv "$PORT" --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
         --verify require --ca "$PKI/ca.pem" --info "$T/srv.json"
     local pass="pw-$RANDOM$RANDOM-wipe-me"
