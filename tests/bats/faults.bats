@@ -3,7 +3,9 @@
 # or close at every handshake step, stall, stop reading, send oversized or
 # one-byte records, renegotiate or storm key updates; descriptors and
 # memory running out while a connection is made (tests/progs/failalloc.so);
-# a name with many addresses; a policy file replaced while programs run.
+# a name with many addresses; a policy file replaced while programs run;
+# and in server mode, hostile clients against a program under a listen
+# rule that greets each client at once.
 #
 # Each test says what the program saw (the calls' results, from
 # tests/progs/faultclient), what tlsshim logged, and what reached the
