@@ -561,7 +561,7 @@ restore_environ(void)
 }
 
 HOOK int
-system(const char *cmd)
+system(const char *cmd) /* banned-ok: the hook of libc's system() */
 {
     ensure();
     if (cmd != NULL) {

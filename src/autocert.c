@@ -155,6 +155,8 @@ read_pem(int dfd, const char *name, int is_key, OSSL_LIB_CTX *libctx,
     int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
     FILE *f;
     void *obj;
+    /* stdio's buffer holds the key's PEM text: ours, cleansed after */
+    char iobuf[BUFSIZ];
 
     *absent = fd < 0 && errno == ENOENT;
     if (fd < 0 || (f = fdopen(fd, "r")) == NULL) {
@@ -162,10 +164,12 @@ read_pem(int dfd, const char *name, int is_key, OSSL_LIB_CTX *libctx,
             close(fd);
         return NULL;
     }
+    (void)setvbuf(f, iobuf, _IOFBF, sizeof(iobuf));
     obj = is_key ? (void *)PEM_read_PrivateKey_ex(f, NULL, NULL, NULL, libctx,
                                                   NULL)
                  : (void *)PEM_read_X509(f, NULL, NULL, NULL);
     fclose(f);
+    OPENSSL_cleanse(iobuf, sizeof(iobuf));
     return obj;
 }
 

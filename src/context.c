@@ -418,9 +418,13 @@ context_session_get(const struct policy_rule *r, const char *key)
     return s;
 }
 
-/* Read a whole small file (keys, passphrases); NULL on error. */
+/* Read a whole small file (keys, passphrases); NULL on error.  A secret
+ * (key or passphrase) file is judged as the policy judges it (SPEC
+ * section 3) here too, on the file actually opened: it may not have
+ * existed when the policy was loaded. */
 static unsigned char *
-read_file(const char *path, size_t *len, char *err, size_t errlen)
+read_file(const char *path, int secret, size_t *len, char *err,
+          size_t errlen)
 {
     unsigned char *buf = NULL;
     struct stat st;
@@ -435,6 +439,17 @@ read_file(const char *path, size_t *len, char *err, size_t errlen)
                  path);
         goto out;
     }
+    if (secret && ((st.st_mode & S_IWOTH) ||
+                   ((st.st_mode & S_IWGRP) && st.st_gid != 0))) {
+        snprintf(err, errlen, "%s is writable by others (mode %04o)", path,
+                 (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    if (secret && (st.st_mode & S_IROTH)) {
+        snprintf(err, errlen, "%s is readable by every user (mode %04o)",
+                 path, (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
     buf = malloc((size_t)st.st_size + 1);
     if (buf == NULL) {
         snprintf(err, errlen, "%s: out of memory", path);
@@ -445,6 +460,7 @@ read_file(const char *path, size_t *len, char *err, size_t errlen)
         ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
         if (n <= 0) {
             snprintf(err, errlen, "cannot read %s", path);
+            OPENSSL_cleanse(buf, got);
             free(buf);
             buf = NULL;
             goto out;
@@ -489,13 +505,13 @@ load_identity(SSL_CTX *ctx, const char *cert_file, const char *key_file,
     int rv = -1;
 
     if (passwd_file != NULL) {
-        if ((pbuf = read_file(passwd_file, &plen, err, errlen)) == NULL)
+        if ((pbuf = read_file(passwd_file, 1, &plen, err, errlen)) == NULL)
             goto err;
-        plen = strcspn((char *)pbuf, "\r\n");
-        pbuf[plen] = '\0';
+        /* plen stays the whole file's length: all of it is cleansed */
+        pbuf[strcspn((char *)pbuf, "\r\n")] = '\0';
         pass = (char *)pbuf;
     }
-    if ((cbuf = read_file(cert_file, &clen, err, errlen)) == NULL)
+    if ((cbuf = read_file(cert_file, 0, &clen, err, errlen)) == NULL)
         goto err;
 
     ERR_clear_error();
@@ -542,7 +558,7 @@ load_identity(SSL_CTX *ctx, const char *cert_file, const char *key_file,
         }
     }
     if (key_file != NULL) {
-        if ((kbuf = read_file(key_file, &klen, err, errlen)) == NULL)
+        if ((kbuf = read_file(key_file, 1, &klen, err, errlen)) == NULL)
             goto err;
         BIO_free(bio);
         bio = BIO_new_mem_buf(kbuf, (int)klen);
@@ -578,6 +594,9 @@ err:
     X509_free(cert);
     EVP_PKEY_free(key);
     sk_X509_pop_free(chain, X509_free);
+    /* the certificate file may hold the key too (PEM or PKCS#12) */
+    if (cbuf != NULL)
+        OPENSSL_cleanse(cbuf, clen);
     if (kbuf != NULL)
         OPENSSL_cleanse(kbuf, klen);
     if (pbuf != NULL)
@@ -607,6 +626,7 @@ keylog_cb(const SSL *ssl, const char *line)
     memcpy(buf, line, n);
     buf[n++] = '\n';
     (void)!write(keylog_fd, buf, n);
+    OPENSSL_cleanse(buf, n);
 }
 
 /* What client and server contexts share: protocols, ciphers, groups,

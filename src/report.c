@@ -269,6 +269,19 @@ name_rfc2253(X509_NAME *n, char *buf, size_t len)
     BIO_free(b);
 }
 
+/*
+ * A peer's certificate is untrusted input: each name is cut at
+ * sizeof(buf) - 1 bytes, and the san list stops after REPORT_MAX_SANS
+ * names or REPORT_SAN_BYTES bytes of JSON, with "san_omitted" saying how
+ * many were left out.  With the other fields' fixed buffers this keeps a
+ * report line under REPORT_MAX_LINE (man tlsshim.conf.5, LIMITS).
+ */
+enum {
+    REPORT_MAX_SANS = 64,
+    REPORT_SAN_BYTES = 8192,
+    REPORT_MAX_LINE = 32768,
+};
+
 static void
 jb_cert(struct jbuf *b, X509 *x)
 {
@@ -276,6 +289,8 @@ jb_cert(struct jbuf *b, X509 *x)
     unsigned char md[32];
     unsigned mdlen = 0;
     GENERAL_NAMES *sans;
+    size_t san_start;
+    int omitted = 0;
 
     jb_key(b, "peer_cert");
     if (x == NULL) {
@@ -290,6 +305,7 @@ jb_cert(struct jbuf *b, X509 *x)
     jb_kstr(b, "issuer", buf);
     jb_key(b, "san");
     jb_cstr(b, "[");
+    san_start = b->len;
     sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     for (int i = 0, n = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans);
          i++) {
@@ -317,12 +333,18 @@ jb_cert(struct jbuf *b, X509 *x)
         } else {
             continue;
         }
+        if (n >= REPORT_MAX_SANS || b->len - san_start >= REPORT_SAN_BYTES) {
+            omitted++;
+            continue;
+        }
         if (n++ > 0)
             jb_cstr(b, ", ");
         jb_string(b, buf);
     }
     GENERAL_NAMES_free(sans);
     jb_cstr(b, "]");
+    if (omitted > 0)
+        jb_knum(b, "san_omitted", omitted);
     asn1_rfc3339(X509_get0_notBefore(x), buf, sizeof(buf));
     jb_kstr(b, "not_before", buf);
     asn1_rfc3339(X509_get0_notAfter(x), buf, sizeof(buf));
@@ -498,7 +520,8 @@ report_conn(struct conn *c, const char *event)
         jb_kstr(&b, "first_detail", c->first_detail);
     }
     jb_cstr(&b, "}\n");
-    if (!b.oom)
+    /* cannot happen (jb_cert's comment): never write an unbounded line */
+    if (!b.oom && b.len <= REPORT_MAX_LINE)
         emit(b.p, b.len);
     free(b.p);
 }

@@ -61,6 +61,16 @@ read_keys(const char *path, struct ticket_key **keys, size_t *nkeys,
         close(fd);
         return -1;
     }
+    /* judged as the policy judges it, on the file actually read */
+    int writable = (st->st_mode & S_IWOTH) ||
+                   ((st->st_mode & S_IWGRP) && st->st_gid != 0);
+    if (writable || (st->st_mode & S_IROTH)) {
+        snprintf(err, errlen, "ticket_key_file %s is %s (mode %04o)", path,
+                 writable ? "writable by others" : "readable by every user",
+                 (unsigned)(st->st_mode & 07777));
+        close(fd);
+        return -1;
+    }
     for (;;) {
         ssize_t n = read(fd, buf + got, sizeof(buf) - got);
         if (n < 0 && errno == EINTR)

@@ -685,15 +685,17 @@ parse_unit_file(struct unit_info *u, const char *path, int late)
         lineno++;
         if (joined != NULL) {
             char *t = trim(line), *grown;
+            size_t have, add;
 
             if (*t == '#' || *t == ';')
                 continue;
-            len = strlen(joined) + strlen(t) + 2;
-            if ((grown = realloc(joined, len)) == NULL)
+            have = strlen(joined);
+            add = strlen(t);
+            if ((grown = realloc(joined, have + add + 2)) == NULL)
                 goto err;
             joined = grown;
-            strcat(joined, " ");
-            strcat(joined, t);
+            joined[have] = ' ';
+            memcpy(joined + have + 1, t, add + 1);
         } else {
             line = trim(line);
             if (*line == '\0' || *line == '#' || *line == ';')

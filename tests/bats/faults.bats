@@ -3,7 +3,9 @@
 # or close at every handshake step, stall, stop reading, send oversized or
 # one-byte records, renegotiate or storm key updates; descriptors and
 # memory running out while a connection is made (tests/progs/failalloc.so);
-# a name with many addresses; a policy file replaced while programs run.
+# a name with many addresses; a policy file replaced while programs run;
+# and in server mode, hostile clients against a program under a listen
+# rule that greets each client at once.
 #
 # Each test says what the program saw (the calls' results, from
 # tests/progs/faultclient), what tlsshim logged, and what reached the
@@ -564,4 +566,148 @@ SH
     echo "# $ok connections under the tls policy, $denied under deny" >&3
     stop echo
     no_leak "$T/echo.wire"
+}
+
+# --- server mode: hostile clients --------------------------------------------
+
+# mail_server: tests/peers/plain_mail_server.py (SMTP, asyncio: one thread,
+# non-blocking sockets and epoll) under a listen rule, log level 1 in
+# $T/shim.log, its connections in $T/mail.json.  It greets every client at
+# once ("220 plain.server ESMTP PlainMail"): the payload that a hostile
+# client breaking the handshake must never see in clear.
+mail_server() {
+    local i pid
+    {
+        echo "[srv]"
+        echo "listen = 127.0.0.1:$PORT"
+        echo "cert_file = $PKI/good.chain.pem"
+        echo "key_file = $PKI/good.key"
+        echo "handshake_timeout = 2"
+    } >"$T/srv.conf"
+    chmod 600 "$T/srv.conf"
+    rm -f "$T/mail.log"
+    start_bg mail "$TLSSHIM" -f "$T/srv.conf" -d 1 -o "$T/shim.log" -- \
+        "$PYTHON" "$PEERS/plain_mail_server.py" --proto smtp --port "$PORT" \
+        --style async --record "$T/mail.json"
+    pid=$(<"$T/mail.pid")
+    for ((i = 0; i < WAIT_SECONDS * 20; i++)); do
+        grep -q '^READY' "$T/mail.log" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "mail_server: did not start:" >&2
+    cat "$T/mail.log" >&2
+    return 1
+}
+
+# good_client TAG: a verifying TLS client gets the greeting and the answers
+# to EHLO TAG and QUIT: the server still serves
+good_client() {
+    run -0 bash -c "printf 'EHLO %s\r\nQUIT\r\n' '$1' | timeout 10 openssl s_client \
+        -quiet -ign_eof -connect 127.0.0.1:$PORT -CAfile '$PKI/ca.pem' \
+        -verify_return_error -verify_hostname localhost 2>/dev/null"
+    assert_line --index 0 --partial "220 plain.server ESMTP PlainMail"
+    assert_line --partial "221 "
+}
+
+# hostile_client NAME FAULT AT: tests/peers/hostile_peer.py as a client;
+# every raw byte it received in $T/NAME.wire, its summary in $T/NAME.json
+hostile_client() {
+    run "$PYTHON" "$PEERS/hostile_peer.py" --connect --port "$PORT" \
+        --fault "$2" --at "$3" --hold 4 --timeout 8 \
+        --record "$T/$1.wire" --info "$T/$1.json"
+    assert_success
+}
+
+# no_clear_greeting WIRE: the greeting never reached the hostile client in
+# clear (and when it received anything, it was TLS records)
+no_clear_greeting() {
+    run grep -c -a 'PlainMail' "$1"
+    assert_output 0
+    if [[ -s $1 ]]; then
+        # the first byte is a TLS record type: handshake (22) or alert (21)
+        run od -An -tu1 -N1 "$1"
+        [[ $output =~ ^\ *(21|22)$ ]] || fail "not TLS on the wire: $output"
+    fi
+}
+
+@test "server mode: hostile clients (reset, FIN, garbage, oversized records at each step) fail alone, are logged, never see the greeting in clear" {
+    mail_server
+    good_client first
+    local n=0 case
+    for case in rst:clienthello rst:finished fin:clienthello fin:finished \
+        garbage:clienthello garbage:finished oversized:clienthello \
+        oversized:finished; do
+        hostile_client "h$n" "${case%%:*}" "${case##*:}"
+        no_clear_greeting "$T/h$n.wire"
+        case $case in
+        *:finished)
+            # the handshake completed: the greeting went, encrypted
+            assert_equal "$(json_field "$T/h$n.json" 1 handshake)" ok
+            [[ -s $T/h$n.wire ]] || fail "$case: nothing captured"
+            ;;
+        *) assert_equal "$(json_field "$T/h$n.json" 1 handshake)" cut ;;
+        esac
+        good_client "after-$case"
+        n=$((n + 1))
+    done
+    # each failure logged with its reason: the four handshakes cut...
+    local from="error: accept 127.0.0.1:$PORT from 127.0.0.1:[0-9]+ rule=srv"
+    run grep -cE "$from: TLS handshake failed" "$T/shim.log"
+    assert_output 4
+    run grep -cE "$from: TLS handshake failed: (Connection reset by peer|the peer closed the connection)$" "$T/shim.log"
+    assert_output 2
+    run grep -cE "$from: TLS handshake failed: wrong version number$" "$T/shim.log"
+    assert_output 1
+    run grep -cE "$from: TLS handshake failed: packet length too long$" "$T/shim.log"
+    assert_output 1
+    # ...and the bad records after the handshake (a reset or a FIN there
+    # reaches the program as ECONNRESET or an EOF, as without tlsshim)
+    run grep -cE "$from: read failed: decryption failed or bad record mac$" "$T/shim.log"
+    assert_output 1
+    run grep -cE "$from: read failed: packet length too long$" "$T/shim.log"
+    assert_output 1
+    # the 9 good clients and the 4 hostile ones that finished the
+    # handshake, each logged as TLS
+    run grep -cE "info: accept 127.0.0.1:$PORT from .* rule=srv tls=TLSv1.3" "$T/shim.log"
+    assert_output 13
+    sleep 0.5
+    run grep -c '"EHLO after-' "$T/mail.json"
+    assert_output 8
+}
+
+@test "server mode: a stalled client is dropped at handshake_timeout while others are served; one-byte records get the greeting intact" {
+    mail_server
+    # a ClientHello and then nothing, for longer than handshake_timeout
+    start_bg staller "$PYTHON" "$PEERS/hostile_peer.py" --connect --port "$PORT" \
+        --fault stall --at clienthello --hold 6 \
+        --record "$T/stall.wire" --info "$T/stall.json"
+    wait_file "$T/staller.log"
+    local t0=$SECONDS
+    good_client during-1
+    good_client during-2
+    ((SECONDS - t0 < 2)) || fail "good clients waited for the stalled one"
+    wait_file "$T/stall.json" 10
+    # the shim closed it (an EOF or reset before --hold ran out), said why
+    run json_field "$T/stall.json" 1 end
+    assert_output --regexp '^stall, then (eof|reset)$'
+    run grep -cE "error: accept 127.0.0.1:$PORT from 127.0.0.1:[0-9]+ rule=srv: TLS handshake timed out after 2 s" "$T/shim.log"
+    assert_output 1
+    [[ -s $T/stall.wire ]] || fail "the staller received nothing"
+    no_clear_greeting "$T/stall.wire"
+
+    # handshake and data in one-byte records: the greeting and the answers
+    # arrive whole, and only encrypted
+    run "$PYTHON" "$PEERS/hostile_peer.py" --connect --port "$PORT" \
+        --fault fragment --hold 3 --send $'EHLO fragments\r\nQUIT\r\n' \
+        --record "$T/frag.wire" --info "$T/frag.json"
+    assert_success
+    assert_equal "$(json_field "$T/frag.json" 1 handshake)" ok
+    run json_field "$T/frag.json" 1 plaintext
+    assert_line --index 0 --partial "220 plain.server ESMTP PlainMail"
+    assert_output --partial "250"
+    assert_output --partial "221 "
+    no_clear_greeting "$T/frag.wire"
+    run grep -c '"EHLO fragments' "$T/mail.json"
+    assert_output 1
 }

@@ -20,6 +20,11 @@ it connects there once.  --fault says what it does wrong, --at when:
              (small receive buffer: write back-pressure), then drain
   oversized  at --at, send a record whose length field is above the
              16384+256 bytes TLS allows, then keep reading and recording
+  garbage    (client) at clienthello, bytes that are no TLS record
+             instead of the ClientHello; at finished, an application data
+             record of random bytes (its MAC cannot verify); then keep
+             reading and recording until the other side closes or --hold
+             expires
   fragment   an honest echo peer whose plaintext handshake messages go
              out one byte per record, and whose echo goes out one byte of
              application data per record
@@ -39,11 +44,15 @@ handshake is complete).
 
 With --info, one JSON line per connection: conn, fault, at, version,
 bytes_in (raw bytes received), handshake ("ok", "failed: TEXT", "cut"),
-end.  Prints READY once listening (server) or connected (client).
+end; and for a client that finished the handshake honestly (--fault none
+or fragment), plaintext: what it decrypted (latin-1) until the server
+ended or --hold expired.  Prints READY once listening (server) or
+connected (client).
 """
 
 import argparse
 import json
+import os
 import socket
 import ssl
 import struct
@@ -67,8 +76,8 @@ def parse_args():
     p.add_argument("--key", help="its key (server)")
     p.add_argument("--fault", default="none",
                    choices=("none", "rst", "fin", "stall", "noread",
-                            "oversized", "fragment", "keyupdate",
-                            "renegotiate"))
+                            "oversized", "garbage", "fragment",
+                            "keyupdate", "renegotiate"))
     p.add_argument("--at", default="finished",
                    choices=("clienthello", "serverhello", "certificate",
                             "finished"))
@@ -90,6 +99,8 @@ def parse_args():
     args = p.parse_args()
     if not args.connect and not (args.cert and args.key):
         p.error("a server needs --cert and --key")
+    if not args.connect and args.fault == "garbage":
+        p.error("--fault garbage is a client's")
     if args.connect and args.fault in ("keyupdate", "renegotiate"):
         p.error("--fault %s is a server's" % args.fault)
     if args.connect and args.at in ("serverhello", "certificate"):
@@ -129,6 +140,14 @@ def one_byte_records(rec):
 def oversized_record(kind):
     n = MAX_CIPHERTEXT + 1024
     return bytes([kind, 3, 3]) + struct.pack("!H", n) + b"\xa5" * n
+
+
+def garbage_bytes(at):
+    if at == "finished":
+        body = os.urandom(512)
+        return bytes([APPDATA, 3, 3]) + struct.pack("!H", len(body)) + body
+    # no record type TLS knows: 0x00, 0x01, ... 0xff, 0x00, ...
+    return bytes(range(256)) * 8
 
 
 class Peer:
@@ -217,6 +236,9 @@ class Peer:
             self.send(oversized_record(APPDATA if self.args.at == "finished"
                                        else HANDSHAKE))
             return "oversized, then " + self.read_until_eof(self.args.hold)
+        if f == "garbage":
+            self.send(garbage_bytes(self.args.at))
+            return "garbage, then " + self.read_until_eof(self.args.hold)
         raise AssertionError(f)
 
     def handshake_step(self):
@@ -359,6 +381,8 @@ def client_one(peer):
     except ssl.SSLError as e:
         return "failed: %s" % e.reason, "error"
     hello = peer.drain_out()
+    if a.at == "clienthello" and a.fault == "garbage":
+        return "cut", peer.fault()
     if a.at == "clienthello" and a.fault == "oversized":
         peer.send(oversized_record(HANDSHAKE))
         return "cut", "oversized, then " + peer.read_until_eof(a.hold)
@@ -383,15 +407,35 @@ def client_one(peer):
     except ConnectionResetError:
         return "failed: reset", "reset"
     if a.send:
-        peer.obj.write(a.send.encode())
+        data = a.send.encode()
+        if a.fault == "fragment":
+            # application data one byte per record too
+            for i in range(len(data)):
+                peer.obj.write(data[i:i + 1])
+        else:
+            peer.obj.write(data)
         peer.flush()
-    if a.fault in ("rst", "fin", "stall", "oversized"):
+    if a.fault in ("rst", "fin", "stall", "oversized", "garbage"):
         return "ok", peer.fault()
     if a.fault == "noread":
         return "ok", peer.noread()
-    # Read what the server says until it ends.
-    end = peer.read_until_eof(a.hold)
-    return "ok", end
+    # Read and decrypt what the server says until it ends (--hold at most).
+    peer.plaintext = b""
+    peer.s.settimeout(a.hold)
+    try:
+        while True:
+            data = peer.read_record_data()
+            if data is None:
+                return "ok", "eof"
+            if data == b"":
+                return "ok", "close_notify"
+            peer.plaintext += data
+    except socket.timeout:
+        return "ok", "timeout"
+    except ConnectionResetError:
+        return "ok", "reset"
+    except ssl.SSLError as e:
+        return "ok", "ssl error: %s" % e.reason
 
 
 def report(info, conn_no, args, peer, handshake, end):
@@ -400,10 +444,13 @@ def report(info, conn_no, args, peer, handshake, end):
         version = peer.obj.version()
     except (ValueError, ssl.SSLError):
         pass
-    info.write((json.dumps({
+    line = {
         "conn": conn_no, "fault": args.fault, "at": args.at,
         "version": version, "bytes_in": peer.bytes_in,
-        "handshake": handshake, "end": end}) + "\n").encode())
+        "handshake": handshake, "end": end}
+    if getattr(peer, "plaintext", None) is not None:
+        line["plaintext"] = peer.plaintext.decode("latin-1")
+    info.write((json.dumps(line) + "\n").encode())
 
 
 def handle(conn_no, sock, args, ctx, record, info):
