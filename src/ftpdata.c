@@ -214,7 +214,7 @@ ftpdata_take(int active, const struct sockaddr *addr,
     unsigned char ip[16], pip[16];
     unsigned port = port_of(addr);
     int64_t now = util_now_ms();
-    int found = 0;
+    int found = 0, stranger = 0;
 
     if (!ftpdata_ip16(addr, ip) || (peer != NULL && !ftpdata_ip16(peer, pip)))
         return 0;
@@ -237,10 +237,14 @@ ftpdata_take(int active, const struct sockaddr *addr,
                 memcmp(e->peer_ip, ip, 16) != 0)
                 continue;
         } else {
-            /* on the address the program named, from the server */
+            /* on the address the program named, from the server; any
+             * other connection to the port is a stranger's (port
+             * stealing): the expectation stays for the server's */
             if ((e->has_ip && memcmp(e->ip, ip, 16) != 0) || peer == NULL ||
-                memcmp(e->peer_ip, pip, 16) != 0)
+                memcmp(e->peer_ip, pip, 16) != 0) {
+                stranger = 1;
                 continue;
+            }
         }
         *out = *e;
         e->rule = NULL;
@@ -248,5 +252,5 @@ ftpdata_take(int active, const struct sockaddr *addr,
         found = 1;
     }
     pthread_mutex_unlock(&expect_lock);
-    return found;
+    return found ? 1 : stranger ? -1 : 0;
 }

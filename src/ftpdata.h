@@ -79,7 +79,10 @@ int ftpdata_any(void);
  * Take the expectation that a connection matches, if any: passive
  * (active = 0), the program connects to addr; active, the program
  * accepted on addr from peer.  1 with *out filled (and the entry gone),
- * 0 when none matches.
+ * 0 when none matches, -1 (active only) when the port is one an active
+ * expectation waits on but the local address or the peer is not the
+ * expected one: a stranger that must be refused, never kept plain (the
+ * expectation stays for the server's connection).
  */
 int ftpdata_take(int active, const struct sockaddr *addr,
                  const struct sockaddr *peer, struct ftpdata_expect *out);

@@ -154,12 +154,18 @@ main(void)
     e.has_ip = 1;
     want_ip("127.0.0.1", e.ip);
     ftpdata_expect(&e);
+    /* a stranger on the expected port, or the port on another local
+     * address: refused (-1), the expectation stays for the server */
     CHECK_INT(ftpdata_take(1, (struct sockaddr *)&to,
-                           (struct sockaddr *)&stranger, &got), 0);
+                           (struct sockaddr *)&stranger, &got), -1);
     CHECK_INT(ftpdata_take(1, (struct sockaddr *)&other,
-                           (struct sockaddr *)&server, &got), 0);
+                           (struct sockaddr *)&server, &got), -1);
+    CHECK_INT(ftpdata_take(1, (struct sockaddr *)&wrongport,
+                           (struct sockaddr *)&stranger, &got), 0);
     CHECK_INT(ftpdata_take(1, (struct sockaddr *)&to,
                            (struct sockaddr *)&server, &got), 1);
+    CHECK_INT(ftpdata_take(1, (struct sockaddr *)&to,
+                           (struct sockaddr *)&stranger, &got), 0);
 
     e.active = 0;
     e.expires_ms = util_now_ms() - 1;   /* expired: never matches */

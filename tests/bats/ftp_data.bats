@@ -1,0 +1,84 @@
+#!/usr/bin/env bats
+# FTP data connections of a starttls = ftp session that must fail closed
+# (SPEC section 4, tlsshim.conf(5) starttls): the program is a plain FTP
+# client (tests/peers/ftp_client.py, Python's ftplib) under tlsshim, the
+# server a scripted FTP server with AUTH TLS
+# (tests/peers/ftp_tls_server.py) that plays the hostile or unlucky part
+# each test needs.  Each test checks what the server side received and
+# tlsshim's log line, so a shim that let the data go plain fails it.
+
+load ../lib/common
+
+setup() {
+    common_setup
+    PORT=$(free_port)
+    head -c 100000 /dev/urandom >"$T/upload.bin"
+    WANT_SHA=$(sha256sum "$T/upload.bin" | cut -d' ' -f1)
+}
+
+teardown() {
+    common_teardown
+}
+
+# fpolicy [LINE...]: a client rule [ftp] for the server with starttls =
+# ftp, trusting the test CA, then LINEs (more rules)
+fpolicy() {
+    local line
+    {
+        echo "[ftp]"
+        echo "connect = 127.0.0.1:$PORT"
+        echo "starttls = ftp"
+        echo "ca_file = $PKI/ca.pem"
+        for line in "$@"; do echo "$line"; done
+    } >"$T/policy.conf"
+    chmod 600 "$T/policy.conf"
+}
+
+# ftp_server [ARGS...]: the scripted server on $PORT, its record in
+# $T/rec.json
+ftp_server() {
+    local i pid
+    start_bg srv "$PYTHON" "$PEERS/ftp_tls_server.py" --port "$PORT" \
+        --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
+        --record "$T/rec.json" "$@"
+    pid=$(<"$T/srv.pid")
+    for ((i = 0; i < WAIT_SECONDS * 20; i++)); do
+        grep -q '^READY' "$T/srv.log" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "ftp_server: the server did not start:" >&2
+    cat "$T/srv.log" >&2
+    return 1
+}
+
+# client ACTION [ARGS...]: ftp_client.py under tlsshim
+client() {
+    timeout 60 "$TLSSHIM" -f "$T/policy.conf" -d 2 -o "$T/shim.log" \
+        -- "$PYTHON" "$PEERS/ftp_client.py" "$PORT" "$@"
+}
+
+# rec KEY: a field of the server's record
+rec() {
+    wait_file "$T/rec.json" || return 1
+    json_field "$T/rec.json" -1 "$1"
+}
+
+@test "active mode: a stranger that connects to the PORT address first is refused; the upload goes to the server over TLS" {
+    fpolicy
+    ftp_server --steal --steal-from 127.0.0.2
+    run client stor-active "$T/upload.bin"
+    assert_success
+    assert_output "STORED 226 transfer complete"
+    # the stranger got nothing and was closed by tlsshim
+    run rec stolen
+    assert_output ""
+    run rec stolen_eof
+    assert_output true
+    run rec data_sha256
+    assert_output "$WANT_SHA"
+    run grep -c "error: accept 127.0.0.1:[0-9]* from 127.0.0.2:[0-9]* refused: an ftp data connection (active) is expected on this port from the control connection's server, not from this peer (port stealing?)" "$T/shim.log"
+    assert_output 1
+    run grep -c "ftp data connection from 127.0.0.1:[0-9]* (active) rule=ftp" "$T/shim.log"
+    assert_output 1
+}
