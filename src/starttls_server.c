@@ -318,6 +318,21 @@ imap_command(struct stsrv *st, const unsigned char *l, size_t n)
     }
     if (!st->required && tag_ok && one_of(verb, final))
         return RELEASE;
+    /* starttls_required: a literal is never believed before STARTTLS
+     * (its bytes would reach the program unchecked, and a server that
+     * rejects the line reads them as commands); none of the allowed
+     * commands needs one */
+    if (st->required) {
+        size_t size;
+        int nosync;
+        if (imap_literal(l, len, &size, &nosync)) {
+            note_refused(st, verb);
+            (void)reply(st, STSRV_REPLY, "%s BAD No literals before "
+                        "STARTTLS\r\n", tag);
+            imap_follow(st, l, n, 1);
+            return REFUSE;
+        }
+    }
     imap_follow(st, l, n, 0);
     return PASS;
 }

@@ -350,6 +350,21 @@ make_message() {
     report_is outcome ok
 }
 
+@test "starttls_required = yes: an imap literal before STARTTLS is refused, its bytes never reach the program" {
+    spolicy imap "starttls_required = yes"
+    serve imap
+    # the literal hides a LOGIN that a server rejecting the first line
+    # would read as a command
+    run talk '<' '>a ID {19+}\r\nb LOGIN user pass\r\n)\r\n' '<a' \
+        '>c NOOP {5}\r\n' '<c' '>d LOGOUT\r\n' '<d'
+    assert_success
+    assert_line --index 1 "S: a BAD No literals before STARTTLS"
+    assert_line --index 2 "S: c BAD No literals before STARTTLS"
+    lines_are "['d LOGOUT\r\n']"
+    run grep -c "rule=mail starttls=imap: ID refused before STARTTLS (starttls_required = yes)" "$T/shim.log"
+    assert_output 1
+}
+
 @test "starttls_required = yes: pop3 USER before STLS gets -ERR from tlsshim" {
     spolicy pop3 "starttls_required = yes"
     serve pop3

@@ -80,6 +80,15 @@ static const struct in_row in_rows[] = {
       STARTTLS_IMAP, 1, "a1 LOGIN {2}\r\na2 NOOP\r\n", 0, STSRV_READ,
       "a2 NOOP\r\n",
       "a1 NO [PRIVACYREQUIRED] Must issue a STARTTLS command first\r\n", 0 },
+    { "imap required: a LITERAL+ on an allowed command is refused, its "
+      "bytes dropped unread", STARTTLS_IMAP, 1,
+      "a ID {19+}\r\nb LOGIN user pass\r\n)\r\nc NOOP\r\n", 0, STSRV_READ,
+      "c NOOP\r\n", "a BAD No literals before STARTTLS\r\n", 0 },
+    { "imap required: a synchronising literal on an allowed command is "
+      "refused; what follows is a command", STARTTLS_IMAP, 1,
+      "a NOOP {5}\r\nb LOGIN u p\r\nc NOOP\r\n", 0, STSRV_READ,
+      "c NOOP\r\n", "a BAD No literals before STARTTLS\r\n"
+      "b NO [PRIVACYREQUIRED] Must issue a STARTTLS command first\r\n", 0 },
     { "imap: bytes after STARTTLS are discarded", STARTTLS_IMAP, 0,
       "a1 STARTTLS\r\na2 LOGIN u p\r\n", 0, STSRV_UPGRADE, "",
       "a1 OK Begin TLS negotiation now\r\n", 14 },
