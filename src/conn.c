@@ -1295,6 +1295,13 @@ ftp_expect(struct conn *c, int active, const unsigned char ip[16],
     e.port = port;
     if (!ftpdata_ip16((struct sockaddr *)&c->peer, e.peer_ip))
         return;
+    if (!active && has_ip && memcmp(ip, e.peer_ip, 16) != 0)
+        log_warn("fd %d: the ftp server named another address than its "
+                 "own in its passive answer; the data connection is "
+                 "expected at %s (the other address is refused unless a "
+                 "rule matches it)", c->fd,
+                 util_addr_str((struct sockaddr *)&c->peer, addr,
+                               sizeof(addr)));
     e.rule = c->rule;
     util_strlcpy(e.verify_name, c->verify_name, sizeof(e.verify_name));
     util_strlcpy(e.sni, c->sni, sizeof(e.sni));

@@ -231,11 +231,15 @@ ftpdata_take(int active, const struct sockaddr *addr,
         if (e->active != active || e->port != port)
             continue;
         if (!active) {
-            /* to the address the server named, or to the control
-             * connection's server (clients that ignore 227's address) */
-            if (!(e->has_ip && memcmp(e->ip, ip, 16) == 0) &&
-                memcmp(e->peer_ip, ip, 16) != 0)
+            /* to the control connection's server only (the address a
+             * 227 answer names is taken when it is the server's own, as
+             * clients that ignore it do); the other address a hostile
+             * server named is refused unless a rule decides */
+            if (memcmp(e->peer_ip, ip, 16) != 0) {
+                if (e->has_ip && memcmp(e->ip, ip, 16) == 0)
+                    stranger = 1;
                 continue;
+            }
         } else {
             /* on the address the program named, from the server; any
              * other connection to the port is a stranger's (port

@@ -79,10 +79,13 @@ int ftpdata_any(void);
  * Take the expectation that a connection matches, if any: passive
  * (active = 0), the program connects to addr; active, the program
  * accepted on addr from peer.  1 with *out filled (and the entry gone),
- * 0 when none matches, -1 (active only) when the port is one an active
- * expectation waits on but the local address or the peer is not the
- * expected one: a stranger that must be refused, never kept plain (the
- * expectation stays for the server's connection).
+ * 0 when none matches, -1 when the connection must not be kept plain:
+ * active, the port is one an expectation waits on but the local address
+ * or the peer is not the expected one (a stranger: refused; the
+ * expectation stays for the server's connection); passive, the address
+ * is one a 227 answer named that is not the control connection's server
+ * (refused unless a rule of its own decides).  Passive connections match
+ * the control connection's server only.
  */
 int ftpdata_take(int active, const struct sockaddr *addr,
                  const struct sockaddr *peer, struct ftpdata_expect *out);

@@ -82,3 +82,37 @@ rec() {
     run grep -c "ftp data connection from 127.0.0.1:[0-9]* (active) rule=ftp" "$T/shim.log"
     assert_output 1
 }
+
+@test "passive mode: a 227 answer naming another host does not override the rule that denies it" {
+    fpolicy "[bank]" "connect = 127.0.0.3" "action = deny"
+    ftp_server --pasv-ip 127.0.0.3
+    run client pasv-connect
+    assert_success
+    assert_output "ERROR EACCES"
+    run grep -c "connect 127.0.0.3:[0-9]* rule=bank: denied by policy" "$T/shim.log"
+    assert_output 1
+    run grep -c "warning: fd [0-9]*: the ftp server named another address than its own in its passive answer; the data connection is expected at 127.0.0.1:$PORT" "$T/shim.log"
+    assert_output 1
+}
+
+@test "passive mode: a connection to another host a 227 answer named, with no rule of its own, is refused" {
+    fpolicy
+    ftp_server --pasv-ip 127.0.0.3
+    run client pasv-connect
+    assert_success
+    assert_output "ERROR EACCES"
+    run grep -c "error: connect 127.0.0.3:[0-9]* refused: an ftp server named this address for a data connection, not its own; only a data connection to the control connection's server is trusted" "$T/shim.log"
+    assert_output 1
+}
+
+@test "passive mode: the upload goes to the control connection's server over TLS" {
+    fpolicy
+    ftp_server
+    run client stor-passive "$T/upload.bin"
+    assert_success
+    assert_output "STORED 226 transfer complete"
+    run rec data_sha256
+    assert_output "$WANT_SHA"
+    run grep -c "info: connect 127.0.0.1:[0-9]* rule=ftp starttls=ftp tls=TLSv1.3 .*verify=ok" "$T/shim.log"
+    assert_output 2
+}

@@ -167,6 +167,22 @@ main(void)
     CHECK_INT(ftpdata_take(1, (struct sockaddr *)&to,
                            (struct sockaddr *)&stranger, &got), 0);
 
+    /* a 227 answer that named another host than the control server's:
+     * a connection there is refused (-1), one to the control server's
+     * port is the data connection */
+    struct sockaddr_in named = v4("127.0.0.3", 5000);
+    e.active = 0;
+    want_ip("127.0.0.3", e.ip);
+    ftpdata_expect(&e);
+    CHECK_INT(ftpdata_take(0, (struct sockaddr *)&named, NULL, &got), -1);
+    CHECK_INT(ftpdata_take(0, (struct sockaddr *)&other, NULL, &got), 0);
+    CHECK_INT(ftpdata_take(0, (struct sockaddr *)&to, NULL, &got), 1);
+    CHECK_INT(ftpdata_take(0, (struct sockaddr *)&named, NULL, &got), 0);
+    /* named = the control server: the same as the control server */
+    want_ip("127.0.0.1", e.ip);
+    ftpdata_expect(&e);
+    CHECK_INT(ftpdata_take(0, (struct sockaddr *)&to, NULL, &got), 1);
+
     e.active = 0;
     e.expires_ms = util_now_ms() - 1;   /* expired: never matches */
     ftpdata_expect(&e);
