@@ -419,6 +419,15 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
                  util_addr_str(sa, addr, sizeof(addr)), rule->name);
     } else if (taken > 0) {
         return connect_tls(fd, sa, len, data.rule, "", &data);
+    } else if (taken == -2) {
+        log_error("connect %s refused: the data connection an ftp session "
+                  "with this server asked for was not found; no rule names "
+                  "this port, and it could carry the transfer in plaintext",
+                  util_addr_str(sa, addr, sizeof(addr)));
+        report_refused(POLICY_ROLE_CLIENT, rule, POLICY_DENY, sa, NULL,
+                       "denied", "ftp data connection not found");
+        errno = EACCES;
+        return -1;
     } else if (taken < 0) {
         log_error("connect %s refused: an ftp server named this address "
                   "for a data connection, not its own; only a data "

@@ -116,3 +116,35 @@ rec() {
     run grep -c "info: connect 127.0.0.1:[0-9]* rule=ftp starttls=ftp tls=TLSv1.3 .*verify=ok" "$T/shim.log"
     assert_output 2
 }
+
+@test "passive mode: a 227 answer longer than a line buffer is still found; the upload goes over TLS" {
+    fpolicy
+    ftp_server --pasv-pad 400
+    run client stor-passive "$T/upload.bin"
+    assert_success
+    assert_output "STORED 226 transfer complete"
+    run rec data_sha256
+    assert_output "$WANT_SHA"
+    run rec error
+    assert_output null
+    run grep -c "ftp data connection expected (passive) on port [0-9]* of the address named" "$T/shim.log"
+    assert_output 1
+}
+
+@test "passive mode: a data connection whose expectation could not be recorded is refused, never plain" {
+    fpolicy
+    ftp_server
+    # 16 expectations wait (never used): the 17th PASV finds no room
+    run client pasv-flood 16 "$T/upload.bin"
+    assert_success
+    assert_output "ERROR EACCES"
+    run grep -c "error: fd [0-9]*: ftp data connection (passive) on port [0-9]* not recorded: too many expected at once" "$T/shim.log"
+    assert_output 1
+    run grep -c "error: fd [0-9]*: ftp data connection not found (too many expected at once): connections to 127.0.0.1 on ports no rule names are refused until the transfer ends" "$T/shim.log"
+    assert_output 1
+    run grep -c "error: connect 127.0.0.1:[0-9]* refused: the data connection an ftp session with this server asked for was not found; no rule names this port, and it could carry the transfer in plaintext" "$T/shim.log"
+    assert_output 1
+    # the server never got the upload command
+    run rec data_sha256
+    assert_output null
+}
