@@ -1189,7 +1189,14 @@ offer_step(struct conn *c)
             return 0;
         case STSRV_REPLY:
             stsrv_flush_hold(st);
-            if (st->refused > 0)
+            if (st->pipelined > 0) {
+                log_warn("%s rule=%s starttls=%s: STARTTLS refused: it "
+                         "came before the program had answered the "
+                         "commands it read (pipelined, or injected)",
+                         peer_desc(c, desc, sizeof(desc)), c->rule->name,
+                         c->rule->starttls);
+                st->pipelined = 0;
+            } else if (st->refused > 0)
                 log_info("%s rule=%s starttls=%s: %s refused before "
                          "STARTTLS (starttls_required = yes)",
                          peer_desc(c, desc, sizeof(desc)), c->rule->name,
