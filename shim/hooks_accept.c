@@ -29,35 +29,57 @@ listen_action(const struct policy *p, const struct policy_rule *r)
 }
 
 /* An active-mode data connection of a starttls = ftp session: the
- * program accepted what the server connected.  1 when fd became a TLS
- * client connection (RFC 4217: the FTP client is the TLS client). */
-static int
+ * program accepted what the server connected.  KEEP when fd became a TLS
+ * client connection (RFC 4217: the FTP client is the TLS client), REFUSE
+ * when it must be closed (a stranger on the expected port, or the TLS
+ * connection could not be set up), FAIL when no expectation concerns it
+ * (the caller goes on with the listen rules). */
+static enum verdict
 ftp_data_accepted(int fd, const struct sockaddr *peer, socklen_t plen)
 {
     struct sockaddr_storage local;
     socklen_t llen = sizeof(local);
     struct ftpdata_expect data;
     struct conn *c, *old;
-    char paddr[80];
-    int ok;
+    char laddr[80], paddr[80];
+    int ok, taken;
 
     if (!shim_is_inet_stream(fd) ||
-        getsockname(fd, (struct sockaddr *)&local, &llen) < 0 ||
-        !ftpdata_take(1, (struct sockaddr *)&local, peer, &data))
-        return 0;
+        getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
+        return FAIL;
+    taken = ftpdata_take(1, (struct sockaddr *)&local, peer, &data);
+    if (taken == 0)
+        return FAIL;
+    util_addr_str((struct sockaddr *)&local, laddr, sizeof(laddr));
+    util_addr_str(peer, paddr, sizeof(paddr));
+    if (taken < 0) {
+        log_error("accept %s from %s refused: an ftp data connection "
+                  "(active) is expected on this port from the control "
+                  "connection's server, not from this peer (port stealing?)",
+                  laddr, paddr);
+        report_refused(POLICY_ROLE_SERVER, NULL, POLICY_DENY, peer, NULL,
+                       (struct sockaddr *)&local, "denied",
+                       "ftp data connection from another peer");
+        return REFUSE;
+    }
     shim_register_exit();
-    if ((c = conn_new_ftp_data(fd, &data, peer, plen, 1)) == NULL)
-        return 0;
+    if ((c = conn_new_ftp_data(fd, &data, peer, plen, 1)) == NULL) {
+        log_error("accept %s from %s rule=%s refused: ftp data connection: "
+                  "out of memory", laddr, paddr, data.rule->name);
+        return REFUSE;
+    }
     old = fdtable_exchange(fd, c, &ok);
     if (!ok) {
         conn_put(c);
-        return 0;
+        log_error("accept %s from %s rule=%s refused: ftp data connection: "
+                  "out of memory", laddr, paddr, data.rule->name);
+        return REFUSE;
     }
     if (old != NULL)
         conn_forget_fd(old, fd);
     log_flow("fd %d: ftp data connection from %s (active) rule=%s", fd,
-             util_addr_str(peer, paddr, sizeof(paddr)), data.rule->name);
-    return 1;
+             paddr, data.rule->name);
+    return KEEP;
 }
 
 /* Decide about fd, accepted on lfd from peer; a TLS connection is put in
@@ -73,8 +95,11 @@ judge(int lfd, int fd, const struct sockaddr *peer, socklen_t plen)
     struct conn *c, *old;
     int ok;
 
-    if (ftpdata_any() && ftp_data_accepted(fd, peer, plen))
-        return KEEP;
+    if (ftpdata_any()) {
+        enum verdict v = ftp_data_accepted(fd, peer, plen);
+        if (v != FAIL)
+            return v;
+    }
     if (p != NULL && !p->has_listen &&
         p->global.default_listen_action == POLICY_PLAIN)
         return KEEP;

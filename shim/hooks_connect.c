@@ -399,19 +399,44 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
         errno = EACCES;
         return -1;
     }
-    /* the data connection of an ftp session: TLS whatever the rules say
-     * about its port (it resumes the control connection's session) */
-    if (ftpdata_any()) {
-        struct ftpdata_expect data;
-        if (ftpdata_take(0, sa, NULL, &data))
-            return connect_tls(fd, sa, len, data.rule, "", &data);
-    }
+    struct ftpdata_expect data;
+    int taken = ftpdata_any() ? ftpdata_take(0, sa, NULL, &data) : 0;
     if (choose_rule(p, sa, &rule, name, sizeof(name)) < 0) {
         log_error("connect %s refused: ambiguous name (several names were "
                   "looked up for this address by other threads)",
                   util_addr_str(sa, addr, sizeof(addr)));
         report_refused(POLICY_ROLE_CLIENT, NULL, POLICY_DENY, sa, NULL,
                        NULL, "denied", "ambiguous name");
+        errno = EACCES;
+        return -1;
+    }
+    /* the data connection of an ftp session: TLS (it resumes the control
+     * connection's session) unless another rule that denies or verifies
+     * matches the address; a plain or audit rule never makes it plain */
+    if (taken != 0 && rule != NULL && rule != (taken > 0 ? data.rule : NULL) &&
+        action_of(p, rule) != POLICY_PLAIN &&
+        action_of(p, rule) != POLICY_AUDIT) {
+        log_info("connect %s rule=%s: an ftp data connection was expected "
+                 "here; the rule that matches the address applies",
+                 util_addr_str(sa, addr, sizeof(addr)), rule->name);
+    } else if (taken > 0) {
+        return connect_tls(fd, sa, len, data.rule, "", &data);
+    } else if (taken == -2) {
+        log_error("connect %s refused: the data connection an ftp session "
+                  "with this server asked for was not found; no rule names "
+                  "this port, and it could carry the transfer in plaintext",
+                  util_addr_str(sa, addr, sizeof(addr)));
+        report_refused(POLICY_ROLE_CLIENT, rule, POLICY_DENY, sa, NULL, NULL,
+                       "denied", "ftp data connection not found");
+        errno = EACCES;
+        return -1;
+    } else if (taken < 0) {
+        log_error("connect %s refused: an ftp server named this address "
+                  "for a data connection, not its own; only a data "
+                  "connection to the control connection's server is "
+                  "trusted", util_addr_str(sa, addr, sizeof(addr)));
+        report_refused(POLICY_ROLE_CLIENT, rule, POLICY_DENY, sa, NULL, NULL,
+                       "denied", "ftp data connection to another address");
         errno = EACCES;
         return -1;
     }

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -487,7 +488,8 @@ conn_new_client(int fd, const struct policy_rule *rule,
                  rule->index, c->verify_name, c->verify_name,
                  util_addr_port(peer));
     /* starttls = ftp: the data connections are found on the control
-     * stream (without the watch they would simply fail, never go plain) */
+     * stream; one that is not found is refused (ftp_blind), since a
+     * program that uploads would send its data in plaintext */
     if (rule->starttls != NULL && strcmp(rule->starttls, "ftp") == 0)
         c->ftp = calloc(1, sizeof(*c->ftp));
     pthread_mutex_unlock(&c->lock);
@@ -1243,7 +1245,14 @@ offer_step(struct conn *c)
             return 0;
         case STSRV_REPLY:
             stsrv_flush_hold(st);
-            if (st->refused > 0)
+            if (st->pipelined > 0) {
+                log_warn("%s rule=%s starttls=%s: STARTTLS refused: it "
+                         "came before the program had answered the "
+                         "commands it read (pipelined, or injected)",
+                         peer_desc(c, desc, sizeof(desc)), c->rule->name,
+                         c->rule->starttls);
+                st->pipelined = 0;
+            } else if (st->refused > 0)
                 log_info("%s rule=%s starttls=%s: %s refused before "
                          "STARTTLS (starttls_required = yes)",
                          peer_desc(c, desc, sizeof(desc)), c->rule->name,
@@ -1336,8 +1345,32 @@ offer_write(struct conn *c, const void *buf, size_t len, short *ev)
 
 /* --- starttls = ftp: the data connections -------------------------------- */
 
-/* A data connection will be made as line says: expect it.  Lock held. */
+/* A data connection was asked for and not found (why), or (on = 0) the
+ * transfer is over: connections to the control server on ports no rule
+ * names are refused meanwhile.  Lock held. */
 static void
+ftp_blind(struct conn *c, int on, const char *why)
+{
+    unsigned char ip[16];
+    char addr[80];
+
+    if (!ftpdata_ip16((struct sockaddr *)&c->peer, ip) ||
+        c->ftp->blind == on)
+        return;
+    c->ftp->blind = on;
+    ftpdata_blind(ip, on, util_now_ms() +
+                          (int64_t)c->rule->handshake_timeout * 1000 + 60000);
+    if (on)
+        log_error("fd %d: ftp data connection not found (%s): connections "
+                  "to %s on ports no rule names are refused until the "
+                  "transfer ends", c->fd, why,
+                  util_ip_str((struct sockaddr *)&c->peer, addr,
+                              sizeof(addr)));
+}
+
+/* A data connection will be made as line says: expect it.  Lock held.
+ * 0, or -1 when it could not be recorded. */
+static int
 ftp_expect(struct conn *c, int active, const unsigned char ip[16],
            int has_ip, unsigned port)
 {
@@ -1350,40 +1383,88 @@ ftp_expect(struct conn *c, int active, const unsigned char ip[16],
     e.has_ip = has_ip;
     e.port = port;
     if (!ftpdata_ip16((struct sockaddr *)&c->peer, e.peer_ip))
-        return;
+        return -1;
+    if (!active && has_ip && memcmp(ip, e.peer_ip, 16) != 0)
+        log_warn("fd %d: the ftp server named another address than its "
+                 "own in its passive answer; the data connection is "
+                 "expected at %s (the other address is refused unless a "
+                 "rule matches it)", c->fd,
+                 util_addr_str((struct sockaddr *)&c->peer, addr,
+                               sizeof(addr)));
     e.rule = c->rule;
     util_strlcpy(e.verify_name, c->verify_name, sizeof(e.verify_name));
     util_strlcpy(e.sni, c->sni, sizeof(e.sni));
     util_strlcpy(e.session_key, c->session_key, sizeof(e.session_key));
     e.expires_ms = util_now_ms() + (int64_t)c->rule->handshake_timeout * 1000 +
                    60000;
-    ftpdata_expect(&e);
+    if (ftpdata_expect(&e) < 0) {
+        log_error("fd %d: ftp data connection (%s) on port %u not "
+                  "recorded: too many expected at once", c->fd,
+                  active ? "active" : "passive", port);
+        return -1;
+    }
     log_flow("fd %d: ftp data connection expected (%s) on port %u of %s",
              c->fd, active ? "active" : "passive", port,
              has_ip ? "the address named" : util_addr_str(
                  (struct sockaddr *)&c->peer, addr, sizeof(addr)));
+    return 0;
+}
+
+/* The verb of a control line is v (4 letters, then the end or a space). */
+static int
+ftp_verb(const char *line, const char *v)
+{
+    return strncasecmp(line, v, 4) == 0 && (line[4] == '\0' || line[4] == ' ');
 }
 
 static void
 ftp_server_line(void *arg, const char *line)
 {
+    struct conn *c = arg;
     unsigned char ip[16];
     unsigned port;
     int has_ip;
 
-    if (ftpdata_parse_reply(line, ip, &has_ip, &port))
-        ftp_expect(arg, 0, ip, has_ip, port);
+    if (ftpdata_parse_reply(line, ip, &has_ip, &port)) {
+        c->ftp->asked = 0;
+        if (ftp_expect(c, 0, ip, has_ip, port) < 0)
+            ftp_blind(c, 1, "too many expected at once");
+        return;
+    }
+    if (!(line[0] >= '1' && line[0] <= '5' && line[1] >= '0' &&
+          line[1] <= '9' && line[2] >= '0' && line[2] <= '9' &&
+          (line[3] == ' ' || line[3] == '\0')))
+        return;                 /* not a final reply line */
+    if (c->ftp->asked && (strncmp(line, "227", 3) == 0 ||
+                          strncmp(line, "229", 3) == 0)) {
+        c->ftp->asked = 0;
+        ftp_blind(c, 1, "a passive answer not understood");
+        return;
+    }
+    c->ftp->asked = 0;
+    /* the transfer is over (or refused) */
+    if (c->ftp->blind && (strncmp(line, "226", 3) == 0 ||
+                          strncmp(line, "250", 3) == 0 ||
+                          line[0] == '4' || line[0] == '5'))
+        ftp_blind(c, 0, NULL);
 }
 
 static void
 ftp_program_line(void *arg, const char *line)
 {
+    struct conn *c = arg;
     unsigned char ip[16];
     unsigned port;
     int has_ip;
 
-    if (ftpdata_parse_command(line, ip, &has_ip, &port))
-        ftp_expect(arg, 1, ip, has_ip, port);
+    if (ftpdata_parse_command(line, ip, &has_ip, &port)) {
+        if (ftp_expect(c, 1, ip, has_ip, port) < 0)
+            ftp_blind(c, 1, "too many expected at once");
+    } else if (ftp_verb(line, "PASV") || ftp_verb(line, "EPSV")) {
+        c->ftp->asked = 1;
+    } else if (ftp_verb(line, "PORT") || ftp_verb(line, "EPRT")) {
+        ftp_blind(c, 1, "an active-mode command not understood");
+    }
 }
 
 /* Plaintext on an ftp control connection after its dialogue.  Lock held. */

@@ -26,19 +26,29 @@ ftpdata_feed(struct ftpdata_lines *l, const void *buf, size_t n,
 
     for (size_t i = 0; i < n; i++) {
         if (p[i] == '\n') {
-            if (!l->overflow) {
-                if (l->len > 0 && l->line[l->len - 1] == '\r')
-                    l->len--;
-                l->line[l->len] = '\0';
-                fn(arg, l->line);
-            }
+            if (l->len > 0 && l->line[l->len - 1] == '\r')
+                l->len--;
+            l->line[l->len] = '\0';
+            fn(arg, l->line);
             l->len = 0;
             l->overflow = 0;
             continue;
         }
         if (l->len + 1 >= sizeof(l->line)) {
+            /* A long line: its first bytes (the reply code or verb) and
+             * its tail, where the address is, are what matter.  Half of
+             * the rest goes, and the remains of a number cut in two with
+             * it, so that no number is made of pieces. */
+            size_t drop = (l->len - FTPDATA_HEAD) / 2;
+            while (FTPDATA_HEAD + drop < l->len &&
+                   ((l->line[FTPDATA_HEAD + drop] >= '0' &&
+                     l->line[FTPDATA_HEAD + drop] <= '9') ||
+                    l->line[FTPDATA_HEAD + drop] == ','))
+                drop++;
+            memmove(l->line + FTPDATA_HEAD, l->line + FTPDATA_HEAD + drop,
+                    l->len - FTPDATA_HEAD - drop);
+            l->len -= drop;
             l->overflow = 1;
-            continue;
         }
         l->line[l->len++] = (char)p[i];
     }
@@ -139,7 +149,7 @@ ftpdata_parse_reply(const char *line, unsigned char ip[16], int *has_ip,
             }
         return 0;
     }
-    if (strncmp(line, "229 ", 4) == 0 && (open = strchr(line, '(')) != NULL)
+    if (strncmp(line, "229 ", 4) == 0 && (open = strrchr(line, '(')) != NULL)
         return extended(open + 1, 1, ip, has_ip, port);
     return 0;
 }
@@ -187,24 +197,117 @@ port_of(const struct sockaddr *sa)
 /* guarded by expect_lock; expect_count is read without it (a hint) */
 static pthread_mutex_t expect_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ftpdata_expect expects[EXPECT_SLOTS];
-static unsigned expect_next;
 static atomic_int expect_count;
 
-void
+/* The control servers whose data connection was not found (BLIND_SLOTS;
+ * beyond that, every address until blind_all_until). */
+#define BLIND_SLOTS 16
+struct blind {
+    int on;
+    unsigned char ip[16];
+    int64_t expires_ms;
+};
+static struct blind blinds[BLIND_SLOTS];
+static int64_t blind_all_until;
+static atomic_int blind_count;
+
+int
 ftpdata_expect(const struct ftpdata_expect *e)
 {
+    int64_t now = util_now_ms();
+    int rv = -1;
+
     pthread_mutex_lock(&expect_lock);
-    struct ftpdata_expect *slot = &expects[expect_next++ % EXPECT_SLOTS];
-    if (slot->rule == NULL)
-        atomic_fetch_add(&expect_count, 1);
-    *slot = *e;
+    for (unsigned i = 0; i < EXPECT_SLOTS; i++) {
+        struct ftpdata_expect *slot = &expects[i];
+        if (slot->rule != NULL && slot->expires_ms < now) {
+            slot->rule = NULL;
+            atomic_fetch_sub(&expect_count, 1);
+        }
+        if (slot->rule == NULL && rv < 0) {
+            *slot = *e;
+            atomic_fetch_add(&expect_count, 1);
+            rv = 0;
+        }
+    }
     pthread_mutex_unlock(&expect_lock);
+    return rv;
 }
 
 int
 ftpdata_any(void)
 {
-    return atomic_load(&expect_count) > 0;
+    return atomic_load(&expect_count) > 0 || atomic_load(&blind_count) > 0;
+}
+
+void
+ftpdata_blind(const unsigned char peer_ip[16], int on, int64_t expires_ms)
+{
+    pthread_mutex_lock(&expect_lock);
+    int done = 0;
+    for (unsigned i = 0; i < BLIND_SLOTS; i++) {
+        struct blind *b = &blinds[i];
+        if (b->on && memcmp(b->ip, peer_ip, 16) == 0) {
+            if (on) {
+                b->expires_ms = expires_ms;
+            } else {
+                b->on = 0;
+                atomic_fetch_sub(&blind_count, 1);
+            }
+            done = 1;
+            break;
+        }
+    }
+    for (unsigned i = 0; i < BLIND_SLOTS && on && !done; i++) {
+        struct blind *b = &blinds[i];
+        if (b->on)
+            continue;
+        b->on = 1;
+        memcpy(b->ip, peer_ip, 16);
+        b->expires_ms = expires_ms;
+        atomic_fetch_add(&blind_count, 1);
+        done = 1;
+    }
+    if (on && !done) {
+        /* no room: blind for every address, which fails closed */
+        if (blind_all_until == 0)
+            atomic_fetch_add(&blind_count, 1);
+        blind_all_until = expires_ms;
+    } else if (!on && blind_all_until != 0) {
+        blind_all_until = 0;
+        atomic_fetch_sub(&blind_count, 1);
+    }
+    pthread_mutex_unlock(&expect_lock);
+}
+
+/* Whether connections to ip are refused for want of an expectation.
+ * expect_lock held. */
+static int
+blind_to(const unsigned char ip[16], int64_t now)
+{
+    int hit = 0;
+
+    if (blind_all_until != 0) {
+        if (blind_all_until < now) {
+            blind_all_until = 0;
+            atomic_fetch_sub(&blind_count, 1);
+        } else {
+            hit = 1;
+        }
+    }
+    for (unsigned i = 0; i < BLIND_SLOTS; i++) {
+        struct blind *b = &blinds[i];
+        if (!b->on)
+            continue;
+        if (b->expires_ms < now) {
+            b->on = 0;
+            atomic_fetch_sub(&blind_count, 1);
+            continue;
+        }
+        if (memcmp(b->ip, ip, 16) == 0)
+            hit = 1;
+    }
+    return hit;
 }
 
 int
@@ -214,7 +317,7 @@ ftpdata_take(int active, const struct sockaddr *addr,
     unsigned char ip[16], pip[16];
     unsigned port = port_of(addr);
     int64_t now = util_now_ms();
-    int found = 0;
+    int found = 0, stranger = 0;
 
     if (!ftpdata_ip16(addr, ip) || (peer != NULL && !ftpdata_ip16(peer, pip)))
         return 0;
@@ -231,22 +334,31 @@ ftpdata_take(int active, const struct sockaddr *addr,
         if (e->active != active || e->port != port)
             continue;
         if (!active) {
-            /* to the address the server named, or to the control
-             * connection's server (clients that ignore 227's address) */
-            if (!(e->has_ip && memcmp(e->ip, ip, 16) == 0) &&
-                memcmp(e->peer_ip, ip, 16) != 0)
+            /* to the control connection's server only (the address a
+             * 227 answer names is taken when it is the server's own, as
+             * clients that ignore it do); the other address a hostile
+             * server named is refused unless a rule decides */
+            if (memcmp(e->peer_ip, ip, 16) != 0) {
+                if (e->has_ip && memcmp(e->ip, ip, 16) == 0)
+                    stranger = 1;
                 continue;
+            }
         } else {
-            /* on the address the program named, from the server */
+            /* on the address the program named, from the server; any
+             * other connection to the port is a stranger's (port
+             * stealing): the expectation stays for the server's */
             if ((e->has_ip && memcmp(e->ip, ip, 16) != 0) || peer == NULL ||
-                memcmp(e->peer_ip, pip, 16) != 0)
+                memcmp(e->peer_ip, pip, 16) != 0) {
+                stranger = 1;
                 continue;
+            }
         }
         *out = *e;
         e->rule = NULL;
         atomic_fetch_sub(&expect_count, 1);
         found = 1;
     }
+    int blind = !found && !stranger && !active && blind_to(ip, now);
     pthread_mutex_unlock(&expect_lock);
-    return found;
+    return found ? 1 : stranger ? -1 : blind ? -2 : 0;
 }

@@ -23,18 +23,22 @@
 
 #define FTPDATA_LINE_MAX 160
 #define FTPDATA_NAME_MAX 256
+#define FTPDATA_HEAD 4           /* kept of a long line: the reply code */
 
 /* The lines of one direction of the control stream, as they pass. */
 struct ftpdata_lines {
     char line[FTPDATA_LINE_MAX];
     size_t len;
-    int overflow;              /* the current line is longer: ignored */
+    int overflow;              /* the current line is longer: its head
+                                * and its tail are kept */
 };
 
 /* Both directions of one control connection. */
 struct ftpdata_watch {
     struct ftpdata_lines from_server;   /* 227 and 229 answers */
     struct ftpdata_lines from_program;  /* PORT and EPRT commands */
+    int asked;                 /* PASV/EPSV sent, its answer awaited */
+    int blind;                 /* a data connection was not found */
 };
 
 /* Feed bytes; calls fn(arg, line) for every complete line (no line end,
@@ -70,16 +74,30 @@ struct ftpdata_expect {
     int64_t expires_ms;
 };
 
-/* Record an expectation (the oldest is forgotten when the table is
- * full). */
-void ftpdata_expect(const struct ftpdata_expect *e);
+/* Record an expectation: 0, or -1 when the table is full of live ones
+ * (none is ever overwritten: the caller refuses blind, ftpdata_blind). */
+int ftpdata_expect(const struct ftpdata_expect *e);
+/* A control connection to peer_ip asked for a data connection that was
+ * not found (a reply not understood, a full table): until on = 0 or
+ * expires_ms, a passive connection to peer_ip that no expectation
+ * matches makes ftpdata_take answer -1. */
+void ftpdata_blind(const unsigned char peer_ip[16], int on,
+                   int64_t expires_ms);
 /* 1 when any expectation is recorded: the hooks' cheap test. */
 int ftpdata_any(void);
 /*
  * Take the expectation that a connection matches, if any: passive
  * (active = 0), the program connects to addr; active, the program
  * accepted on addr from peer.  1 with *out filled (and the entry gone),
- * 0 when none matches.
+ * 0 when none matches, -1 when the connection must not be kept plain:
+ * active, the port is one an expectation waits on but the local address
+ * or the peer is not the expected one (a stranger: refused; the
+ * expectation stays for the server's connection); passive, the address
+ * is one a 227 answer named that is not the control connection's server
+ * (refused unless a rule of its own decides); -2, passive, when none
+ * matches but a control connection to that address is blind
+ * (ftpdata_blind): refused unless a rule decides.  Passive connections
+ * match the control connection's server only.
  */
 int ftpdata_take(int active, const struct sockaddr *addr,
                  const struct sockaddr *peer, struct ftpdata_expect *out);

@@ -77,7 +77,24 @@ stsrv_consume_pass(struct stsrv *st, size_t n)
 {
     if (n > st->pass)
         n = st->pass;
+    if (n > 0)
+        st->unanswered = 1;
     consume(st, n);
+}
+
+/* STARTTLS while the program has not answered what it read: its answer
+ * would go out inside TLS, as the answer to the client's first command
+ * there (a command injected before STARTTLS, or pipelined: RFC 3207
+ * wants STARTTLS answered after everything before it).  Refused with
+ * the protocol's error; the client may ask again once it has its
+ * answers. */
+static int
+pipelined(struct stsrv *st)
+{
+    if (!st->unanswered)
+        return 0;
+    st->pipelined++;
+    return 1;
 }
 
 static enum stsrv_status
@@ -176,6 +193,11 @@ smtp_command(struct stsrv *st, const unsigned char *l, size_t n)
                         "parameters allowed)\r\n");
             return REFUSE;
         }
+        if (pipelined(st)) {
+            (void)reply(st, STSRV_REPLY, "503 5.5.1 STARTTLS sent before "
+                        "the answers to earlier commands\r\n");
+            return REFUSE;
+        }
         (void)reply(st, STSRV_UPGRADE, "220 2.0.0 Ready to start TLS\r\n");
         return UPGRADE;
     }
@@ -205,6 +227,11 @@ pop3_command(struct stsrv *st, const unsigned char *l, size_t n)
         if (pos < len) {
             note_refused(st, verb);
             (void)reply(st, STSRV_REPLY, "-ERR STLS takes no arguments\r\n");
+            return REFUSE;
+        }
+        if (pipelined(st)) {
+            (void)reply(st, STSRV_REPLY, "-ERR STLS sent before the "
+                        "answers to earlier commands\r\n");
             return REFUSE;
         }
         (void)reply(st, STSRV_UPGRADE, "+OK Begin TLS negotiation\r\n");
@@ -297,6 +324,11 @@ imap_command(struct stsrv *st, const unsigned char *l, size_t n)
             imap_follow(st, l, n, 1);
             return REFUSE;
         }
+        if (pipelined(st)) {
+            (void)reply(st, STSRV_REPLY, "%s BAD STARTTLS sent before the "
+                        "answers to earlier commands\r\n", tag);
+            return REFUSE;
+        }
         (void)reply(st, STSRV_UPGRADE, "%s OK Begin TLS negotiation "
                     "now\r\n", tag);
         return UPGRADE;
@@ -318,6 +350,21 @@ imap_command(struct stsrv *st, const unsigned char *l, size_t n)
     }
     if (!st->required && tag_ok && one_of(verb, final))
         return RELEASE;
+    /* starttls_required: a literal is never believed before STARTTLS
+     * (its bytes would reach the program unchecked, and a server that
+     * rejects the line reads them as commands); none of the allowed
+     * commands needs one */
+    if (st->required) {
+        size_t size;
+        int nosync;
+        if (imap_literal(l, len, &size, &nosync)) {
+            note_refused(st, verb);
+            (void)reply(st, STSRV_REPLY, "%s BAD No literals before "
+                        "STARTTLS\r\n", tag);
+            imap_follow(st, l, n, 1);
+            return REFUSE;
+        }
+    }
     imap_follow(st, l, n, 0);
     return PASS;
 }
@@ -608,6 +655,8 @@ stsrv_from_program(struct stsrv *st, const void *buf, size_t len)
             st->raw_line = 1;
         }
     }
+    if (taken > 0)
+        st->unanswered = 0;
     return taken;
 }
 

@@ -51,6 +51,10 @@ struct stsrv {
     int cont;                  /* imap: the next line continues a command */
     int drop;                  /* imap: ...a refused one, dropped */
     size_t literal;            /* imap: literal bytes still to come */
+    int unanswered;            /* the program read bytes of the client and
+                                * has not written since: STARTTLS now
+                                * would put its answer inside TLS */
+    unsigned pipelined;        /* STARTTLS refused for that */
 
     /* tlsshim's own answer to the client */
     char reply[STSRV_REPLY_MAX];

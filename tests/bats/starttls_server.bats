@@ -270,6 +270,34 @@ make_message() {
     assert_output 1
 }
 
+@test "smtp: STARTTLS before the program answered an earlier command is refused, never answered inside TLS" {
+    spolicy smtp
+    # a pipelining server: it answers NOOP only once FIONREAD says the
+    # client has nothing more waiting, which it asks after reading NOOP
+    serve smtp --style pipelining
+    # NOOP injected before the client's STARTTLS, in the same segment
+    run talk '<' '>NOOP\r\nSTARTTLS\r\n' '<' '<' '>QUIT\r\n' '<'
+    assert_success
+    assert_line --index 1 "S: 503 5.5.1 STARTTLS sent before the answers to earlier commands"
+    assert_line --index 2 "S: 250 2.0.0 ok"
+    assert_line --index 3 "S: 221 2.0.0 bye"
+    refute_line --partial "Ready to start TLS"
+    lines_are "['NOOP\r\n', 'QUIT\r\n']"
+    run grep -c "warning: accept 127.0.0.1:$PORT from .* rule=mail starttls=smtp: STARTTLS refused: it came before the program had answered the commands it read (pipelined, or injected)" "$T/shim.log"
+    assert_output 1
+}
+
+@test "smtp: STARTTLS after the program answered goes on to TLS with a pipelining server" {
+    spolicy smtp
+    serve smtp --style pipelining
+    run talk '<' '>EHLO client.test\r\n' '<' '>STARTTLS\r\n' '<' tls \
+        '>EHLO client.test\r\n' '<' '>QUIT\r\n' '<'
+    assert_success
+    assert_line "S: 220 2.0.0 Ready to start TLS"
+    assert_line "TLS TLSv1.3"
+    lines_are "['EHLO client.test\r\n', 'EHLO client.test\r\n', 'QUIT\r\n']"
+}
+
 @test "imap and pop3: commands injected after STARTTLS/STLS never reach the program" {
     spolicy imap
     serve imap
@@ -348,6 +376,21 @@ make_message() {
     assert_line --index 9 "S: a6 OK [CAPABILITY IMAP4rev1] logged in"
     lines_are "['a1 CAPABILITY\r\n', 'a5 CAPABILITY\r\n', 'a6 LOGIN user secret\r\n', 'a7 LOGOUT\r\n']"
     report_is outcome ok
+}
+
+@test "starttls_required = yes: an imap literal before STARTTLS is refused, its bytes never reach the program" {
+    spolicy imap "starttls_required = yes"
+    serve imap
+    # the literal hides a LOGIN that a server rejecting the first line
+    # would read as a command
+    run talk '<' '>a ID {19+}\r\nb LOGIN user pass\r\n)\r\n' '<a' \
+        '>c NOOP {5}\r\n' '<c' '>d LOGOUT\r\n' '<d'
+    assert_success
+    assert_line --index 1 "S: a BAD No literals before STARTTLS"
+    assert_line --index 2 "S: c BAD No literals before STARTTLS"
+    lines_are "['d LOGOUT\r\n']"
+    run grep -c "rule=mail starttls=imap: ID refused before STARTTLS (starttls_required = yes)" "$T/shim.log"
+    assert_output 1
 }
 
 @test "starttls_required = yes: pop3 USER before STLS gets -ERR from tlsshim" {

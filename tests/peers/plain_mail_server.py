@@ -4,9 +4,11 @@ program to which tlsshim adds STARTTLS, so it knows nothing of TLS (a
 STARTTLS or STLS that reaches it is answered as an unknown command, and
 recorded).
 
-Styles: thread (blocking sockets, a thread per connection) or async
+Styles: thread (blocking sockets, a thread per connection), async
 (asyncio: non-blocking sockets and epoll, as event-loop servers are
-written). Prints READY once listening.
+written) or pipelining (as thread, but answers are buffered and sent
+only when FIONREAD says no more input is waiting, as pipelining SMTP
+servers do). Prints READY once listening.
 
 --record FILE gets one JSON line per connection when it ends: conn
 (accept order), lines (every command line received, as latin-1 text,
@@ -18,10 +20,13 @@ that IMAP FETCH and POP3 RETR return.
 
 import argparse
 import asyncio
+import fcntl
 import hashlib
 import json
 import socket
+import struct
 import sys
+import termios
 import threading
 
 lock = threading.Lock()
@@ -33,7 +38,7 @@ def parse_args():
     p.add_argument("--proto", required=True, choices=("smtp", "imap", "pop3"))
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--style", default="thread", choices=("thread", "async"))
+    p.add_argument("--style", default="thread", choices=("thread", "async", "pipelining"))
     p.add_argument("--record", help="append one JSON line per connection")
     p.add_argument("--message", help="the message FETCH and RETR return")
     p.add_argument("--ehlo-single", action="store_true",
@@ -202,6 +207,32 @@ class BlockingIO:
         self.sock.sendall(data)
 
 
+class PipeliningIO(BlockingIO):
+    """Answers kept until the client has nothing more waiting."""
+
+    def __init__(self, sock):
+        super().__init__(sock)
+        self.out = b""
+
+    async def readline(self):
+        while b"\n" not in self.buf and self.out:
+            waiting = struct.unpack("i", fcntl.ioctl(
+                self.sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+            if waiting > 0:
+                break
+            self.sock.sendall(self.out)
+            self.out = b""
+        return await super().readline()
+
+    async def write(self, data):
+        self.out += data
+
+    def flush(self):
+        if self.out:
+            self.sock.sendall(self.out)
+            self.out = b""
+
+
 class AsyncIO:
     def __init__(self, reader, writer):
         self.reader, self.writer = reader, writer
@@ -215,9 +246,14 @@ class AsyncIO:
 
 
 def serve_thread(args, conn):
-    s = Session(args, BlockingIO(conn))
+    io = PipeliningIO(conn) if args.style == "pipelining" else BlockingIO(conn)
+    s = Session(args, io)
     try:
         asyncio.run(s.run())
+        if args.style == "pipelining":
+            io.flush()
+    except OSError:
+        pass
     finally:
         conn.close()
         record(args, s)

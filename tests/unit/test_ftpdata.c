@@ -121,9 +121,38 @@ main(void)
     memset(big, 'x', sizeof(big));
     big[sizeof(big) - 1] = '\n';
     ftpdata_feed(&l, big, sizeof(big), on_line, NULL);
+    CHECK_INT(lines_seen, 3);   /* a long line: its head and tail */
+    CHECK_INT(strlen(last_line) < FTPDATA_LINE_MAX, 1);
     ftpdata_feed(&l, "226 done\r\n", 10, on_line, NULL);
-    CHECK_INT(lines_seen, 3);
+    CHECK_INT(lines_seen, 4);
     CHECK_STR(last_line, "226 done");
+
+    /* long 227 and 229 answers (text of digits and commas before the
+     * address) still give their address */
+    unit_row("%s", "long answers");
+    static const char *const longs[] = {"227 ", "229 "};
+    for (int pad = 150; pad < 1200; pad += 37) {
+        for (int k = 0; k < 2; k++) {
+            char text[1400];
+            unsigned char ip[16], want[16];
+            unsigned port = 0;
+            int has_ip = 0, n;
+            n = snprintf(text, sizeof(text), "%s", longs[k]);
+            for (int i = 0; i < pad; i++)
+                text[n++] = (char)(i % 7 == 0 ? ',' : '0' + i % 10);
+            n += snprintf(text + n, sizeof(text) - (size_t)n, "%s",
+                          k == 0 ? " (127,0,0,1,94,27).\r\n"
+                                 : " (|||6446|)\r\n");
+            memset(&l, 0, sizeof(l));
+            ftpdata_feed(&l, text, (size_t)n, on_line, NULL);
+            CHECK_INT(ftpdata_parse_reply(last_line, ip, &has_ip, &port), 1);
+            CHECK_INT(port, k == 0 ? 24091u : 6446u);
+            if (k == 0) {
+                want_ip("127.0.0.1", want);
+                CHECK(memcmp(ip, want, 16) == 0);
+            }
+        }
+    }
 
     /* the table: passive matches the named address or the control peer,
      * active needs the server as peer; each is taken once */
@@ -154,16 +183,72 @@ main(void)
     e.has_ip = 1;
     want_ip("127.0.0.1", e.ip);
     ftpdata_expect(&e);
+    /* a stranger on the expected port, or the port on another local
+     * address: refused (-1), the expectation stays for the server */
     CHECK_INT(ftpdata_take(1, (struct sockaddr *)&to,
-                           (struct sockaddr *)&stranger, &got), 0);
+                           (struct sockaddr *)&stranger, &got), -1);
     CHECK_INT(ftpdata_take(1, (struct sockaddr *)&other,
-                           (struct sockaddr *)&server, &got), 0);
+                           (struct sockaddr *)&server, &got), -1);
+    CHECK_INT(ftpdata_take(1, (struct sockaddr *)&wrongport,
+                           (struct sockaddr *)&stranger, &got), 0);
     CHECK_INT(ftpdata_take(1, (struct sockaddr *)&to,
                            (struct sockaddr *)&server, &got), 1);
+    CHECK_INT(ftpdata_take(1, (struct sockaddr *)&to,
+                           (struct sockaddr *)&stranger, &got), 0);
+
+    /* a 227 answer that named another host than the control server's:
+     * a connection there is refused (-1), one to the control server's
+     * port is the data connection */
+    struct sockaddr_in named = v4("127.0.0.3", 5000);
+    e.active = 0;
+    want_ip("127.0.0.3", e.ip);
+    ftpdata_expect(&e);
+    CHECK_INT(ftpdata_take(0, (struct sockaddr *)&named, NULL, &got), -1);
+    CHECK_INT(ftpdata_take(0, (struct sockaddr *)&other, NULL, &got), 0);
+    CHECK_INT(ftpdata_take(0, (struct sockaddr *)&to, NULL, &got), 1);
+    CHECK_INT(ftpdata_take(0, (struct sockaddr *)&named, NULL, &got), 0);
+    /* named = the control server: the same as the control server */
+    want_ip("127.0.0.1", e.ip);
+    ftpdata_expect(&e);
+    CHECK_INT(ftpdata_take(0, (struct sockaddr *)&to, NULL, &got), 1);
 
     e.active = 0;
     e.expires_ms = util_now_ms() - 1;   /* expired: never matches */
-    ftpdata_expect(&e);
+    CHECK_INT(ftpdata_expect(&e), 0);
+    CHECK_INT(ftpdata_take(0, (struct sockaddr *)&to, NULL, &got), 0);
+    CHECK_INT(ftpdata_any(), 0);
+
+    /* a full table refuses the newest; no live entry is overwritten */
+    unit_row("%s", "full table");
+    e.expires_ms = util_now_ms() + 60000;
+    for (unsigned i = 0; i < 16; i++) {
+        e.port = 6000 + i;
+        CHECK_INT(ftpdata_expect(&e), 0);
+    }
+    e.port = 7000;
+    CHECK_INT(ftpdata_expect(&e), -1);
+    for (unsigned i = 0; i < 16; i++) {
+        struct sockaddr_in a = v4("127.0.0.1", (unsigned short)(6000 + i));
+        CHECK_INT(ftpdata_take(0, (struct sockaddr *)&a, NULL, &got), 1);
+    }
+    CHECK_INT(ftpdata_any(), 0);
+
+    /* blind: a connection to the control server that no expectation
+     * matches is refused until the transfer is over */
+    unit_row("%s", "blind");
+    unsigned char srv[16];
+    want_ip("127.0.0.1", srv);
+    ftpdata_blind(srv, 1, util_now_ms() + 60000);
+    CHECK_INT(ftpdata_any(), 1);
+    CHECK_INT(ftpdata_take(0, (struct sockaddr *)&to, NULL, &got), -2);
+    CHECK_INT(ftpdata_take(0, (struct sockaddr *)&other, NULL, &got), 0);
+    e.port = 5000;
+    CHECK_INT(ftpdata_expect(&e), 0);
+    CHECK_INT(ftpdata_take(0, (struct sockaddr *)&to, NULL, &got), 1);
+    ftpdata_blind(srv, 0, 0);
+    CHECK_INT(ftpdata_take(0, (struct sockaddr *)&to, NULL, &got), 0);
+    CHECK_INT(ftpdata_any(), 0);
+    ftpdata_blind(srv, 1, util_now_ms() - 1);   /* expired */
     CHECK_INT(ftpdata_take(0, (struct sockaddr *)&to, NULL, &got), 0);
     CHECK_INT(ftpdata_any(), 0);
     unit_row("%s", "");

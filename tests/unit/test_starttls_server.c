@@ -25,77 +25,104 @@ struct in_row {
     const char *program;     /* what the program may read, in order */
     const char *replies;     /* what tlsshim answers itself, in order */
     size_t discarded;        /* bytes thrown away after STARTTLS */
+    int silent;              /* the program does not answer what it reads
+                              * (else it writes a line after each) */
 };
 
 static const struct in_row in_rows[] = {
     /* SMTP */
     { "smtp: EHLO passes, STARTTLS is ours", STARTTLS_SMTP, 0,
       "EHLO a\r\nSTARTTLS\r\n", 0, STSRV_UPGRADE, "EHLO a\r\n",
-      "220 2.0.0 Ready to start TLS\r\n", 0 },
+      "220 2.0.0 Ready to start TLS\r\n", 0, 0 },
     { "smtp: a command after STARTTLS is discarded", STARTTLS_SMTP, 0,
       "starttls\r\nMAIL FROM:<x>\r\n", 0, STSRV_UPGRADE, "",
-      "220 2.0.0 Ready to start TLS\r\n", 15 },
+      "220 2.0.0 Ready to start TLS\r\n", 15, 0 },
     { "smtp: STARTTLS with an argument is refused", STARTTLS_SMTP, 0,
       "STARTTLS now\r\nNOOP\r\n", 0, STSRV_READ, "NOOP\r\n",
-      "501 5.5.4 Syntax error (no parameters allowed)\r\n", 0 },
+      "501 5.5.4 Syntax error (no parameters allowed)\r\n", 0, 0 },
     { "smtp: MAIL without STARTTLS: plaintext for good", STARTTLS_SMTP, 0,
       "EHLO a\r\nMAIL FROM:<x>\r\nRCPT TO:<y>\r\n", 0, STSRV_RELEASE,
-      "EHLO a\r\nMAIL FROM:<x>\r\nRCPT TO:<y>\r\n", "", 0 },
+      "EHLO a\r\nMAIL FROM:<x>\r\nRCPT TO:<y>\r\n", "", 0, 0 },
     { "smtp required: MAIL and AUTH refused, NOOP passes", STARTTLS_SMTP, 1,
       "MAIL FROM:<x>\r\nAUTH PLAIN x\r\nNOOP\r\nQUIT\r\n", 0, STSRV_READ,
       "NOOP\r\nQUIT\r\n",
       "530 5.7.0 Must issue a STARTTLS command first\r\n"
-      "530 5.7.0 Must issue a STARTTLS command first\r\n", 0 },
+      "530 5.7.0 Must issue a STARTTLS command first\r\n", 0, 0 },
     { "smtp required: an empty line is refused", STARTTLS_SMTP, 1,
       "\r\n", 0, STSRV_READ, "",
-      "530 5.7.0 Must issue a STARTTLS command first\r\n", 0 },
+      "530 5.7.0 Must issue a STARTTLS command first\r\n", 0, 0 },
     { "smtp: a last line without its end reaches the program at EOF",
-      STARTTLS_SMTP, 0, "QUIT", 1, STSRV_EOF, "QUIT", "", 0 },
+      STARTTLS_SMTP, 0, "QUIT", 1, STSRV_EOF, "QUIT", "", 0, 0 },
     { "smtp required: ...not when it would be refused", STARTTLS_SMTP, 1,
-      "MAIL", 1, STSRV_EOF, "", "", 0 },
+      "MAIL", 1, STSRV_EOF, "", "", 0, 0 },
     /* IMAP */
     { "imap: CAPABILITY passes, STARTTLS answered with the tag as sent",
       STARTTLS_IMAP, 0, "a1 CAPABILITY\r\nb.2 starttls\r\n", 0,
       STSRV_UPGRADE, "a1 CAPABILITY\r\n",
-      "b.2 OK Begin TLS negotiation now\r\n", 0 },
+      "b.2 OK Begin TLS negotiation now\r\n", 0, 0 },
     { "imap: LOGIN without STARTTLS: plaintext for good", STARTTLS_IMAP, 0,
-      "a1 LOGIN u p\r\n", 0, STSRV_RELEASE, "a1 LOGIN u p\r\n", "", 0 },
+      "a1 LOGIN u p\r\n", 0, STSRV_RELEASE, "a1 LOGIN u p\r\n", "", 0, 0 },
     { "imap required: LOGIN gets NO, SELECT gets BAD, NOOP passes",
       STARTTLS_IMAP, 1, "a1 LOGIN u p\r\na2 SELECT INBOX\r\na3 NOOP\r\n", 0,
       STSRV_READ, "a3 NOOP\r\n",
       "a1 NO [PRIVACYREQUIRED] Must issue a STARTTLS command first\r\n"
-      "a2 BAD Must issue a STARTTLS command first\r\n", 0 },
+      "a2 BAD Must issue a STARTTLS command first\r\n", 0, 0 },
     { "imap required: a bad tag gets an untagged BAD", STARTTLS_IMAP, 1,
       "(x) LOGIN\r\n", 0, STSRV_READ, "",
-      "* BAD Must issue a STARTTLS command first\r\n", 0 },
+      "* BAD Must issue a STARTTLS command first\r\n", 0, 0 },
     { "imap: a literal passes whole, STARTTLS inside it is data",
       STARTTLS_IMAP, 0, "a1 ID {10}\r\nSTARTTLS\r\n)\r\na2 STARTTLS\r\n", 0,
       STSRV_UPGRADE, "a1 ID {10}\r\nSTARTTLS\r\n)\r\n",
-      "a2 OK Begin TLS negotiation now\r\n", 0 },
+      "a2 OK Begin TLS negotiation now\r\n", 0, 0 },
     { "imap required: a refused LITERAL+ is dropped with its command",
       STARTTLS_IMAP, 1, "a1 LOGIN {2+}\r\nab {1+}\r\nc\r\na2 NOOP\r\n", 0,
       STSRV_READ, "a2 NOOP\r\n",
-      "a1 NO [PRIVACYREQUIRED] Must issue a STARTTLS command first\r\n", 0 },
+      "a1 NO [PRIVACYREQUIRED] Must issue a STARTTLS command first\r\n", 0, 0 },
     { "imap required: a refused synchronising literal never comes",
       STARTTLS_IMAP, 1, "a1 LOGIN {2}\r\na2 NOOP\r\n", 0, STSRV_READ,
       "a2 NOOP\r\n",
-      "a1 NO [PRIVACYREQUIRED] Must issue a STARTTLS command first\r\n", 0 },
+      "a1 NO [PRIVACYREQUIRED] Must issue a STARTTLS command first\r\n", 0, 0 },
+    { "imap required: a LITERAL+ on an allowed command is refused, its "
+      "bytes dropped unread", STARTTLS_IMAP, 1,
+      "a ID {19+}\r\nb LOGIN user pass\r\n)\r\nc NOOP\r\n", 0, STSRV_READ,
+      "c NOOP\r\n", "a BAD No literals before STARTTLS\r\n", 0, 0 },
+    { "imap required: a synchronising literal on an allowed command is "
+      "refused; what follows is a command", STARTTLS_IMAP, 1,
+      "a NOOP {5}\r\nb LOGIN u p\r\nc NOOP\r\n", 0, STSRV_READ,
+      "c NOOP\r\n", "a BAD No literals before STARTTLS\r\n"
+      "b NO [PRIVACYREQUIRED] Must issue a STARTTLS command first\r\n", 0, 0 },
     { "imap: bytes after STARTTLS are discarded", STARTTLS_IMAP, 0,
       "a1 STARTTLS\r\na2 LOGIN u p\r\n", 0, STSRV_UPGRADE, "",
-      "a1 OK Begin TLS negotiation now\r\n", 14 },
+      "a1 OK Begin TLS negotiation now\r\n", 14, 0 },
+    { "smtp: STARTTLS before the program answered NOOP is refused",
+      STARTTLS_SMTP, 0, "NOOP\r\nSTARTTLS\r\nEHLO a\r\n", 0, STSRV_READ,
+      "NOOP\r\nEHLO a\r\n",
+      "503 5.5.1 STARTTLS sent before the answers to earlier commands\r\n",
+      0, 1 },
+    { "imap: STARTTLS before the program answered NOOP is refused",
+      STARTTLS_IMAP, 0, "a NOOP\r\nb STARTTLS\r\n", 0, STSRV_READ,
+      "a NOOP\r\n",
+      "b BAD STARTTLS sent before the answers to earlier commands\r\n", 0,
+      1 },
     /* POP3 */
     { "pop3: CAPA passes, STLS is ours", STARTTLS_POP3, 0,
       "CAPA\r\nSTLS\r\n", 0, STSRV_UPGRADE, "CAPA\r\n",
-      "+OK Begin TLS negotiation\r\n", 0 },
+      "+OK Begin TLS negotiation\r\n", 0, 0 },
     { "pop3: USER passes, PASS makes it plaintext for good", STARTTLS_POP3,
       0, "USER u\r\nPASS p\r\nSTAT\r\n", 0, STSRV_RELEASE,
-      "USER u\r\nPASS p\r\nSTAT\r\n", "", 0 },
+      "USER u\r\nPASS p\r\nSTAT\r\n", "", 0, 0 },
     { "pop3 required: USER refused, QUIT passes", STARTTLS_POP3, 1,
       "USER u\r\nQUIT\r\n", 0, STSRV_READ, "QUIT\r\n",
-      "-ERR Must issue a STLS command first\r\n", 0 },
+      "-ERR Must issue a STLS command first\r\n", 0, 0 },
+    { "pop3: STLS before the program answered CAPA is refused",
+      STARTTLS_POP3, 0, "CAPA\r\nSTLS\r\n", 0, STSRV_READ, "CAPA\r\n",
+      "-ERR STLS sent before the answers to earlier commands\r\n", 0, 1 },
+    { "smtp: the same STARTTLS is ours once the program answered",
+      STARTTLS_SMTP, 0, "NOOP\r\nSTARTTLS\r\n", 0, STSRV_UPGRADE,
+      "NOOP\r\n", "220 2.0.0 Ready to start TLS\r\n", 0, 0 },
     { "pop3: STLS with an argument is refused", STARTTLS_POP3, 0,
       "STLS x\r\n", 0, STSRV_READ, "", "-ERR STLS takes no arguments\r\n",
-      0 },
+      0, 0 },
 };
 
 static void
@@ -112,6 +139,10 @@ run_in_row(const struct in_row *r, size_t piece)
         if (s == STSRV_PASS) {
             strncat(program, (const char *)st.in, st.pass);
             stsrv_consume_pass(&st, st.pass);
+            if (!r->silent) {
+                CHECK_INT(stsrv_from_program(&st, "x\r\n", 3), 3);
+                st.out_len = 0;
+            }
             continue;
         }
         if (s == STSRV_REPLY) {
