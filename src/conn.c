@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -2479,6 +2481,46 @@ conn_get_nonblock(struct conn *c)
 
 /* --- closing ----------------------------------------------------------------- */
 
+/*
+ * After close_notify, while the peer has not acknowledged all we sent
+ * (an upload closed right after its last write): any segment of the
+ * peer's that reaches the socket after close(), such as a TLS 1.3 ticket
+ * or its own close_notify, makes the kernel answer with a reset, which
+ * drops our unsent data and can make the peer drop what it has not read.
+ * So half-close, and take in (and discard) what the peer sends until it
+ * closes too or the deadline passes.  Nothing waits when everything was
+ * acknowledged already.  At the last close only (a program that shuts
+ * down its writing half still reads).  Lock held; released while waiting.
+ */
+static void
+linger_unacked(struct conn *c)
+{
+    int64_t deadline = util_now_ms() + CLOSE_FLUSH_MS;
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    char buf[4096];
+
+    if (c->ssl == NULL || !c->closed_notify || c->state != CONN_OPEN ||
+        !owner_mine(c->owner))
+        return;
+    memset(&ti, 0, sizeof(ti));
+    if (tlsshim_sys.getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+        ti.tcpi_unacked == 0)
+        return;
+    int fd = c->fd;
+    (void)tlsshim_sys.shutdown(fd, SHUT_WR);
+    pthread_mutex_unlock(&c->lock);
+    while (util_now_ms() < deadline) {
+        if (wait_fd(fd, POLLIN, deadline) < 0)
+            break;
+        ssize_t n = tlsshim_sys.recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                       errno != EINTR))
+            break;   /* the peer closed (or reset): nothing more to lose */
+    }
+    pthread_mutex_lock(&c->lock);
+}
+
 /* Finish the pending record (bounded) and send close_notify once.  Lock
  * held; it is released while waiting. */
 static void
@@ -2635,6 +2677,7 @@ conn_close_fd(struct conn *c, int fd)
     int was = drop_fd(c, fd);
     if (was && c->fdrefs == 0) {
         send_close_notify(c);
+        linger_unacked(c);
         if (c->state == CONN_OFFERING)
             offer_close(c);
         if (c->state == CONN_AUDIT)
@@ -2703,6 +2746,7 @@ exit_one(int fd, struct conn *c, void *arg)
     pthread_mutex_lock(&c->lock);
     if (c->fd == fd) {
         send_close_notify(c);
+        linger_unacked(c);
         if (c->state == CONN_OFFERING)
             offer_close(c);
         if (owner_mine(c->owner))
