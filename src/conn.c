@@ -773,13 +773,13 @@ established(struct conn *c)
 {
     c->verified = 1;
     /* A TLS 1.2 session exists once the handshake ends, before it was
-     * verified (the session callback ran then): store it now.  TLS 1.3
-     * tickets arrive later, through the session callback. */
-    if (c->role == POLICY_ROLE_CLIENT && c->rule->session_cache_dir != NULL &&
-        c->session_key[0] != '\0' && SSL_version(c->ssl) < TLS1_3_VERSION) {
+     * verified (the session callback ran then and refused it): keep it
+     * now.  TLS 1.3 tickets arrive later, through the session callback. */
+    if (c->role == POLICY_ROLE_CLIENT &&
+        SSL_version(c->ssl) < TLS1_3_VERSION) {
         SSL_SESSION *s = SSL_get1_session(c->ssl);
         if (s != NULL)
-            sesscache_store(c->rule, c->session_key, s);
+            context_session_put(c->rule, c->session_key, s);
         SSL_SESSION_free(s);
     }
     /* starttls: the dialogue ends over TLS (the greeting is made, ftp

@@ -371,28 +371,39 @@ session_store(struct rule_ctx *e, const struct policy_rule *r,
     e->sessions[slot].used = ++session_clock;
 }
 
+void
+context_session_put(const struct policy_rule *r, const char *key,
+                    SSL_SESSION *sess)
+{
+    if (r->session_cache_size <= 0 || key[0] == '\0')
+        return;
+    if (r->session_cache_dir != NULL)
+        sesscache_store(r, key, sess);
+    if (!SSL_SESSION_up_ref(sess))
+        return;
+    pthread_mutex_lock(&ctx_lock);
+    struct rule_ctx *e = entry_for(r);
+    if (e != NULL)
+        session_store(e, r, key, sess);     /* takes the reference */
+    else
+        SSL_SESSION_free(sess);
+    pthread_mutex_unlock(&ctx_lock);
+}
+
+/* Only the sessions of verified connections are kept, in memory as on
+ * disk: a TLS 1.2 session comes here when its handshake ends, before its
+ * checks (OCSP) ended, and a resumed session is not checked again, so
+ * established() keeps it once verified.  TLS 1.3 tickets arrive after
+ * that; each new one replaces the last. */
 static int
 new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
     struct conn *c = SSL_get_ex_data(ssl, conn_idx);
 
-    if (c == NULL || c->rule->session_cache_size <= 0 ||
-        c->session_key[0] == '\0')
+    if (c == NULL || !c->verified)
         return 0;
-    /* only the sessions of verified connections go to disk (a TLS 1.2
-     * session comes here before its checks ended: established() stores
-     * it); each new ticket replaces the file */
-    if (c->verified && c->rule->session_cache_dir != NULL)
-        sesscache_store(c->rule, c->session_key, sess);
-    pthread_mutex_lock(&ctx_lock);
-    struct rule_ctx *e = entry_for(c->rule);
-    if (e == NULL) {
-        pthread_mutex_unlock(&ctx_lock);
-        return 0;
-    }
-    session_store(e, c->rule, c->session_key, sess);
-    pthread_mutex_unlock(&ctx_lock);
-    return 1;   /* we keep the reference */
+    context_session_put(c->rule, c->session_key, sess);
+    return 0;   /* the callback's reference stays OpenSSL's */
 }
 
 SSL_SESSION *

@@ -44,6 +44,10 @@ OSSL_LIB_CTX *context_libctx(void);
 /* A cached session for key (a new reference), or NULL. */
 SSL_SESSION *context_session_get(const struct policy_rule *r,
                                  const char *key);
+/* Keep sess (a reference of its own) under key, and in the rule's
+ * session_cache_dir if it has one.  Only for verified connections. */
+void context_session_put(const struct policy_rule *r, const char *key,
+                         SSL_SESSION *sess);
 /* The index of tlsshim's connection pointer in SSL ex_data. */
 int context_conn_index(void);
 /* Drop every context and session (tests). */

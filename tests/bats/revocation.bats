@@ -355,3 +355,31 @@ b'ping'"
     run grep -c "ocsp=good" "$T/shim.log"
     assert_output 2
 }
+
+@test "a TLS 1.2 session whose OCSP check failed is never resumed" {
+    responders
+    policy "ocsp_mode = resolve"
+    tls_server srv "$PORT" --cert "$REV/revoked.chain.pem" \
+        --key "$REV/revoked.key" --mode echo --max-version TLSv1_2 \
+        --info "$T/info.json"
+    # two connections in one process: the second would resume the
+    # session of the first, which the handshake made before OCSP refused
+    run env TLSSHIM_CONF="$T/policy.conf" TLSSHIM_DEBUG=1 TLSSHIM_LOG="$T/shim.log" \
+        LD_PRELOAD="$SHIM_PRELOAD" "$PYTHON" -c "
+import errno, socket
+for i in range(2):
+    try:
+        s = socket.create_connection(('127.0.0.1', $PORT), timeout=10)
+        s.sendall(b'ping'); print(s.recv(10))
+    except OSError as e:
+        print('error', errno.errorcode.get(e.errno, e.errno))
+"
+    assert_output "error ECONNREFUSED
+error ECONNREFUSED"
+    run grep -c "rule=rev: certificate verify failed: certificate revoked (OCSP" "$T/shim.log"
+    assert_output 2
+    run grep -c "resumed=yes" "$T/shim.log"
+    assert_output 0
+    run json_field "$T/info.json" -1 bytes_in
+    assert_output 0
+}
