@@ -271,6 +271,11 @@ fi
 # The native OpenSSL server: every client-side run talks to it.
 start_bg nsrv "$NATIVE" server "${check[@]}" -t "$CERT" "$KEY"
 NPORT=$(server_port nsrv)
+# The same server with an RSA-2048 certificate (the PKI's other keys are
+# ECDSA P-256, whose signatures cost little): what a full handshake costs,
+# and what resumption saves, depend on the server's key.
+start_bg rsrv "$NATIVE" server "${check[@]}" -t "$PKI/rsa.chain.pem" "$PKI/rsa.key"
+RSAPORT=$(server_port rsrv)
 
 # The plain server under tlsshim (a listen rule for any port on 127.0.0.1)
 cat >"$W/server.conf" <<EOF
@@ -309,6 +314,11 @@ connect = 127.0.0.1:$NPORT
 ca_file = $CA
 $1
 
+[bench-rsa]
+connect = 127.0.0.1:$RSAPORT
+ca_file = $CA
+$1
+
 # The idle-connection run pairs a tlsshim client with the tlsshim server.
 [bench-shim-server]
 connect = 127.0.0.1:$SPORT
@@ -324,10 +334,12 @@ client_policy "session_cache_size = 0" >"$W/client-full.conf"
 # run, so every run starts with one full handshake).
 client_policy "session_cache_dir = $W/sesscache" >"$W/client-cache.conf"
 
-SC_RESUME='' SC_FULL='' SS='' SR=''
+SC_RESUME='' SC_FULL='' SC_RSA_RESUME='' SC_RSA_FULL='' SS='' SR=''
 if [ $have_stunnel = 1 ]; then
     SC_RESUME=$(free_port)
     SC_FULL=$(free_port)
+    SC_RSA_RESUME=$(free_port)
+    SC_RSA_FULL=$(free_port)
     SS=$(free_port)
     SR=$(free_port)
     # Both ends of every stunnel connection get TCP_NODELAY, as the
@@ -358,6 +370,23 @@ verifyChain = yes
 checkIP = 127.0.0.1
 sessionResume = no
 
+[client-rsa]
+client = yes
+accept = 127.0.0.1:$SC_RSA_RESUME
+connect = 127.0.0.1:$RSAPORT
+CAfile = $CA
+verifyChain = yes
+checkIP = 127.0.0.1
+
+[client-rsa-full]
+client = yes
+accept = 127.0.0.1:$SC_RSA_FULL
+connect = 127.0.0.1:$RSAPORT
+CAfile = $CA
+verifyChain = yes
+checkIP = 127.0.0.1
+sessionResume = no
+
 [server]
 accept = 127.0.0.1:$SS
 connect = 127.0.0.1:$PPORT
@@ -380,6 +409,8 @@ EOF
     start_bg stunnel stunnel "$W/stunnel.conf"
     wait_listen "$SC_RESUME" stunnel
     wait_listen "$SC_FULL" stunnel
+    wait_listen "$SC_RSA_RESUME" stunnel
+    wait_listen "$SC_RSA_FULL" stunnel
     wait_listen "$SS" stunnel
     [ -z "$RPORT" ] || wait_listen "$SR" stunnel
 fi
@@ -389,7 +420,8 @@ fi
 # run CONFIG TEST ARG: one run of tlsbench TEST in CONFIG, its figures on
 # stdout.  CONFIG is native (native client, native server), shim-client,
 # stunnel-client (plain client, native server), shim-server or
-# stunnel-server (native client, plain server).
+# stunnel-server (native client, plain server).  TEST rsa-handshakes and
+# rsa-resumed are the client side's handshakes against the RSA server.
 
 native_client() {
     "$NATIVE" client -t "$CA" "${check[@]}" -p "$@"
@@ -403,23 +435,31 @@ plain_client_shim() { # POLICY PORT TEST ARG
 }
 
 run() {
-    local config=$1 test=$2 arg=$3 policy=$W/client.conf sc=$SC_RESUME
+    local config=$1 test=$2 arg=$3 policy=$W/client.conf port=$NPORT
+    local sc=$SC_RESUME scfull=$SC_FULL
+    case $test in
+    rsa-*)
+        test=${test#rsa-}
+        port=$RSAPORT sc=$SC_RSA_RESUME scfull=$SC_RSA_FULL
+        ;;
+    esac
     if [ "$test" = handshakes ]; then
         policy=$W/client-full.conf
-        sc=$SC_FULL
+        sc=$scfull
     fi
     case $config in
-    native) native_client "$NPORT" "$test" "$arg" ;;
-    shim-client) plain_client_shim "$policy" "$NPORT" "$test" "$arg" ;;
+    native) native_client "$port" "$test" "$arg" ;;
+    shim-client) plain_client_shim "$policy" "$port" "$test" "$arg" ;;
     stunnel-client) "$PLAIN" client "${check[@]}" -p "$sc" "$test" "$arg" ;;
     shim-server) native_client "$SPORT" "$test" "$arg" ;;
     stunnel-server) native_client "$SS" "$test" "$arg" ;;
     esac
 }
 
-# server_stats: the native server's handshake counters since the last call.
+# server_stats [PORT]: the native server's handshake counters since the
+# last call (the RSA server's for PORT $RSAPORT).
 server_stats() {
-    native_client "$NPORT" stats
+    native_client "${1:-$NPORT}" stats
 }
 
 configs=(native shim-client shim-server)
@@ -433,13 +473,15 @@ measure() {
             config=${configs[$(((i + r) % n))]}
             note "$test $arg: $config (round $((r + 1))/$rounds)"
             case $test in
-            handshakes | resumed)
+            handshakes | resumed | rsa-handshakes | rsa-resumed)
                 # Which handshakes resumed: the native end counts them.
-                server_stats >/dev/null 2>&1
+                local sport=$NPORT
+                case $test in rsa-*) sport=$RSAPORT ;; esac
+                server_stats "$sport" >/dev/null 2>&1
                 sample "$config.$test" run "$config" "$test" "$arg" &&
                     case $config in
                     native | shim-client | stunnel-client)
-                        sample "$config.$test.server" server_stats
+                        sample "$config.$test.server" server_stats "$sport"
                         ;;
                     esac
                 ;;
@@ -454,6 +496,13 @@ measure download "$bulk_bytes"
 measure handshakes "$hs_seconds"
 measure resumed "$hs_seconds"
 measure latency "$lat_count"
+# The client side's handshakes once more, against the RSA server.
+all_configs=("${configs[@]}")
+configs=(native shim-client)
+[ $have_stunnel = 1 ] && configs+=(stunnel-client)
+measure rsa-handshakes "$hs_seconds"
+measure rsa-resumed "$hs_seconds"
+configs=("${all_configs[@]}")
 
 # --- CPU cost (callgrind) -------------------------------------------------------
 #
@@ -848,6 +897,39 @@ done
 [ $have_stunnel = 1 ] || echo "stunnel: not installed, its column is not measured"
 
 table_side client
+
+# The client side's handshakes against the RSA-2048 server.
+echo
+echo "Client side, RSA-2048 server certificate (the same clients and server program)"
+printf '%-30s %10s %10s %10s %9s %9s\n' figure native tlsshim stunnel \
+    shim/nat stun/nat
+for t in handshakes resumed; do
+    nat=$(median "native.rsa-$t.hps")
+    s=$(median "shim-client.rsa-$t.hps")
+    if [ $have_stunnel = 1 ]; then col=$(median "stunnel-client.rsa-$t.hps"); else col=n/a; fi
+    case $t in
+    handshakes) label="full handshakes/s" ;;
+    resumed) label="resumed handshakes/s" ;;
+    esac
+    printf '%-30s %10s %10s %10s %9s %9s\n' "$label" "$(fmt "$nat")" \
+        "$(fmt "$s")" "$(fmt "$col")" "$(calc "$s" / "$nat")" \
+        "$(calc "$col" / "$nat")"
+    stunnel_ratios+=("stunnel_client_rsa_${t}_ratio=$(calc "$col" / "$nat")")
+done
+nat=$(calc "$(median native.rsa-resumed.hps)" / "$(median native.rsa-handshakes.hps)")
+s=$(calc "$(median shim-client.rsa-resumed.hps)" / "$(median shim-client.rsa-handshakes.hps)")
+col=n/a
+[ $have_stunnel = 1 ] &&
+    col=$(calc "$(median stunnel-client.rsa-resumed.hps)" / "$(median stunnel-client.rsa-handshakes.hps)")
+printf '%-30s %10s %10s %10s\n' "resumed/full handshakes/s" "$nat" "$s" "$col"
+printf '%-30s %10s %10s %10s\n' "  resumed / resumption runs" \
+    "$(resumption client native rsa-resumed)" \
+    "$(resumption client shim-client rsa-resumed)" \
+    "$( [ $have_stunnel = 1 ] && resumption client stunnel-client rsa-resumed || echo n/a)"
+target "client, RSA: full handshakes/s, tlsshim/native" client_rsa_full_handshake_ratio \
+    "$(calc "$(median shim-client.rsa-handshakes.hps)" / "$(median native.rsa-handshakes.hps)")" ">=" 0.9
+target "client, RSA: resumed/full handshakes/s, tlsshim" client_rsa_resumed_over_full_ratio "$s" ">=" 3
+
 table_side server
 
 echo
