@@ -142,11 +142,6 @@ static const struct unsupported {
     const char *value;
     const char *message; /* NULL: the standard message */
 } unsupported[] = {
-    /* MySQL's TLS upgrade sits inside its authentication handshake: the
-     * program would need the pre-TLS greeting (its scramble) and its first
-     * packet rewritten, which defeats the point of a neutral greeting. */
-    { 0, PK_STARTTLS, "mysql", "value mysql of key starttls is not "
-      "supported yet (MySQL negotiates TLS inside its login handshake)" },
     { 0, PK_KTLS, "yes", NULL },
 };
 
