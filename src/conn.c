@@ -1942,13 +1942,14 @@ conn_write(struct conn *c, const void *buf, size_t len, int flags)
                 continue;
             }
         }
-        if (c->state == CONN_LOGIN_WAIT && done < len) {
+        if (c->state == CONN_LOGIN_WAIT) {
             /* mysql: the program's login, which the handshake waited for */
             size_t n = login_take(c, p + done, len - done, &ev);
             done += n;
             login += n;
             if (c->state == CONN_LOGIN_WAIT) {
-                /* the login so far; the rest comes in later writes */
+                /* the login so far (all of the bytes: the rest of it
+                 * comes in later writes) */
                 pthread_mutex_unlock(&c->lock);
                 return (ssize_t)done;
             }

@@ -268,6 +268,16 @@ refused() {
     record_has "'user' not in r['pre']"
 }
 
+@test "mysql: a login written in pieces is sent whole, once, over TLS" {
+    server mysql normal
+    policy mysql
+    run client mysql --split-login
+    assert_success
+    assert_line --index 2 "S: ok seq=4"
+    record_has "r['tls'] and r['pre'] == ${DIALOGUE[mysql]} and r['post'].startswith(${FIRST[mysql]})"
+    record_has "r['mysql']['seqs'] == [1, 2, 4, 0, 0] and r['mysql']['logged_in']"
+}
+
 @test "curl smtp:// sends a message through the upgraded connection, checksum intact" {
     server smtp normal
     policy smtp
@@ -361,6 +371,19 @@ refused() {
     assert_output 1
     run json_field "$T/report.jsonl" -1 outcome
     assert_output handshake_failed
+}
+
+@test "mysql: bytes that come while the program waits to read before its login fail that read" {
+    server mysql inject_late
+    policy mysql
+    run client mysql --read-early
+    assert_equal "$status" 4
+    assert_line --index 0 "${SHOWN[mysql]}"
+    assert_line --index 1 --partial "error [Errno 104] Connection reset by peer"
+    refute_output --partial "early"
+    record_has "r['pre'] == '' and r['post'] == '' and not r['tls']"
+    run grep -c "rule=stls: STARTTLS mysql: 11 bytes came after the server's greeting, before the program's login (injected?)" "$T/shim.log"
+    assert_output 1
 }
 
 @test "smtp: bytes injected in a later segment break the handshake instead" {

@@ -36,6 +36,11 @@ def parse_args():
                    help="mysql: seconds to wait before the login")
     p.add_argument("--query", default="SELECT 'tlsshim'",
                    help="mysql: the query to run")
+    p.add_argument("--split-login", action="store_true",
+                   help="mysql: write the login in three pieces, 0.1 s apart")
+    p.add_argument("--read-early", action="store_true",
+                   help="mysql: read once more after the greeting, before "
+                   "the login (where a server has nothing to say)")
     return p.parse_args()
 
 
@@ -243,12 +248,20 @@ class MySeq:
         self.next = head[3] + 1
         return await self.s.read_exact(n)
 
-    async def write(self, payload, command=False):
+    async def write(self, payload, command=False, pieces=1):
         if command:
             self.next = 0
-        await self.s.write(struct.pack("<I", len(payload))[:3] +
-                           bytes([self.next]) + payload)
+        data = struct.pack("<I", len(payload))[:3] + bytes([self.next]) + \
+            payload
         self.next += 1
+        # pieces > 1: two bytes of the header, then the rest in parts
+        cuts = [0, 2] + [2 + (len(data) - 2) * k // (pieces - 1)
+                         for k in range(1, pieces)] if pieces > 1 else [0]
+        cuts.append(len(data))
+        for a, b in zip(cuts, cuts[1:]):
+            if a > 0:
+                await asyncio.sleep(0.1)
+            await self.s.write(data[a:b])
 
 
 def my_check(packet, what):
@@ -271,10 +284,12 @@ async def mysql(s, args):
         g[1:version_end].decode("latin-1"), "yes" if caps & 0x800 else "no"))
     if args.delay:
         await asyncio.sleep(args.delay)
+    if args.read_early:
+        show("early %r" % await s.read_exact(1))
     login = (struct.pack("<IIB", MY_CAPS, 1 << 24, 0x21) + b"\x00" * 23 +
              b"user\x00" + bytes([20]) + hashlib.sha1(scramble).digest() +
              b"test\x00" + b"mysql_native_password\x00")
-    await my.write(login)
+    await my.write(login, pieces=3 if args.split_login else 1)
     answer = await my.read()
     my_check(answer, "login")
     if answer[:1] == b"\xfe":
