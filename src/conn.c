@@ -1979,7 +1979,7 @@ conn_write(struct conn *c, const void *buf, size_t len, int flags)
                 size_t chunk = len - done < CHUNK ? len - done : CHUNK;
                 size_t n = 0;
                 const unsigned char *src = p + done;
-                unsigned char relabelled[2048];
+                unsigned char relabelled[512];
                 int seq = c->mysql_seq.active;
                 if (seq) {
                     /* mysql's connection phase: the ids the server

@@ -128,7 +128,7 @@ queuef(struct starttls *st, const char *fmt, ...)
 static enum starttls_status
 queuef(struct starttls *st, const char *fmt, ...)
 {
-    char buf[STARTTLS_OUT_MAX];
+    char buf[512];   /* a command line (STARTTLS_OUT_MAX is for mysql) */
     va_list ap;
     int n;
 
