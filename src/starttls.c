@@ -2,16 +2,14 @@
  * The STARTTLS dialogues (see starttls.h).  Each protocol is a few steps:
  * read the greeting where the server speaks first, ask for the upgrade the
  * way the protocol's RFC says (RFC 3207 SMTP, 2595 IMAP and POP3, 4217
- * FTP, 4511 LDAP, 6120 XMPP, 4642 NNTP, PostgreSQL's SSLRequest), and
- * check the positive answer.  Answers are parsed only as far as the
- * decision needs; anything the server says is untrusted until the
- * handshake, so it is never shown to the program (except a refused
- * server's own greeting when the rule allows plaintext).
+ * FTP, 4511 LDAP, 6120 XMPP, 4642 NNTP, PostgreSQL's SSLRequest, MySQL's
+ * SSLRequest), and check the positive answer.  Answers are parsed only as
+ * far as the decision needs; anything the server says is untrusted until
+ * the handshake, so it is never shown to the program (except a refused
+ * server's own greeting when the rule allows plaintext, and MySQL's
+ * greeting, which the program's login cannot do without: see mysql_next).
  *
- * Not here: mysql (its TLS upgrade sits inside the authentication
- * handshake, whose pre-TLS greeting carries the scramble the program's
- * login needs, so the program would have to see untrusted bytes and its
- * first packet be rewritten), and server-side STARTTLS.
+ * Not here: server-side STARTTLS (starttls_server.c).
  */
 #include "config.h"
 
@@ -36,10 +34,11 @@ static const char *const proto_names[] = {
     [STARTTLS_XMPP] = "xmpp",
     [STARTTLS_NNTP] = "nntp",
     [STARTTLS_POSTGRES] = "postgres",
+    [STARTTLS_MYSQL] = "mysql",
 };
 
 /* verifycn_scheme of each protocol (verify.c's table has these rows);
- * postgres has none, so the default scheme applies. */
+ * postgres and mysql have none, so the default scheme applies. */
 static const char *const proto_schemes[] = {
     [STARTTLS_SMTP] = "smtp",
     [STARTTLS_IMAP] = "imap",
@@ -82,7 +81,7 @@ starttls_server_first(enum starttls_proto proto)
 {
     return proto == STARTTLS_SMTP || proto == STARTTLS_IMAP ||
            proto == STARTTLS_POP3 || proto == STARTTLS_FTP ||
-           proto == STARTTLS_NNTP;
+           proto == STARTTLS_NNTP || proto == STARTTLS_MYSQL;
 }
 
 /* --- buffers -------------------------------------------------------------- */
@@ -129,7 +128,7 @@ queuef(struct starttls *st, const char *fmt, ...)
 static enum starttls_status
 queuef(struct starttls *st, const char *fmt, ...)
 {
-    char buf[STARTTLS_OUT_MAX];
+    char buf[512];   /* a command line (STARTTLS_OUT_MAX is for mysql) */
     va_list ap;
     int n;
 
@@ -344,7 +343,10 @@ done(struct starttls *st)
     }
     if (n < 0 || (size_t)n >= sizeof(g))
         n = 0;
-    st->show_len = st->show_off = 0;
+    /* mysql: the program has been shown the server's greeting already (it
+     * answered it with its login) */
+    if (st->proto != STARTTLS_MYSQL)
+        st->show_len = st->show_off = 0;
     (void)show_add(st, g, (size_t)n);
     if (show_add(st, st->in, st->in_len) < 0)
         return verdict(st, STARTTLS_FAILED, "the server sent %zu bytes over "
@@ -830,6 +832,244 @@ postgres_next(struct starttls *st)
                    "with byte 0x%02x", answer);
 }
 
+/* --- MySQL and MariaDB (SSLRequest inside the login handshake) ------------ */
+
+#define MYSQL_CLIENT_PROTOCOL_41 0x0200u
+#define MYSQL_CLIENT_SSL 0x0800u
+#define MYSQL_HEADER 4          /* 3-byte little-endian length, sequence id */
+#define MYSQL_SSL_REQUEST 32    /* the SSLRequest's payload */
+
+static size_t
+mysql_length(const unsigned char *header)
+{
+    return (size_t)header[0] | (size_t)header[1] << 8 |
+           (size_t)header[2] << 16;
+}
+
+/*
+ * The server's Initial Handshake packet at the start of in (protocol 10:
+ * version byte 10, server version NUL-terminated, connection id 4,
+ * scramble part 8, filler 1, capability flags' low 16 bits, then optional
+ * fields).  The program is shown it with CLIENT_SSL cleared, so that it
+ * does not ask for TLS itself, and answers it with its login packet.
+ *
+ * These bytes came before the handshake, unprotected, and MySQL never
+ * repeats them over TLS: that is the protocol's design.  What a man in
+ * the middle can do with them is bounded: a changed scramble makes the
+ * login fail (the server checks the answer against its own), the login
+ * goes only to the verified server, and a greeting without CLIENT_SSL (a
+ * downgrade) is refused unless the rule says starttls_required = no.
+ * What cannot be checked: the server version text and the capability
+ * flags the program sees (some could be withdrawn, which the program then
+ * does without).  tlsshim.conf(5) says so.
+ */
+static enum starttls_status
+mysql_greeting(struct starttls *st)
+{
+    const unsigned char *p = st->in + MYSQL_HEADER, *nul;
+    size_t len, end, caps_at, shown_at;
+    unsigned caps;
+    char text[128];
+
+    if (st->in_len < MYSQL_HEADER)
+        return need_more(st);
+    len = mysql_length(st->in);
+    end = MYSQL_HEADER + len;
+    if (end > sizeof(st->show))
+        return verdict(st, STARTTLS_FAILED, "the server's greeting is %zu "
+                       "bytes long", len);
+    if (st->in_len < end)
+        return need_more(st);
+    if (len >= 3 && p[0] == 0xff) {
+        /* ERR instead: too many connections, host blocked... */
+        quote(text, sizeof(text), p + 3, len - 3);
+        return verdict(st, STARTTLS_FAILED, "the server sent error %u "
+                       "instead of a greeting: \"%s\"",
+                       (unsigned)p[1] | (unsigned)p[2] << 8, text);
+    }
+    if (st->in[3] != 0)
+        return verdict(st, STARTTLS_FAILED, "the server's greeting has "
+                       "sequence id %u, not 0", st->in[3]);
+    if (len == 0 || p[0] != 10)
+        return verdict(st, STARTTLS_FAILED, "not a MySQL greeting "
+                       "(protocol version %u, not 10)", len > 0 ? p[0] : 0);
+    nul = memchr(p + 1, '\0', len - 1);
+    if (nul == NULL)
+        return verdict(st, STARTTLS_FAILED, "the server's greeting has no "
+                       "end to its version text");
+    caps_at = (size_t)(nul - p) + 1 + 4 + 8 + 1;
+    if (caps_at + 2 > len)
+        return verdict(st, STARTTLS_FAILED, "the server's greeting ends "
+                       "before its capability flags (%zu bytes)", len);
+    caps = (unsigned)p[caps_at] | (unsigned)p[caps_at + 1] << 8;
+    shown_at = st->show_len + MYSQL_HEADER + caps_at + 1;
+    if (show_add(st, st->in, end) < 0)
+        return verdict(st, STARTTLS_FAILED, "the greeting is too long");
+    consume(st, end);
+    if (!(caps & MYSQL_CLIENT_SSL))
+        return verdict(st, STARTTLS_REFUSED, "the server does not offer "
+                       "SSL (no CLIENT_SSL in its greeting's capability "
+                       "flags)");
+    st->show[shown_at] &= (unsigned char)~(MYSQL_CLIENT_SSL >> 8);
+    st->step = 1;
+    return STARTTLS_LOGIN;
+}
+
+/*
+ * The server fixes the session's capabilities from the SSLRequest and
+ * reads only the fields after them from the login that follows over TLS
+ * (MariaDB's parse_client_handshake_packet; MySQL reads them again), so
+ * the SSLRequest must carry the program's own flags, character set and
+ * maximum packet size: it is the first 32 bytes of the program's login,
+ * with CLIENT_SSL added.  The login then goes over TLS with CLIENT_SSL as
+ * well, numbered 2.
+ */
+static enum starttls_status
+mysql_login(struct starttls *st)
+{
+    unsigned char req[MYSQL_HEADER + MYSQL_SSL_REQUEST];
+    const unsigned char *p = st->login + MYSQL_HEADER;
+    size_t len;
+    unsigned caps;
+
+    if (st->in_len > 0)
+        return STARTTLS_LOGIN;   /* starttls_next fails it: injected */
+    if (st->login_len < MYSQL_HEADER)
+        return STARTTLS_LOGIN;
+    len = mysql_length(st->login);
+    if (MYSQL_HEADER + len > sizeof(st->login))
+        return verdict(st, STARTTLS_FAILED, "the program's login packet is "
+                       "%zu bytes long (at most %zu are kept)", len,
+                       sizeof(st->login) - MYSQL_HEADER);
+    if (st->login_len < MYSQL_HEADER + len)
+        return STARTTLS_LOGIN;
+    if (st->login[3] != 1)
+        return verdict(st, STARTTLS_FAILED, "the program's first packet has "
+                       "sequence id %u, not 1: not a login", st->login[3]);
+    caps = len >= 2 ? (unsigned)p[0] | (unsigned)p[1] << 8 : 0;
+    if (len < MYSQL_SSL_REQUEST || !(caps & MYSQL_CLIENT_PROTOCOL_41))
+        return verdict(st, STARTTLS_FAILED, "the program's login packet is "
+                       "not a protocol 4.1 HandshakeResponse (%zu bytes, "
+                       "capability flags 0x%04x)", len, caps);
+    if ((caps & MYSQL_CLIENT_SSL) && len == MYSQL_SSL_REQUEST)
+        return verdict(st, STARTTLS_FAILED, "the program sent an SSLRequest "
+                       "itself (it speaks TLS: use action = auto or "
+                       "enforce instead of starttls)");
+    memcpy(req, "\x20\x00\x00\x01", MYSQL_HEADER);
+    memcpy(req + MYSQL_HEADER, p, MYSQL_SSL_REQUEST);
+    req[MYSQL_HEADER + 1] |= MYSQL_CLIENT_SSL >> 8;
+    st->step = 2;
+    return queue(st, req, sizeof(req));
+}
+
+static enum starttls_status
+mysql_next(struct starttls *st)
+{
+    switch (st->step) {
+    case 0:
+        return mysql_greeting(st);
+    case 1:
+        return mysql_login(st);
+    case 2:
+        return STARTTLS_UPGRADE;
+    case STEP_TLS:
+        st->login[3] = 2;
+        st->login[MYSQL_HEADER + 1] |= MYSQL_CLIENT_SSL >> 8;
+        st->step = STEP_TLS + 1;
+        return queue(st, st->login, st->login_len);
+    default:
+        return done(st);
+    }
+}
+
+size_t
+starttls_login(struct starttls *st, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    size_t taken = 0;
+
+    if (st->proto != STARTTLS_MYSQL || st->step != 1)
+        return 0;
+    while (taken < len) {
+        size_t want = MYSQL_HEADER;
+        if (st->login_len >= MYSQL_HEADER)
+            want += mysql_length(st->login);
+        /* an overlong packet: mysql_login fails the dialogue */
+        if (want > sizeof(st->login) || st->login_len >= want)
+            break;
+        size_t n = want - st->login_len;
+        if (n > len - taken)
+            n = len - taken;
+        memcpy(st->login + st->login_len, p + taken, n);
+        st->login_len += n;
+        taken += n;
+    }
+    return taken;
+}
+
+void
+starttls_seq_init(struct starttls_seq *sq)
+{
+    memset(sq, 0, sizeof(*sq));
+    sq->active = 1;
+}
+
+/* Walk n bytes of one direction's packets, copying src to dst (NULL: no
+ * copy) with each sequence id moved by delta.  Going up, an id 0 is the
+ * program's first command: the translation ends there. */
+static void
+seq_walk(struct starttls_seq *sq, struct starttls_seqdir *d,
+         unsigned char *dst, const unsigned char *src, size_t n, int delta)
+{
+    size_t i = 0;
+
+    while (i < n && sq->active) {
+        if (d->header == MYSQL_HEADER) {
+            size_t k = d->left < n - i ? d->left : n - i;
+            if (dst != NULL && dst + i != src + i)
+                memcpy(dst + i, src + i, k);
+            i += k;
+            d->left -= k;
+            if (d->left == 0)
+                d->header = 0;
+            continue;
+        }
+        unsigned char b = src[i];
+        if (d->header < 3) {
+            d->length |= (size_t)b << (8 * d->header);
+        } else if (delta > 0 && b == 0) {
+            sq->active = 0;
+            break;
+        } else {
+            b = (unsigned char)(b + delta);
+        }
+        if (dst != NULL)
+            dst[i] = b;
+        i++;
+        if (++d->header == MYSQL_HEADER) {
+            d->left = d->length;
+            d->length = 0;
+            if (d->left == 0)
+                d->header = 0;
+        }
+    }
+    if (i < n && dst != NULL && dst + i != src + i)
+        memcpy(dst + i, src + i, n - i);
+}
+
+void
+starttls_seq_up(struct starttls_seq *sq, unsigned char *dst,
+                const unsigned char *src, size_t n)
+{
+    seq_walk(sq, &sq->up, dst, src, n, 1);
+}
+
+void
+starttls_seq_down(struct starttls_seq *sq, unsigned char *p, size_t n)
+{
+    seq_walk(sq, &sq->down, p, p, n, -1);
+}
+
 /* --- the interface -------------------------------------------------------- */
 
 void
@@ -842,6 +1082,7 @@ starttls_init(struct starttls *st, enum starttls_proto proto,
     st->show_len = st->show_off = 0;
     st->offered = 0;
     st->why[0] = '\0';
+    st->login_len = 0;
     st->proto = proto;
     util_strlcpy(st->name, server_name != NULL ? server_name : "",
                  sizeof(st->name));
@@ -863,7 +1104,7 @@ starttls_next(struct starttls *st)
 
     if (st->out_off < st->out_len)
         return STARTTLS_WRITE;
-    if (st->tls && st->proto != STARTTLS_FTP)
+    if (st->tls && st->proto != STARTTLS_FTP && st->proto != STARTTLS_MYSQL)
         return done(st);
     switch (st->proto) {
     case STARTTLS_SMTP:
@@ -890,6 +1131,9 @@ starttls_next(struct starttls *st)
     case STARTTLS_POSTGRES:
         s = postgres_next(st);
         break;
+    case STARTTLS_MYSQL:
+        s = mysql_next(st);
+        break;
     default:
         return verdict(st, STARTTLS_FAILED, "no STARTTLS dialogue for this "
                        "protocol");
@@ -903,6 +1147,15 @@ starttls_next(struct starttls *st)
         quote(text, sizeof(text), st->in, st->in_len);
         return verdict(st, STARTTLS_FAILED, "%zu bytes came after the "
                        "server's go-ahead, before the TLS handshake "
+                       "(injected?): \"%s\"", st->in_len, text);
+    }
+    /* mysql: the server has nothing to say between its greeting and the
+     * program's login; bytes there would be taken for its answers */
+    if (s == STARTTLS_LOGIN && st->in_len > 0) {
+        char text[128];
+        quote(text, sizeof(text), st->in, st->in_len);
+        return verdict(st, STARTTLS_FAILED, "%zu bytes came after the "
+                       "server's greeting, before the program's login "
                        "(injected?): \"%s\"", st->in_len, text);
     }
     return s;
