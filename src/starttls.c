@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -847,11 +848,9 @@ mysql_length(const unsigned char *header)
 }
 
 /*
- * The server's Initial Handshake packet at the start of in (protocol 10:
- * version byte 10, server version NUL-terminated, connection id 4,
- * scramble part 8, filler 1, capability flags' low 16 bits, then optional
- * fields).  The program is shown it with CLIENT_SSL cleared, so that it
- * does not ask for TLS itself, and answers it with its login packet.
+ * The server's Initial Handshake packet at the start of in (protocol 10).
+ * The program is given it, with CLIENT_SSL cleared so that it does not
+ * ask for TLS itself, and answers it with its login packet.
  *
  * These bytes came before the handshake, unprotected, and MySQL never
  * repeats them over TLS: that is the protocol's design.  What a man in
@@ -862,13 +861,149 @@ mysql_length(const unsigned char *header)
  * What cannot be checked: the server version text and the capability
  * flags the program sees (some could be withdrawn, which the program then
  * does without).  tlsshim.conf(5) says so.
+ *
+ * So that no byte the parser did not understand reaches the program, the
+ * greeting it is given is rebuilt from the fields parsed and checked
+ * here, never passed through: the version text (printable), connection
+ * id, scramble (both parts), capability flags, character set, status,
+ * the scramble's length, MariaDB's extended capability flags (when the
+ * server says it is MariaDB) and the plugin name (printable); the filler
+ * and reserved bytes are written as zeros, and anything after the plugin
+ * name is dropped.
  */
+#define MYSQL_CLIENT_LONG_PASSWORD 0x00000001u /* MySQL; MariaDB clears it */
+#define MYSQL_CLIENT_SECURE_CONNECTION 0x00008000u
+#define MYSQL_CLIENT_PLUGIN_AUTH 0x00080000u
+#define MYSQL_SCRAMBLE1 8       /* the scramble's first part */
+#define MYSQL_SCRAMBLE2_MIN 13  /* its second part, at least */
+#define MYSQL_NAME_MAX 64       /* the longest version text or plugin name */
+
+struct mysql_hello {
+    const unsigned char *version, *scramble1, *scramble2, *plugin;
+    size_t version_len, scramble2_len, plugin_len;
+    unsigned char conn_id[4], charset, status[2], auth_len, mariadb_caps[4];
+    uint32_t caps;
+};
+
+static void
+put_le(unsigned char *p, uint32_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* The first byte of p[0..n) that is not printable ASCII, or n. */
+static size_t
+unprintable_at(const unsigned char *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n && p[i] >= 0x20 && p[i] <= 0x7e; i++)
+        ;
+    return i;
+}
+
+/* The fields after the low capability flags (p: the payload, len its
+ * length, at: the offset of the character set).  0, or -1 with the
+ * verdict given. */
+static int
+mysql_hello_rest(struct starttls *st, struct mysql_hello *h,
+                 const unsigned char *p, size_t len, size_t at)
+{
+    const unsigned char *nul;
+
+    /* character set, status, high flags, scramble length, reserved */
+    if (at + 1 + 2 + 2 + 1 + 10 > len) {
+        (void)verdict(st, STARTTLS_FAILED, "the server's greeting ends "
+                      "before its protocol 4.1 fields (%zu bytes)", len);
+        return -1;
+    }
+    h->charset = p[at];
+    memcpy(h->status, p + at + 1, 2);
+    h->caps |= (uint32_t)p[at + 3] << 16 | (uint32_t)p[at + 4] << 24;
+    h->auth_len = p[at + 5];
+    /* MariaDB's extended flags are the last 4 of the 10 reserved bytes */
+    if (!(h->caps & MYSQL_CLIENT_LONG_PASSWORD))
+        memcpy(h->mariadb_caps, p + at + 12, 4);
+    at += 16;
+    if (h->caps & MYSQL_CLIENT_SECURE_CONNECTION) {
+        size_t n = h->auth_len > MYSQL_SCRAMBLE1 + MYSQL_SCRAMBLE2_MIN
+                       ? (size_t)h->auth_len - MYSQL_SCRAMBLE1
+                       : MYSQL_SCRAMBLE2_MIN;
+        if (at + n > len) {
+            (void)verdict(st, STARTTLS_FAILED, "the server's greeting ends "
+                          "inside its scramble (%zu bytes)", len);
+            return -1;
+        }
+        h->scramble2 = p + at;
+        h->scramble2_len = n;
+        at += n;
+    }
+    if (h->caps & MYSQL_CLIENT_PLUGIN_AUTH) {
+        /* NUL-terminated; some 5.5 servers ended the packet instead */
+        nul = memchr(p + at, '\0', len - at);
+        h->plugin = p + at;
+        h->plugin_len = nul != NULL ? (size_t)(nul - (p + at)) : len - at;
+        if (h->plugin_len > MYSQL_NAME_MAX ||
+            unprintable_at(h->plugin, h->plugin_len) != h->plugin_len) {
+            (void)verdict(st, STARTTLS_FAILED, "the server's greeting names "
+                          "an authentication plugin that is not a short "
+                          "printable name");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* h as a greeting packet (sequence id 0, CLIENT_SSL cleared) in show[]. */
+static int
+mysql_hello_show(struct starttls *st, const struct mysql_hello *h)
+{
+    unsigned char g[4 + 1 + MYSQL_NAME_MAX + 1 + 4 + MYSQL_SCRAMBLE1 + 1 +
+                    2 + 1 + 2 + 2 + 1 + 10 + 255 + MYSQL_NAME_MAX + 1];
+    uint32_t caps = h->caps & ~(uint32_t)MYSQL_CLIENT_SSL;
+    size_t o = 4;
+
+    g[o++] = 10;
+    memcpy(g + o, h->version, h->version_len);
+    o += h->version_len;
+    g[o++] = '\0';
+    memcpy(g + o, h->conn_id, 4);
+    o += 4;
+    memcpy(g + o, h->scramble1, MYSQL_SCRAMBLE1);
+    o += MYSQL_SCRAMBLE1;
+    g[o++] = 0;                        /* filler */
+    put_le(g + o, caps & 0xffff, 2);
+    o += 2;
+    g[o++] = h->charset;
+    memcpy(g + o, h->status, 2);
+    o += 2;
+    put_le(g + o, caps >> 16, 2);
+    o += 2;
+    g[o++] = h->auth_len;
+    memset(g + o, 0, 6);
+    memcpy(g + o + 6, h->mariadb_caps, 4);
+    o += 10;
+    if (h->scramble2 != NULL) {
+        memcpy(g + o, h->scramble2, h->scramble2_len);
+        o += h->scramble2_len;
+    }
+    if (h->plugin != NULL) {
+        memcpy(g + o, h->plugin, h->plugin_len);
+        o += h->plugin_len;
+        g[o++] = '\0';
+    }
+    put_le(g, (uint32_t)(o - 4), 3);
+    g[3] = 0;
+    return show_add(st, g, o);
+}
+
 static enum starttls_status
 mysql_greeting(struct starttls *st)
 {
     const unsigned char *p = st->in + MYSQL_HEADER, *nul;
-    size_t len, end, caps_at, shown_at;
-    unsigned caps;
+    struct mysql_hello h;
+    size_t len, end, caps_at, bad;
     char text[128];
 
     if (st->in_len < MYSQL_HEADER)
@@ -897,20 +1032,40 @@ mysql_greeting(struct starttls *st)
     if (nul == NULL)
         return verdict(st, STARTTLS_FAILED, "the server's greeting has no "
                        "end to its version text");
-    caps_at = (size_t)(nul - p) + 1 + 4 + 8 + 1;
+    caps_at = (size_t)(nul - p) + 1 + 4 + MYSQL_SCRAMBLE1 + 1;
     if (caps_at + 2 > len)
         return verdict(st, STARTTLS_FAILED, "the server's greeting ends "
                        "before its capability flags (%zu bytes)", len);
-    caps = (unsigned)p[caps_at] | (unsigned)p[caps_at + 1] << 8;
-    shown_at = st->show_len + MYSQL_HEADER + caps_at + 1;
-    if (show_add(st, st->in, end) < 0)
-        return verdict(st, STARTTLS_FAILED, "the greeting is too long");
-    consume(st, end);
-    if (!(caps & MYSQL_CLIENT_SSL))
+    memset(&h, 0, sizeof(h));
+    h.caps = (uint32_t)p[caps_at] | (uint32_t)p[caps_at + 1] << 8;
+    if (!(h.caps & MYSQL_CLIENT_SSL)) {
+        /* shown as it came, should the rule allow plaintext: the program
+         * then talks to this server directly anyway */
+        if (show_add(st, st->in, end) < 0)
+            return verdict(st, STARTTLS_FAILED, "the greeting is too long");
+        consume(st, end);
         return verdict(st, STARTTLS_REFUSED, "the server does not offer "
                        "SSL (no CLIENT_SSL in its greeting's capability "
                        "flags)");
-    st->show[shown_at] &= (unsigned char)~(MYSQL_CLIENT_SSL >> 8);
+    }
+    h.version = p + 1;
+    h.version_len = (size_t)(nul - h.version);
+    bad = unprintable_at(h.version, h.version_len);
+    if (h.version_len == 0 || h.version_len > MYSQL_NAME_MAX)
+        return verdict(st, STARTTLS_FAILED, "the server's version text is "
+                       "%zu bytes long (1 to %d)", h.version_len,
+                       MYSQL_NAME_MAX);
+    if (bad != h.version_len)
+        return verdict(st, STARTTLS_FAILED, "the server's version text is "
+                       "not a short printable text (%zu bytes, byte %zu is "
+                       "0x%02x)", h.version_len, bad, h.version[bad]);
+    memcpy(h.conn_id, nul + 1, 4);
+    h.scramble1 = nul + 1 + 4;
+    if (mysql_hello_rest(st, &h, p, len, caps_at + 2) < 0)
+        return STARTTLS_FAILED;
+    if (mysql_hello_show(st, &h) < 0)
+        return verdict(st, STARTTLS_FAILED, "the greeting is too long");
+    consume(st, end);
     st->step = 1;
     return STARTTLS_LOGIN;
 }

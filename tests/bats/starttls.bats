@@ -268,6 +268,35 @@ refused() {
     record_has "'user' not in r['pre']"
 }
 
+@test "mysql: the program is given the greeting rebuilt from its parsed fields: filler and reserved bytes zeroed, bytes after the plugin name dropped" {
+    server mysql odd_greeting
+    # without tlsshim the program sees the odd bytes as the server sent them
+    run timeout 30 "$PYTHON" "$PEERS/proto_client.py" --proto mysql \
+        --port "$PORT" --greeting-hex
+    assert_success
+    local raw=$(sed -n 's/^S: greeting hex //p' <<<"$output")
+    [[ $raw == *"$(printf ODDODD | od -An -tx1 | tr -d ' \n')"* ]]
+    [[ $raw == *"$(printf TRAILING | od -An -tx1 | tr -d ' \n')" ]]
+    # what tlsshim must give instead: the same fields, filler and reserved
+    # bytes zero, CLIENT_SSL cleared, nothing after the plugin's NUL
+    local want=$("$PYTHON" -c '
+import sys
+g = bytearray.fromhex(sys.argv[1])
+filler = g.index(0, 1) + 1 + 4 + 8
+g[filler] = 0
+g[filler + 2] &= ~0x08
+g[filler + 9:filler + 15] = bytes(6)
+print(bytes(g[:-len(b"TRAILING")]).hex())' "$raw")
+
+    policy mysql
+    run client mysql --greeting-hex
+    assert_success
+    assert_line --index 0 "S: greeting seq=0 version=5.5.5-10.11.0-MariaDB-fake ssl=no"
+    assert_line --index 1 "S: greeting hex $want"
+    assert_line "S: row $(printf '%s' "SELECT 'tlsshim'" | sha256sum | cut -d' ' -f1)"
+    record_has "r['tls'] and r['mysql']['logged_in'] and 'user' not in r['pre']"
+}
+
 @test "mysql: a login written in pieces is sent whole, once, over TLS" {
     server mysql normal
     policy mysql

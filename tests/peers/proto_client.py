@@ -38,6 +38,8 @@ def parse_args():
                    help="mysql: the query to run")
     p.add_argument("--split-login", action="store_true",
                    help="mysql: write the login in three pieces, 0.1 s apart")
+    p.add_argument("--greeting-hex", action="store_true",
+                   help="mysql: show the greeting's payload in hex too")
     p.add_argument("--read-early", action="store_true",
                    help="mysql: read once more after the greeting, before "
                    "the login (where a server has nothing to say)")
@@ -282,6 +284,8 @@ async def mysql(s, args):
     scramble += g[pos + 27:pos + 27 + 12]
     show("greeting seq=0 version=%s ssl=%s" % (
         g[1:version_end].decode("latin-1"), "yes" if caps & 0x800 else "no"))
+    if args.greeting_hex:
+        show("greeting hex %s" % g.hex())
     if args.delay:
         await asyncio.sleep(args.delay)
     if args.read_early:

@@ -32,7 +32,9 @@ connection is closed).  A query is answered with one row holding the
 SHA-256 of its text.  The record adds mysql: the sequence ids received,
 the capability flags of the SSLRequest and of the login, the user, the
 database, and whether the login succeeded.  inject: an OK packet follows
-the greeting in its segment.
+the greeting in its segment.  odd_greeting: the greeting's filler and
+reserved bytes are not zero and bytes follow its plugin name (a valid
+greeting otherwise, offering SSL).
 """
 
 import argparse
@@ -61,7 +63,7 @@ def parse_args():
     p.add_argument("--key", required=True)
     p.add_argument("--mode", default="normal",
                    choices=("normal", "nostarttls", "refuse", "inject",
-                            "inject_late", "stall"))
+                            "inject_late", "stall", "odd_greeting"))
     p.add_argument("--record", help="append one JSON line per connection")
     p.add_argument("--count", type=int, default=0,
                    help="exit after N connections (default: serve forever)")
@@ -519,13 +521,15 @@ class MyConn:
         self.send(b"\xfe\x00\x00\x02\x00")
 
 
-def my_greeting(scramble, ssl):
+def my_greeting(scramble, ssl, odd=False):
     caps = 0x81FFF7FE | (MY_SSL if ssl else 0)
     return (b"\x0a" + MY_VERSION + b"\x00" + struct.pack("<I", 7) +
-            scramble[:8] + b"\x00" + struct.pack("<H", caps & 0xFFFF) +
+            scramble[:8] + (b"\x7f" if odd else b"\x00") +
+            struct.pack("<H", caps & 0xFFFF) +
             b"\x21" + struct.pack("<H", 2) + struct.pack("<H", caps >> 16) +
-            bytes([21]) + b"\x00" * 6 + struct.pack("<I", 0) +
-            scramble[8:] + b"\x00" + b"mysql_native_password\x00")
+            bytes([21]) + (b"ODDODD" if odd else b"\x00" * 6) +
+            struct.pack("<I", 0) + scramble[8:] + b"\x00" +
+            b"mysql_native_password\x00" + (b"TRAILING" if odd else b""))
 
 
 def my_cstring(data, pos):
@@ -538,7 +542,7 @@ def mysql(conn, mode):
     scramble = bytes(range(0x41, 0x41 + 20))
     offer = mode not in ("nostarttls", "refuse")
     injected = my_packet(2, b"\x00\x00\x00\x02\x00\x00\x00")
-    my.send(my_greeting(scramble, offer),
+    my.send(my_greeting(scramble, offer, mode == "odd_greeting"),
             injected if mode == "inject" else b"")
     if mode == "inject_late":
         time.sleep(0.2)

@@ -425,6 +425,67 @@ static const struct row rows[] = {
         { B(""), NULL, 0 } },
       STARTTLS_REFUSED, MY_GREET_NOSSL,
       "the server does not offer SSL (no CLIENT_SSL" },
+    { "mysql: the greeting shown is rebuilt: filler and reserved bytes "
+      "zeroed, what follows the plugin name dropped", STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x62\x00\x00\x00" "\x0a" "5.5.5-10.11.19-MariaDB\x00"
+                   "\x01\x00\x00\x00" "abcdefgh" "\x7f" "\xfe\xff" "\x2d"
+                   "\x02\x00" "\xff\x81" "\x15" "\x01\x02\x03\x04\x05\x06"
+                   "\x1d\x00\x00\x00" "ijklmnopqrst\x00"
+                   "mysql_native_password\x00" "TRAILING") },
+        { B(""), P(MY_LOGIN) },
+        { B(MY_SSLREQ), TLS_UP, 0 },
+        { B(MY_LOGIN_TLS), NULL, 0 } },
+      STARTTLS_DONE, MY_GREET_SHOWN, NULL },
+    { "mysql: a MySQL 8 greeting: no MariaDB flags, so the reserved bytes "
+      "are zeros", STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x4a\x00\x00\x00" "\x0a" "8.0.36\x00" "\x09\x00\x00\x00"
+                   "abcdefgh" "\x00" "\xff\xff" "\xff" "\x02\x00" "\xff\xdf"
+                   "\x15" "\x00\x00\x00\x00\x00\x00" "\x09\x09\x09\x09"
+                   "ijklmnopqrst\x00" "caching_sha2_password\x00") },
+        { B(""), NULL, 0 } },
+      STARTTLS_LOGIN,
+      "\x4a\x00\x00\x00" "\x0a" "8.0.36\x00" "\x09\x00\x00\x00" "abcdefgh"
+      "\x00" "\xff\xf7" "\xff" "\x02\x00" "\xff\xdf" "\x15"
+      "\x00\x00\x00\x00\x00\x00" "\x00\x00\x00\x00" "ijklmnopqrst\x00"
+      "caching_sha2_password\x00", NULL },
+    { "mysql: a plugin name that ends the packet is shown with its NUL",
+      STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x59\x00\x00\x00" "\x0a" "5.5.5-10.11.19-MariaDB\x00"
+                   "\x01\x00\x00\x00" "abcdefgh" "\x00" "\xfe\xff" "\x2d"
+                   "\x02\x00" "\xff\x81" "\x15" "\x00\x00\x00\x00\x00\x00"
+                   "\x1d\x00\x00\x00" "ijklmnopqrst\x00"
+                   "mysql_native_password") },
+        { B(""), NULL, 0 } },
+      STARTTLS_LOGIN, MY_GREET_SHOWN, NULL },
+    { "mysql: a version text with a control byte", STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x15\x00\x00\x00" "\x0a" "5.5\x1b\x00" "\x01\x00\x00\x00"
+                   "abcdefgh" "\x00" "\xfe\xff") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "the server's version text is not a short "
+      "printable text (4 bytes, byte 3 is 0x1b)" },
+    { "mysql: a greeting offering SSL without the protocol 4.1 fields",
+      STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x15\x00\x00\x00" "\x0a" "5.5.\x00" "\x01\x00\x00\x00"
+                   "abcdefgh" "\x00" "\xfe\xff") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "ends before its protocol 4.1 fields (21 "
+      "bytes)" },
+    { "mysql: a greeting that ends inside its scramble", STARTTLS_MYSQL,
+      NULL, {
+        { B(""), B("\x3d\x00\x00\x00" "\x0a" "5.5.5-10.11.19-MariaDB\x00"
+                   "\x01\x00\x00\x00" "abcdefgh" "\x00" "\xfe\xff" "\x2d"
+                   "\x02\x00" "\xff\x81" "\x15" "\x00\x00\x00\x00\x00\x00"
+                   "\x1d\x00\x00\x00" "ijklmn") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "ends inside its scramble (61 bytes)" },
+    { "mysql: a plugin name with a control byte", STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x51\x00\x00\x00" "\x0a" "5.5.5-10.11.19-MariaDB\x00"
+                   "\x01\x00\x00\x00" "abcdefgh" "\x00" "\xfe\xff" "\x2d"
+                   "\x02\x00" "\xff\x81" "\x15" "\x00\x00\x00\x00\x00\x00"
+                   "\x1d\x00\x00\x00" "ijklmnopqrst\x00" "mysql\x01native\x00") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "names an authentication plugin that is not a "
+      "short printable name" },
     { "mysql: an OK packet after the greeting, same segment (injected)",
       STARTTLS_MYSQL, NULL, {
         { B(""), B(MY_GREET "\x07\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00") },
