@@ -8,7 +8,9 @@
  * then the name under verifycn_scheme.  Only a ClientHello is sent: the
  * probe never writes application data.  A STARTTLS probe first runs the
  * protocol's upgrade dialogue, the shim's own (starttls.c), on the plain
- * socket, and stops after the handshake.
+ * socket, and stops after the handshake.  mysql's dialogue waits for the
+ * program's login to make its SSLRequest from: the probe gives it one of
+ * its own, which is never sent.
  */
 #include "config.h"
 

@@ -13,7 +13,8 @@
  *                                          byte % 8 + 1 bytes and whole
  * Checked besides memory errors: every length stays within its buffer;
  * what is sent is sent whole once; mysql shows one whole packet with
- * CLIENT_SSL cleared, and its SSLRequest is 32 bytes with CLIENT_SSL set;
+ * CLIENT_SSL cleared, rebuilt (filler and reserved bytes zero), and its
+ * SSLRequest is 32 bytes with CLIENT_SSL set;
  * the translation does not depend on how the bytes were split.
  */
 #include "config.h"
@@ -61,6 +62,13 @@ check_mysql_show(const struct starttls *st, enum starttls_status s)
             bug("mysql shows a greeting it could not parse");
         if (st->show[caps + 1] & 0x08)
             bug("mysql shows CLIENT_SSL");
+        /* rebuilt: the filler and the 6 reserved bytes before MariaDB's
+         * flags are zeros, whatever the server sent there */
+        static const unsigned char zeros[6];
+        if (caps + 2 + 1 + 2 + 2 + 1 + 6 > st->show_len ||
+            st->show[caps - 1] != 0 ||
+            memcmp(st->show + caps + 8, zeros, sizeof(zeros)) != 0)
+            bug("mysql shows a greeting not rebuilt");
     }
 }
 
