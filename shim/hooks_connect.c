@@ -359,6 +359,7 @@ connect_again(struct conn *c)
     switch (st) {
     case CONN_OPEN:
     case CONN_AUTO_WAIT:
+    case CONN_LOGIN_WAIT:
     case CONN_PASSTHROUGH:
         rv = -EISCONN;
         break;

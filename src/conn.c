@@ -642,6 +642,7 @@ conn_audit_peek(struct conn *c)
 
 static short handshake_step(struct conn *c);
 static short verify_step(struct conn *c);
+static short advance(struct conn *c);
 
 /* A connection on its way to OPEN: its calls advance it first. */
 static int
@@ -1118,7 +1119,17 @@ dialogue_step(struct conn *c)
             (void)start_tls(c);
             return 0;
         case STARTTLS_DONE:
+            /* mysql: the program's ids are one behind the server's until
+             * its first command */
+            if (st->proto == STARTTLS_MYSQL)
+                starttls_seq_init(&c->mysql_seq);
             open_now(c);
+            return 0;
+        case STARTTLS_LOGIN:
+            if (c->state != CONN_LOGIN_WAIT)
+                log_flow("fd %d: STARTTLS %s: greeting read; waiting for "
+                         "the program's login", c->fd, c->rule->starttls);
+            c->state = CONN_LOGIN_WAIT;
             return 0;
         case STARTTLS_REFUSED:
             dialogue_refused(c, st);
@@ -1130,6 +1141,62 @@ dialogue_step(struct conn *c)
             return 0;
         }
     }
+}
+
+/* --- starttls = mysql: the program's login ------------------------------- */
+
+/* CONN_LOGIN_WAIT and the greeting read: the server has nothing to say
+ * until the program's login, so whatever comes fails the connection (a
+ * close too).  Lock held.  The events to wait for, or 0 when it failed. */
+static short
+login_wait_check(struct conn *c)
+{
+    short ev = dialogue_recv(c, c->stls);
+
+    if (ev != 0)
+        return ev > 0 ? ev : 0;
+    if (starttls_next(c->stls) == STARTTLS_FAILED)
+        fail(c, ECONNREFUSED, ECONNRESET, "STARTTLS %s: %s",
+             c->rule->starttls, c->stls->why);
+    else
+        fail(c, ECONNREFUSED, ECONNRESET, "STARTTLS %s: the server sent "
+             "bytes before the program's login", c->rule->starttls);
+    return 0;
+}
+
+/* CONN_LOGIN_WAIT: the program writes its login packet.  Take it (up to
+ * its end), and once it is whole let the dialogue go on: SSLRequest,
+ * handshake and verification, the login over TLS.  Lock held.  Returns
+ * the bytes taken; *ev: the events the dialogue waits for. */
+static size_t
+login_take(struct conn *c, const void *buf, size_t len, short *ev)
+{
+    struct starttls *st = c->stls;
+    size_t n = starttls_login(st, buf, len), room;
+    unsigned char *p;
+
+    *ev = 0;
+    c->bytes_out += n;
+    /* what the server sent meanwhile (nothing, from an honest one): the
+     * dialogue refuses it before anything is sent */
+    p = starttls_room(st, &room);
+    if (room > 0) {
+        ssize_t r = tlsshim_sys.recv(c->fd, p, room, MSG_DONTWAIT);
+        if (r > 0) {
+            starttls_received(st, (size_t)r);
+        } else if (r == 0) {
+            fail(c, ECONNREFUSED, ECONNRESET, "STARTTLS %s: the server "
+                 "closed the connection before the program's login",
+                 c->rule->starttls);
+            return n;
+        }
+    }
+    /* handshake_timeout runs from here: the program took its time */
+    c->state = CONN_STARTTLS;
+    c->handshake_deadline_ms =
+        util_now_ms() + (int64_t)c->rule->handshake_timeout * 1000;
+    *ev = advance(c);
+    return n;
 }
 
 /* --- server starttls: STARTTLS offered to the client ---------------------- */
@@ -1742,7 +1809,7 @@ conn_connect_finish(struct conn *c)
 
         if (st == CONN_FAILED)
             return -ferr;
-        if (st == CONN_OPEN || st == CONN_AUTO_WAIT)
+        if (st == CONN_OPEN || st == CONN_AUTO_WAIT || st == CONN_LOGIN_WAIT)
             return 0;
         if (st == CONN_PASSTHROUGH) {
             /* starttls_required = no, and no STARTTLS: plaintext */
@@ -1886,6 +1953,15 @@ conn_read(struct conn *c, void *buf, size_t len, int flags)
                 ev = advance(c);
             }
         }
+        if (c->state == CONN_LOGIN_WAIT) {
+            /* mysql: the server's greeting, then nothing until the login */
+            size_t n = take_shown(c, buf, len, peek);
+            if (n > 0 || len == 0) {
+                pthread_mutex_unlock(&c->lock);
+                return (ssize_t)n;
+            }
+            ev = login_wait_check(c);
+        }
         if (c->state == CONN_FAILED) {
             int e = c->io_errno;
             pthread_mutex_unlock(&c->lock);
@@ -1924,6 +2000,13 @@ conn_read(struct conn *c, void *buf, size_t len, int flags)
             errno = 0;
             ok = peek ? SSL_peek_ex(c->ssl, buf, len, &n)
                       : SSL_read_ex(c->ssl, (char *)buf + got, len - got, &n);
+            if (ok && c->mysql_seq.active) {
+                /* mysql's connection phase: the ids the program expects
+                 * (a peek leaves the translation where it was) */
+                struct starttls_seq peeked = c->mysql_seq;
+                starttls_seq_down(peek ? &peeked : &c->mysql_seq,
+                                  (unsigned char *)buf + (peek ? 0 : got), n);
+            }
             if (ok) {
                 if (!peek) {
                     ftp_watch(c, (char *)buf + got, n, 1);
@@ -1976,7 +2059,7 @@ ssize_t
 conn_write(struct conn *c, const void *buf, size_t len, int flags)
 {
     const unsigned char *p = buf;
-    size_t done = 0;
+    size_t done = 0, login = 0;
     int nonblock;
     int64_t deadline = -2;
 
@@ -2017,10 +2100,23 @@ conn_write(struct conn *c, const void *buf, size_t len, int flags)
                 continue;
             }
         }
+        if (c->state == CONN_LOGIN_WAIT) {
+            /* mysql: the program's login, which the handshake waited for */
+            size_t n = login_take(c, p + done, len - done, &ev);
+            done += n;
+            login += n;
+            if (c->state == CONN_LOGIN_WAIT) {
+                /* the login so far (all of the bytes: the rest of it
+                 * comes in later writes) */
+                pthread_mutex_unlock(&c->lock);
+                return (ssize_t)done;
+            }
+        }
         if (c->state == CONN_FAILED) {
             int e = c->io_errno;
             pthread_mutex_unlock(&c->lock);
-            return done > 0 ? (ssize_t)done : -e;
+            /* a login the handshake failed was never sent */
+            return done > login ? (ssize_t)done : -e;
         }
         if (c->state == CONN_PASSTHROUGH && c->stls_plain) {
             pthread_mutex_unlock(&c->lock);
@@ -2040,9 +2136,24 @@ conn_write(struct conn *c, const void *buf, size_t len, int flags)
             while (fl == 0 && done < len) {
                 size_t chunk = len - done < CHUNK ? len - done : CHUNK;
                 size_t n = 0;
+                const unsigned char *src = p + done;
+                unsigned char relabelled[512];
+                int seq = c->mysql_seq.active;
+                if (seq) {
+                    /* mysql's connection phase: the ids the server
+                     * expects, from a copy of the translation that is
+                     * advanced by what OpenSSL takes */
+                    struct starttls_seq ahead = c->mysql_seq;
+                    if (chunk > sizeof(relabelled))
+                        chunk = sizeof(relabelled);
+                    starttls_seq_up(&ahead, relabelled, src, chunk);
+                    src = relabelled;
+                }
                 ERR_clear_error();
                 errno = 0;
-                if (SSL_write_ex(c->ssl, p + done, chunk, &n)) {
+                if (SSL_write_ex(c->ssl, src, chunk, &n)) {
+                    if (seq)
+                        starttls_seq_up(&c->mysql_seq, NULL, p + done, n);
                     ftp_watch(c, p + done, n, 0);
                     done += n;
                     c->bytes_out += n;
@@ -2059,7 +2170,9 @@ conn_write(struct conn *c, const void *buf, size_t len, int flags)
                         fl = ev;
                         break;
                     }
-                    memcpy(copy, p + done, chunk);
+                    memcpy(copy, src, chunk);
+                    if (seq)
+                        starttls_seq_up(&c->mysql_seq, NULL, p + done, chunk);
                     free(c->wpend);
                     c->wpend = copy;
                     c->wpend_len = chunk;
@@ -2267,7 +2380,8 @@ conn_pending(struct conn *c)
 
     pthread_mutex_lock(&c->lock);
     if (c->stls != NULL && c->stls->show_off < c->stls->show_len &&
-        (c->state == CONN_OPEN || c->state == CONN_PASSTHROUGH))
+        (c->state == CONN_OPEN || c->state == CONN_PASSTHROUGH ||
+         c->state == CONN_LOGIN_WAIT))
         n = (int)(c->stls->show_len - c->stls->show_off);
     if (c->stsrv != NULL)
         n = (int)c->stsrv->pass;
@@ -2337,6 +2451,14 @@ conn_poll_check(struct conn *c, short want, short kernel_revents,
         break;
     case CONN_AUTO_WAIT:
         ready = want & POLLOUT;
+        break;
+    case CONN_LOGIN_WAIT:
+        /* mysql: the program may write its login; readable are the
+         * greeting, and whatever else comes (which the read refuses) */
+        ready = want & POLLOUT;
+        if (c->stls->show_off < c->stls->show_len ||
+            (kernel_revents & (POLLIN | POLLHUP | POLLERR)))
+            ready |= want & POLLIN;
         break;
     case CONN_FAILED:
         ready = (short)(POLLERR | (want & (POLLIN | POLLOUT)));

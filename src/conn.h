@@ -20,8 +20,8 @@
 
 #include "owner.h"
 #include "policy.h"
+#include "starttls.h"
 
-struct starttls;
 struct stsrv;
 struct ftpdata_watch;
 struct ftpdata_expect;
@@ -39,6 +39,9 @@ enum conn_state {
     CONN_STARTTLS,        /* starttls: the protocol's upgrade dialogue, before
                            * the handshake (and, for ftp, after it) */
     CONN_OFFERING,        /* server starttls: plaintext, STARTTLS offered */
+    CONN_LOGIN_WAIT,      /* starttls = mysql: the server's greeting is read
+                           * and shown; the handshake waits for the
+                           * program's login packet (its first write) */
 };
 
 #define CONN_NAME_MAX 256
@@ -109,6 +112,9 @@ struct conn {
     int stls_plain;            /* no STARTTLS and starttls_required = no:
                                 * plaintext (state CONN_PASSTHROUGH) */
     int stls_released;         /* ...and the fd was handed back */
+    /* starttls = mysql: the connection phase's sequence ids, translated
+     * (active) from the handshake until the program's first command */
+    struct starttls_seq mysql_seq;
     /* enforce: the program's own TLS, bound to the hooks of its library
      * (c->ssl stays NULL; these say what it negotiated) */
     int enforce_bound;

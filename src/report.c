@@ -374,7 +374,8 @@ outcome_of(struct conn *c)
     if (c->state == CONN_CONNECTING)
         return "connect_failed";   /* given up before TCP was up */
     if (c->state == CONN_HANDSHAKING || c->state == CONN_ACCEPTED ||
-        c->state == CONN_VERIFYING || c->state == CONN_STARTTLS)
+        c->state == CONN_VERIFYING || c->state == CONN_STARTTLS ||
+        c->state == CONN_LOGIN_WAIT)
         return "handshake_failed"; /* closed or exited meanwhile */
     if (c->state != CONN_FAILED)
         return "ok";
@@ -469,7 +470,7 @@ report_conn(struct conn *c, const char *event)
                             ? c->error : NULL;
     if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKING ||
         c->state == CONN_ACCEPTED || c->state == CONN_VERIFYING ||
-        c->state == CONN_STARTTLS)
+        c->state == CONN_STARTTLS || c->state == CONN_LOGIN_WAIT)
         error = "closed before the handshake ended";
     jb_kstr(&b, "error", error);
     const SSL_CIPHER *ciph = c->ssl != NULL && c->was_open

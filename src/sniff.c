@@ -185,6 +185,25 @@ starts_nocase(const unsigned char *b, size_t len, const char *prefix)
     return 1;
 }
 
+/* A MySQL or MariaDB greeting (Initial Handshake, protocol 10): a packet
+ * header with sequence id 0 and a plausible length, version byte 10, then
+ * the server version as printable text up to its NUL (as far as seen). */
+static int
+mysql_greeting(const unsigned char *b, size_t len)
+{
+    size_t plen, i;
+
+    if (len < 6 || b[3] != 0 || b[4] != 10)
+        return 0;
+    plen = (size_t)b[0] | (size_t)b[1] << 8 | (size_t)b[2] << 16;
+    if (plen < 32 || plen > 1024)
+        return 0;
+    for (i = 5; i < len && b[i] != '\0'; i++)
+        if (b[i] < 0x20 || b[i] > 0x7e)
+            return 0;
+    return i > 5;
+}
+
 void
 sniff_classify(const unsigned char *b, size_t len, int from_client,
                struct sniff_result *out)
@@ -233,6 +252,8 @@ sniff_classify(const unsigned char *b, size_t len, int from_client,
             out->proto = ftp ? "ftp" : "smtp";
         } else if (starts(b, len, "200 ") || starts(b, len, "201 "))
             out->proto = "nntp";
+        else if (mysql_greeting(b, len))
+            out->proto = "mysql";
         return;
     }
     if (starts_nocase(b, len, "EHLO ") || starts_nocase(b, len, "HELO "))

@@ -2,21 +2,20 @@
  * The STARTTLS dialogues (see starttls.h).  Each protocol is a few steps:
  * read the greeting where the server speaks first, ask for the upgrade the
  * way the protocol's RFC says (RFC 3207 SMTP, 2595 IMAP and POP3, 4217
- * FTP, 4511 LDAP, 6120 XMPP, 4642 NNTP, PostgreSQL's SSLRequest), and
- * check the positive answer.  Answers are parsed only as far as the
- * decision needs; anything the server says is untrusted until the
- * handshake, so it is never shown to the program (except a refused
- * server's own greeting when the rule allows plaintext).
+ * FTP, 4511 LDAP, 6120 XMPP, 4642 NNTP, PostgreSQL's SSLRequest, MySQL's
+ * SSLRequest), and check the positive answer.  Answers are parsed only as
+ * far as the decision needs; anything the server says is untrusted until
+ * the handshake, so it is never shown to the program (except a refused
+ * server's own greeting when the rule allows plaintext, and MySQL's
+ * greeting, which the program's login cannot do without: see mysql_next).
  *
- * Not here: mysql (its TLS upgrade sits inside the authentication
- * handshake, whose pre-TLS greeting carries the scramble the program's
- * login needs, so the program would have to see untrusted bytes and its
- * first packet be rewritten), and server-side STARTTLS.
+ * Not here: server-side STARTTLS (starttls_server.c).
  */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -36,10 +35,11 @@ static const char *const proto_names[] = {
     [STARTTLS_XMPP] = "xmpp",
     [STARTTLS_NNTP] = "nntp",
     [STARTTLS_POSTGRES] = "postgres",
+    [STARTTLS_MYSQL] = "mysql",
 };
 
 /* verifycn_scheme of each protocol (verify.c's table has these rows);
- * postgres has none, so the default scheme applies. */
+ * postgres and mysql have none, so the default scheme applies. */
 static const char *const proto_schemes[] = {
     [STARTTLS_SMTP] = "smtp",
     [STARTTLS_IMAP] = "imap",
@@ -82,7 +82,7 @@ starttls_server_first(enum starttls_proto proto)
 {
     return proto == STARTTLS_SMTP || proto == STARTTLS_IMAP ||
            proto == STARTTLS_POP3 || proto == STARTTLS_FTP ||
-           proto == STARTTLS_NNTP;
+           proto == STARTTLS_NNTP || proto == STARTTLS_MYSQL;
 }
 
 /* --- buffers -------------------------------------------------------------- */
@@ -129,7 +129,7 @@ queuef(struct starttls *st, const char *fmt, ...)
 static enum starttls_status
 queuef(struct starttls *st, const char *fmt, ...)
 {
-    char buf[STARTTLS_OUT_MAX];
+    char buf[512];   /* a command line (STARTTLS_OUT_MAX is for mysql) */
     va_list ap;
     int n;
 
@@ -344,7 +344,10 @@ done(struct starttls *st)
     }
     if (n < 0 || (size_t)n >= sizeof(g))
         n = 0;
-    st->show_len = st->show_off = 0;
+    /* mysql: the program has been shown the server's greeting already (it
+     * answered it with its login) */
+    if (st->proto != STARTTLS_MYSQL)
+        st->show_len = st->show_off = 0;
     (void)show_add(st, g, (size_t)n);
     if (show_add(st, st->in, st->in_len) < 0)
         return verdict(st, STARTTLS_FAILED, "the server sent %zu bytes over "
@@ -830,6 +833,398 @@ postgres_next(struct starttls *st)
                    "with byte 0x%02x", answer);
 }
 
+/* --- MySQL and MariaDB (SSLRequest inside the login handshake) ------------ */
+
+#define MYSQL_CLIENT_PROTOCOL_41 0x0200u
+#define MYSQL_CLIENT_SSL 0x0800u
+#define MYSQL_HEADER 4          /* 3-byte little-endian length, sequence id */
+#define MYSQL_SSL_REQUEST 32    /* the SSLRequest's payload */
+
+static size_t
+mysql_length(const unsigned char *header)
+{
+    return (size_t)header[0] | (size_t)header[1] << 8 |
+           (size_t)header[2] << 16;
+}
+
+/*
+ * The server's Initial Handshake packet at the start of in (protocol 10).
+ * The program is given it, with CLIENT_SSL cleared so that it does not
+ * ask for TLS itself, and answers it with its login packet.
+ *
+ * These bytes came before the handshake, unprotected, and MySQL never
+ * repeats them over TLS: that is the protocol's design.  What a man in
+ * the middle can do with them is bounded: a changed scramble makes the
+ * login fail (the server checks the answer against its own), the login
+ * goes only to the verified server, and a greeting without CLIENT_SSL (a
+ * downgrade) is refused unless the rule says starttls_required = no.
+ * What cannot be checked: the server version text and the capability
+ * flags the program sees (some could be withdrawn, which the program then
+ * does without).  tlsshim.conf(5) says so.
+ *
+ * So that no byte the parser did not understand reaches the program, the
+ * greeting it is given is rebuilt from the fields parsed and checked
+ * here, never passed through: the version text (printable), connection
+ * id, scramble (both parts), capability flags, character set, status,
+ * the scramble's length, MariaDB's extended capability flags (when the
+ * server says it is MariaDB) and the plugin name (printable); the filler
+ * and reserved bytes are written as zeros, and anything after the plugin
+ * name is dropped.
+ */
+#define MYSQL_CLIENT_LONG_PASSWORD 0x00000001u /* MySQL; MariaDB clears it */
+#define MYSQL_CLIENT_SECURE_CONNECTION 0x00008000u
+#define MYSQL_CLIENT_PLUGIN_AUTH 0x00080000u
+#define MYSQL_SCRAMBLE1 8       /* the scramble's first part */
+#define MYSQL_SCRAMBLE2_MIN 13  /* its second part, at least */
+#define MYSQL_NAME_MAX 64       /* the longest version text or plugin name */
+
+struct mysql_hello {
+    const unsigned char *version, *scramble1, *scramble2, *plugin;
+    size_t version_len, scramble2_len, plugin_len;
+    unsigned char conn_id[4], charset, status[2], auth_len, mariadb_caps[4];
+    uint32_t caps;
+};
+
+static void
+put_le(unsigned char *p, uint32_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* The first byte of p[0..n) that is not printable ASCII, or n. */
+static size_t
+unprintable_at(const unsigned char *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n && p[i] >= 0x20 && p[i] <= 0x7e; i++)
+        ;
+    return i;
+}
+
+/* The fields after the low capability flags (p: the payload, len its
+ * length, at: the offset of the character set).  0, or -1 with the
+ * verdict given. */
+static int
+mysql_hello_rest(struct starttls *st, struct mysql_hello *h,
+                 const unsigned char *p, size_t len, size_t at)
+{
+    const unsigned char *nul;
+
+    /* character set, status, high flags, scramble length, reserved */
+    if (at + 1 + 2 + 2 + 1 + 10 > len) {
+        (void)verdict(st, STARTTLS_FAILED, "the server's greeting ends "
+                      "before its protocol 4.1 fields (%zu bytes)", len);
+        return -1;
+    }
+    h->charset = p[at];
+    memcpy(h->status, p + at + 1, 2);
+    h->caps |= (uint32_t)p[at + 3] << 16 | (uint32_t)p[at + 4] << 24;
+    h->auth_len = p[at + 5];
+    /* MariaDB's extended flags are the last 4 of the 10 reserved bytes */
+    if (!(h->caps & MYSQL_CLIENT_LONG_PASSWORD))
+        memcpy(h->mariadb_caps, p + at + 12, 4);
+    at += 16;
+    if (h->caps & MYSQL_CLIENT_SECURE_CONNECTION) {
+        size_t n = h->auth_len > MYSQL_SCRAMBLE1 + MYSQL_SCRAMBLE2_MIN
+                       ? (size_t)h->auth_len - MYSQL_SCRAMBLE1
+                       : MYSQL_SCRAMBLE2_MIN;
+        if (at + n > len) {
+            (void)verdict(st, STARTTLS_FAILED, "the server's greeting ends "
+                          "inside its scramble (%zu bytes)", len);
+            return -1;
+        }
+        h->scramble2 = p + at;
+        h->scramble2_len = n;
+        at += n;
+    }
+    if (h->caps & MYSQL_CLIENT_PLUGIN_AUTH) {
+        /* NUL-terminated; some 5.5 servers ended the packet instead */
+        nul = memchr(p + at, '\0', len - at);
+        h->plugin = p + at;
+        h->plugin_len = nul != NULL ? (size_t)(nul - (p + at)) : len - at;
+        if (h->plugin_len > MYSQL_NAME_MAX ||
+            unprintable_at(h->plugin, h->plugin_len) != h->plugin_len) {
+            (void)verdict(st, STARTTLS_FAILED, "the server's greeting names "
+                          "an authentication plugin that is not a short "
+                          "printable name");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* h as a greeting packet (sequence id 0, CLIENT_SSL cleared) in show[]. */
+static int
+mysql_hello_show(struct starttls *st, const struct mysql_hello *h)
+{
+    unsigned char g[4 + 1 + MYSQL_NAME_MAX + 1 + 4 + MYSQL_SCRAMBLE1 + 1 +
+                    2 + 1 + 2 + 2 + 1 + 10 + 255 + MYSQL_NAME_MAX + 1];
+    uint32_t caps = h->caps & ~(uint32_t)MYSQL_CLIENT_SSL;
+    size_t o = 4;
+
+    g[o++] = 10;
+    memcpy(g + o, h->version, h->version_len);
+    o += h->version_len;
+    g[o++] = '\0';
+    memcpy(g + o, h->conn_id, 4);
+    o += 4;
+    memcpy(g + o, h->scramble1, MYSQL_SCRAMBLE1);
+    o += MYSQL_SCRAMBLE1;
+    g[o++] = 0;                        /* filler */
+    put_le(g + o, caps & 0xffff, 2);
+    o += 2;
+    g[o++] = h->charset;
+    memcpy(g + o, h->status, 2);
+    o += 2;
+    put_le(g + o, caps >> 16, 2);
+    o += 2;
+    g[o++] = h->auth_len;
+    memset(g + o, 0, 6);
+    memcpy(g + o + 6, h->mariadb_caps, 4);
+    o += 10;
+    if (h->scramble2 != NULL) {
+        memcpy(g + o, h->scramble2, h->scramble2_len);
+        o += h->scramble2_len;
+    }
+    if (h->plugin != NULL) {
+        memcpy(g + o, h->plugin, h->plugin_len);
+        o += h->plugin_len;
+        g[o++] = '\0';
+    }
+    put_le(g, (uint32_t)(o - 4), 3);
+    g[3] = 0;
+    return show_add(st, g, o);
+}
+
+static enum starttls_status
+mysql_greeting(struct starttls *st)
+{
+    const unsigned char *p = st->in + MYSQL_HEADER, *nul;
+    struct mysql_hello h;
+    size_t len, end, caps_at, bad;
+    char text[128];
+
+    if (st->in_len < MYSQL_HEADER)
+        return need_more(st);
+    len = mysql_length(st->in);
+    end = MYSQL_HEADER + len;
+    if (end > sizeof(st->show))
+        return verdict(st, STARTTLS_FAILED, "the server's greeting is %zu "
+                       "bytes long", len);
+    if (st->in_len < end)
+        return need_more(st);
+    if (len >= 3 && p[0] == 0xff) {
+        /* ERR instead: too many connections, host blocked... */
+        quote(text, sizeof(text), p + 3, len - 3);
+        return verdict(st, STARTTLS_FAILED, "the server sent error %u "
+                       "instead of a greeting: \"%s\"",
+                       (unsigned)p[1] | (unsigned)p[2] << 8, text);
+    }
+    if (st->in[3] != 0)
+        return verdict(st, STARTTLS_FAILED, "the server's greeting has "
+                       "sequence id %u, not 0", st->in[3]);
+    if (len == 0 || p[0] != 10)
+        return verdict(st, STARTTLS_FAILED, "not a MySQL greeting "
+                       "(protocol version %u, not 10)", len > 0 ? p[0] : 0);
+    nul = memchr(p + 1, '\0', len - 1);
+    if (nul == NULL)
+        return verdict(st, STARTTLS_FAILED, "the server's greeting has no "
+                       "end to its version text");
+    caps_at = (size_t)(nul - p) + 1 + 4 + MYSQL_SCRAMBLE1 + 1;
+    if (caps_at + 2 > len)
+        return verdict(st, STARTTLS_FAILED, "the server's greeting ends "
+                       "before its capability flags (%zu bytes)", len);
+    memset(&h, 0, sizeof(h));
+    h.caps = (uint32_t)p[caps_at] | (uint32_t)p[caps_at + 1] << 8;
+    if (!(h.caps & MYSQL_CLIENT_SSL)) {
+        /* shown as it came, should the rule allow plaintext: the program
+         * then talks to this server directly anyway */
+        if (show_add(st, st->in, end) < 0)
+            return verdict(st, STARTTLS_FAILED, "the greeting is too long");
+        consume(st, end);
+        return verdict(st, STARTTLS_REFUSED, "the server does not offer "
+                       "SSL (no CLIENT_SSL in its greeting's capability "
+                       "flags)");
+    }
+    h.version = p + 1;
+    h.version_len = (size_t)(nul - h.version);
+    bad = unprintable_at(h.version, h.version_len);
+    if (h.version_len == 0 || h.version_len > MYSQL_NAME_MAX)
+        return verdict(st, STARTTLS_FAILED, "the server's version text is "
+                       "%zu bytes long (1 to %d)", h.version_len,
+                       MYSQL_NAME_MAX);
+    if (bad != h.version_len)
+        return verdict(st, STARTTLS_FAILED, "the server's version text is "
+                       "not a short printable text (%zu bytes, byte %zu is "
+                       "0x%02x)", h.version_len, bad, h.version[bad]);
+    memcpy(h.conn_id, nul + 1, 4);
+    h.scramble1 = nul + 1 + 4;
+    if (mysql_hello_rest(st, &h, p, len, caps_at + 2) < 0)
+        return STARTTLS_FAILED;
+    if (mysql_hello_show(st, &h) < 0)
+        return verdict(st, STARTTLS_FAILED, "the greeting is too long");
+    consume(st, end);
+    st->step = 1;
+    return STARTTLS_LOGIN;
+}
+
+/*
+ * The server fixes the session's capabilities from the SSLRequest and
+ * reads only the fields after them from the login that follows over TLS
+ * (MariaDB's parse_client_handshake_packet; MySQL reads them again), so
+ * the SSLRequest must carry the program's own flags, character set and
+ * maximum packet size: it is the first 32 bytes of the program's login,
+ * with CLIENT_SSL added.  The login then goes over TLS with CLIENT_SSL as
+ * well, numbered 2.
+ */
+static enum starttls_status
+mysql_login(struct starttls *st)
+{
+    unsigned char req[MYSQL_HEADER + MYSQL_SSL_REQUEST];
+    const unsigned char *p = st->login + MYSQL_HEADER;
+    size_t len;
+    unsigned caps;
+
+    if (st->in_len > 0)
+        return STARTTLS_LOGIN;   /* starttls_next fails it: injected */
+    if (st->login_len < MYSQL_HEADER)
+        return STARTTLS_LOGIN;
+    len = mysql_length(st->login);
+    if (MYSQL_HEADER + len > sizeof(st->login))
+        return verdict(st, STARTTLS_FAILED, "the program's login packet is "
+                       "%zu bytes long (at most %zu are kept)", len,
+                       sizeof(st->login) - MYSQL_HEADER);
+    if (st->login_len < MYSQL_HEADER + len)
+        return STARTTLS_LOGIN;
+    if (st->login[3] != 1)
+        return verdict(st, STARTTLS_FAILED, "the program's first packet has "
+                       "sequence id %u, not 1: not a login", st->login[3]);
+    caps = len >= 2 ? (unsigned)p[0] | (unsigned)p[1] << 8 : 0;
+    if (len < MYSQL_SSL_REQUEST || !(caps & MYSQL_CLIENT_PROTOCOL_41))
+        return verdict(st, STARTTLS_FAILED, "the program's login packet is "
+                       "not a protocol 4.1 HandshakeResponse (%zu bytes, "
+                       "capability flags 0x%04x)", len, caps);
+    if ((caps & MYSQL_CLIENT_SSL) && len == MYSQL_SSL_REQUEST)
+        return verdict(st, STARTTLS_FAILED, "the program sent an SSLRequest "
+                       "itself (it speaks TLS: use action = auto or "
+                       "enforce instead of starttls)");
+    memcpy(req, "\x20\x00\x00\x01", MYSQL_HEADER);
+    memcpy(req + MYSQL_HEADER, p, MYSQL_SSL_REQUEST);
+    req[MYSQL_HEADER + 1] |= MYSQL_CLIENT_SSL >> 8;
+    st->step = 2;
+    return queue(st, req, sizeof(req));
+}
+
+static enum starttls_status
+mysql_next(struct starttls *st)
+{
+    switch (st->step) {
+    case 0:
+        return mysql_greeting(st);
+    case 1:
+        return mysql_login(st);
+    case 2:
+        return STARTTLS_UPGRADE;
+    case STEP_TLS:
+        st->login[3] = 2;
+        st->login[MYSQL_HEADER + 1] |= MYSQL_CLIENT_SSL >> 8;
+        st->step = STEP_TLS + 1;
+        return queue(st, st->login, st->login_len);
+    default:
+        return done(st);
+    }
+}
+
+size_t
+starttls_login(struct starttls *st, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    size_t taken = 0;
+
+    if (st->proto != STARTTLS_MYSQL || st->step != 1)
+        return 0;
+    while (taken < len) {
+        size_t want = MYSQL_HEADER;
+        if (st->login_len >= MYSQL_HEADER)
+            want += mysql_length(st->login);
+        /* an overlong packet: mysql_login fails the dialogue */
+        if (want > sizeof(st->login) || st->login_len >= want)
+            break;
+        size_t n = want - st->login_len;
+        if (n > len - taken)
+            n = len - taken;
+        memcpy(st->login + st->login_len, p + taken, n);
+        st->login_len += n;
+        taken += n;
+    }
+    return taken;
+}
+
+void
+starttls_seq_init(struct starttls_seq *sq)
+{
+    memset(sq, 0, sizeof(*sq));
+    sq->active = 1;
+}
+
+/* Walk n bytes of one direction's packets, copying src to dst (NULL: no
+ * copy) with each sequence id moved by delta.  Going up, an id 0 is the
+ * program's first command: the translation ends there. */
+static void
+seq_walk(struct starttls_seq *sq, struct starttls_seqdir *d,
+         unsigned char *dst, const unsigned char *src, size_t n, int delta)
+{
+    size_t i = 0;
+
+    while (i < n && sq->active) {
+        if (d->header == MYSQL_HEADER) {
+            size_t k = d->left < n - i ? d->left : n - i;
+            if (dst != NULL && dst + i != src + i)
+                memcpy(dst + i, src + i, k);
+            i += k;
+            d->left -= k;
+            if (d->left == 0)
+                d->header = 0;
+            continue;
+        }
+        unsigned char b = src[i];
+        if (d->header < 3) {
+            d->length |= (size_t)b << (8 * d->header);
+        } else if (delta > 0 && b == 0) {
+            sq->active = 0;
+            break;
+        } else {
+            b = (unsigned char)(b + delta);
+        }
+        if (dst != NULL)
+            dst[i] = b;
+        i++;
+        if (++d->header == MYSQL_HEADER) {
+            d->left = d->length;
+            d->length = 0;
+            if (d->left == 0)
+                d->header = 0;
+        }
+    }
+    if (i < n && dst != NULL && dst + i != src + i)
+        memcpy(dst + i, src + i, n - i);
+}
+
+void
+starttls_seq_up(struct starttls_seq *sq, unsigned char *dst,
+                const unsigned char *src, size_t n)
+{
+    seq_walk(sq, &sq->up, dst, src, n, 1);
+}
+
+void
+starttls_seq_down(struct starttls_seq *sq, unsigned char *p, size_t n)
+{
+    seq_walk(sq, &sq->down, p, p, n, -1);
+}
+
 /* --- the interface -------------------------------------------------------- */
 
 void
@@ -842,6 +1237,7 @@ starttls_init(struct starttls *st, enum starttls_proto proto,
     st->show_len = st->show_off = 0;
     st->offered = 0;
     st->why[0] = '\0';
+    st->login_len = 0;
     st->proto = proto;
     util_strlcpy(st->name, server_name != NULL ? server_name : "",
                  sizeof(st->name));
@@ -863,7 +1259,7 @@ starttls_next(struct starttls *st)
 
     if (st->out_off < st->out_len)
         return STARTTLS_WRITE;
-    if (st->tls && st->proto != STARTTLS_FTP)
+    if (st->tls && st->proto != STARTTLS_FTP && st->proto != STARTTLS_MYSQL)
         return done(st);
     switch (st->proto) {
     case STARTTLS_SMTP:
@@ -890,6 +1286,9 @@ starttls_next(struct starttls *st)
     case STARTTLS_POSTGRES:
         s = postgres_next(st);
         break;
+    case STARTTLS_MYSQL:
+        s = mysql_next(st);
+        break;
     default:
         return verdict(st, STARTTLS_FAILED, "no STARTTLS dialogue for this "
                        "protocol");
@@ -903,6 +1302,15 @@ starttls_next(struct starttls *st)
         quote(text, sizeof(text), st->in, st->in_len);
         return verdict(st, STARTTLS_FAILED, "%zu bytes came after the "
                        "server's go-ahead, before the TLS handshake "
+                       "(injected?): \"%s\"", st->in_len, text);
+    }
+    /* mysql: the server has nothing to say between its greeting and the
+     * program's login; bytes there would be taken for its answers */
+    if (s == STARTTLS_LOGIN && st->in_len > 0) {
+        char text[128];
+        quote(text, sizeof(text), st->in, st->in_len);
+        return verdict(st, STARTTLS_FAILED, "%zu bytes came after the "
+                       "server's greeting, before the program's login "
                        "(injected?): \"%s\"", st->in_len, text);
     }
     return s;

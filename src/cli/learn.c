@@ -409,6 +409,7 @@ static const struct protocol_info {
     {"redis", 0, {6379, 0}, NULL, NULL},
     {"ftp", 0, {21, 0}, NULL, "ftp"},
     {"postgres", 0, {5432, 0}, NULL, "postgres"},
+    {"mysql", 0, {3306, 0}, NULL, "mysql"},
 };
 
 /* The protocol of d: by its first bytes, else by its port. */

@@ -8,7 +8,9 @@
  * then the name under verifycn_scheme.  Only a ClientHello is sent: the
  * probe never writes application data.  A STARTTLS probe first runs the
  * protocol's upgrade dialogue, the shim's own (starttls.c), on the plain
- * socket, and stops after the handshake.
+ * socket, and stops after the handshake.  mysql's dialogue waits for the
+ * program's login to make its SSLRequest from: the probe gives it one of
+ * its own, which is never sent.
  */
 #include "config.h"
 
@@ -407,6 +409,25 @@ wait_fd(int fd, short events, int64_t deadline)
 }
 
 /*
+ * mysql: the login (HandshakeResponse41) the probe hands the dialogue,
+ * whose first 32 bytes become the SSLRequest (starttls.c adds CLIENT_SSL):
+ * capability flags LONG_PASSWORD, LONG_FLAG, PROTOCOL_41, TRANSACTIONS,
+ * SECURE_CONNECTION, MULTI_RESULTS and PLUGIN_AUTH, as a MySQL or MariaDB
+ * client asks for them; maximum packet 16 MiB; character set 33
+ * (utf8_general_ci, known to both); the 23 reserved bytes; an empty user.
+ * It is never sent: the probe closes after the handshake.
+ */
+static const unsigned char probe_mysql_login[] = {
+    0x21, 0x00, 0x00, 0x01,             /* payload length 33, id 1 */
+    0x05, 0xa2, 0x0a, 0x00,             /* capability flags 0x000aa205 */
+    0x00, 0x00, 0x00, 0x01,             /* maximum packet 1 << 24 */
+    0x21,                               /* character set 33 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* reserved (23 bytes) */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0x00,                               /* user "" */
+};
+
+/*
  * The STARTTLS dialogue of proto on fd, up to the server's go-ahead, with
  * the shim's state machine (starttls.c) and a deadline of its own.
  * Returns 0 when the handshake may begin, else -1 with res filled in:
@@ -421,7 +442,7 @@ dialogue(int fd, enum starttls_proto proto, const char *verify_name,
     const char *pname = starttls_proto_name(proto);
     struct starttls *st;
     char client[80];
-    int rv = -1, w = 0;
+    int rv = -1, w = 0, login_given = 0;
 
     if ((st = malloc(sizeof(*st))) == NULL) {
         set_why(res, PROBE_ERROR, "out of memory");
@@ -475,6 +496,22 @@ dialogue(int fd, enum starttls_proto proto, const char *verify_name,
                 goto out;
             }
             starttls_received(st, (size_t)n);
+            continue;
+        case STARTTLS_LOGIN:
+            /* mysql: the greeting offers CLIENT_SSL, and the SSLRequest
+             * is made from the login the dialogue waits for.  The probe's
+             * own login, with no user: it would go only after the
+             * handshake, where the probe stops.  Asked twice, the
+             * dialogue is stuck: a failure, never an upgrade. */
+            if (login_given ||
+                starttls_login(st, probe_mysql_login,
+                               sizeof(probe_mysql_login)) !=
+                    sizeof(probe_mysql_login)) {
+                set_why(res, PROBE_NO_STARTTLS, "STARTTLS %s failed: the "
+                        "dialogue did not take the probe's login", pname);
+                goto out;
+            }
+            login_given = 1;
             continue;
         case STARTTLS_UPGRADE:
             rv = 0;

@@ -321,6 +321,89 @@ for line in open(sys.argv[1]):
     assert_output ok
 }
 
+# mysql_server NAME PORT MODE: tests/peers/starttls_server.py speaking
+# MySQL on 127.0.0.1:PORT in MODE with the good certificate, recording each
+# connection in $T/NAME.jsonl.
+mysql_server() {
+    start_bg "$1" "$PYTHON" "$PEERS/starttls_server.py" --proto mysql \
+        --port "$2" --mode "$3" --cert "$PKI/good.chain.pem" \
+        --key "$PKI/good.key" --record "$T/$1.jsonl"
+    wait_port "$2"
+}
+
+# mysql_record FILE CONN EXPR: EXPR (Python, over the record r) holds for
+# connection CONN of a starttls_server.py record file.
+mysql_record() {
+    "$PYTHON" -c '
+import json, sys
+recs = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    recs[r["conn"]] = r
+r = recs.get(int(sys.argv[2]))
+if r is None or not eval(sys.argv[3]):
+    sys.exit("mysql_record: %s\n  is false for %s" % (sys.argv[3], json.dumps(r)))' "$@"
+}
+
+@test "--learn --probe asks a MySQL server for TLS with an SSLRequest: starttls = mysql where it verifies, plain where the greeting offers no SSL; fed back, the login goes over TLS" {
+    given_policy
+    local ok=$(free_port) nossl=$(free_port)
+    while [ "$nossl" = "$ok" ]; do nossl=$(free_port); done
+    mysql_server myok "$ok" normal
+    mysql_server mynossl "$nossl" nostarttls
+    local row="S: row $(printf '%s' "SELECT 'tlsshim'" | sha256sum | cut -d' ' -f1)"
+
+    run --separate-stderr "$TLSSHIM" --learn "$T/out.conf" --probe -f "$T/given.conf" -- \
+        "$BASH" -c '"$1" "$2" --proto mysql --port "$3" &&
+                    "$1" "$2" --proto mysql --port "$4"' - \
+        "$PYTHON" "$PEERS/proto_client.py" "$ok" "$nossl"
+    assert_success
+    # the program logged in twice in plaintext, the greetings as the
+    # servers sent them (one offering SSL, one not)
+    assert_equal "$(grep -c -x "$row" <<<"$output")" 2
+    assert_line --index 0 "S: greeting seq=0 version=5.5.5-10.11.0-MariaDB-fake ssl=yes"
+    assert_line "S: greeting seq=0 version=5.5.5-10.11.0-MariaDB-fake ssl=no"
+    assert_equal "$(printf '%s\n' "$stderr" | tail -n 1)" \
+        "tlsshim: $T/out.conf: 2 rules proposed (1 tls, 1 plain) from 2 connections"
+
+    run rule_block "$T/out.conf" "learned-127.0.0.1-$ok"
+    assert_line "# 127.0.0.1:$ok: 1 connection, 1 in plaintext: mysql x1"
+    assert_line --regexp "^# probe 127\\.0\\.0\\.1:$ok \\(the same port\\): no TLS"
+    assert_line "# probe 127.0.0.1:$ok (STARTTLS mysql on the same port): STARTTLS accepted; TLS verified (TLSv1.3, name 127.0.0.1)"
+    assert_line --partial "# proposed: STARTTLS (mysql) on the same port, verified"
+    assert_line "action = tls"
+    assert_line "starttls = mysql"
+
+    run rule_block "$T/out.conf" "learned-127.0.0.1-$nossl"
+    assert_line "# 127.0.0.1:$nossl: 1 connection, 1 in plaintext: mysql x1"
+    assert_line "# probe 127.0.0.1:$nossl (STARTTLS mysql on the same port): no STARTTLS: the server does not offer SSL (no CLIENT_SSL in its greeting's capability flags)"
+    assert_line "# proposed: plain, as no verified TLS was found"
+    assert_line "action = plain"
+    refute_line "starttls = mysql"
+
+    # the STARTTLS probe (the third connection, after the program's and
+    # the same-port probe's) sent only an SSLRequest of fixed flags
+    # (0x000aa205 and CLIENT_SSL) and a handshake: no login, no user
+    mysql_record "$T/myok.jsonl" 1 "not r['tls'] and r['mysql']['user'] == 'user'"
+    mysql_record "$T/myok.jsonl" 3 "r['tls'] and r['pre'] == ' \x00\x00\x01\x05\xaa\x0a\x00\x00\x00\x00\x01!' + '\x00' * 23"
+    mysql_record "$T/myok.jsonl" 3 "r['mysql']['ssl_caps'] == 0x000aaa05 and r['post'] == '' and r['mysql']['user'] is None"
+    # the server without SSL saw nothing of the STARTTLS probe: it read the
+    # greeting and closed
+    mysql_record "$T/mynossl.jsonl" 3 "not r['tls'] and r['pre'] == '' and r['mysql']['user'] is None"
+
+    # fed back: the login and the query go over verified TLS
+    run --separate-stderr "$TLSSHIM" -f "$T/out.conf" -r "$T/again.jsonl" -- \
+        "$PYTHON" "$PEERS/proto_client.py" --proto mysql --port "$ok"
+    assert_success
+    assert_line --index 0 "S: greeting seq=0 version=5.5.5-10.11.0-MariaDB-fake ssl=no"
+    assert_line "$row"
+    mysql_record "$T/myok.jsonl" 4 "r['tls'] and r['mysql']['logged_in'] and r['mysql']['user'] == 'user' and 'user' not in r['pre']"
+    run json_field "$T/again.jsonl" 1 starttls
+    assert_output mysql
+    run json_field "$T/again.jsonl" 1 verify
+    assert_output ok
+}
+
 @test "a plaintext HTTP, SMTP and redis client: --learn --probe proposes redirect = :443, starttls = smtp and plain, which fed back give verified TLS to the first two (own network namespace)" {
     unshare -rn true 2>/dev/null || skip "no user and network namespaces (unshare -rn)"
     command -v ip >/dev/null || skip "ip (iproute2) is not installed"

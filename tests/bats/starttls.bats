@@ -92,6 +92,9 @@ declare -gA DIALOGUE=(
     [ldap]='"0\x1d\x02\x01\x01w\x18\x80\x161.3.6.1.4.1.1466.20037"'
     [xmpp]='"<?xml version='"'"'1.0'"'"'?><stream:stream to='"'"'127.0.0.1'"'"' version='"'"'1.0'"'"' xmlns='"'"'jabber:client'"'"' xmlns:stream='"'"'http://etherx.jabber.org/streams'"'"'><starttls xmlns='"'"'urn:ietf:params:xml:ns:xmpp-tls'"'"'/>"'
     [postgres]='"\x00\x00\x00\x08\x04\xd2\x16/"'
+    # the SSLRequest: the first 32 bytes of the program's login, CLIENT_SSL
+    # added to its capability flags 0x0008a209
+    [mysql]='" \x00\x00\x01\t\xaa\x08\x00\x00\x00\x00\x01!" + "\x00" * 23'
 )
 
 # ...and what it asks when the server offers no STARTTLS.
@@ -99,6 +102,7 @@ declare -gA PROBE=(
     [smtp]='"EHLO [127.0.0.1]\r\n"'
     [imap]='"T1 CAPABILITY\r\n"'
     [xmpp]='"<?xml version='"'"'1.0'"'"'?><stream:stream to='"'"'127.0.0.1'"'"' version='"'"'1.0'"'"' xmlns='"'"'jabber:client'"'"' xmlns:stream='"'"'http://etherx.jabber.org/streams'"'"'>"'
+    [mysql]='""'
 )
 
 # The program's first words over TLS (for ftp, after tlsshim's PBSZ/PROT).
@@ -111,6 +115,8 @@ declare -gA FIRST=(
     [ldap]='"0\x19\x02\x01\x01`\x14\x02\x01\x03\x04\x07cn=test"'
     [xmpp]='"<?xml version='"'"'1.0'"'"'?><stream:stream to='"'"'localhost'"'"'"'
     [postgres]='"\x00\x00\x00!\x00\x03\x00\x00user\x00test"'
+    # its login, numbered 2 after the SSLRequest, with CLIENT_SSL
+    [mysql]='"U\x00\x00\x02\t\xaa\x08\x00"'
 )
 
 # The first thing the program is shown.
@@ -123,6 +129,7 @@ declare -gA SHOWN=(
     [ldap]='S: ldap message id=1 op=0x61 result=0'
     [xmpp]="S: <?xml version='1.0'?><stream:stream from='real.server' "
     [postgres]='S: R'
+    [mysql]='S: greeting seq=0 version=5.5.5-10.11.0-MariaDB-fake ssl=no'
 )
 
 # upgrade PROTO [CLIENT ARGS...]: the whole happy path of one protocol;
@@ -244,6 +251,62 @@ refused() {
     assert_line "S: D 1"
 }
 
+@test "mysql: the program sees the greeting without SSL, the SSLRequest carries its login's flags, the login goes over TLS numbered 2" {
+    upgrade mysql
+    # the program answered the greeting's scramble and the auth switch's
+    # (the server checks both), and saw every id as it numbers them
+    run cat "$T/client.out"
+    assert_line --index 1 "S: auth switch seq=2"
+    assert_line --index 2 "S: ok seq=4"
+    assert_line --index 3 "S: row $(printf '%s' "SELECT 'tlsshim'" | sha256sum | cut -d' ' -f1)"
+    # the server saw the SSLRequest as 1, the login as 2, the switch's
+    # answer as 4, then the query and the quit as commands (0), and the
+    # same capability flags in the SSLRequest and the login
+    record_has "r['mysql']['seqs'] == [1, 2, 4, 0, 0] and r['mysql']['logged_in']"
+    record_has "r['mysql']['ssl_caps'] == r['mysql']['login_caps'] == 0x0008aa09"
+    record_has "r['mysql']['user'] == 'user' and r['mysql']['db'] == 'test'"
+    record_has "'user' not in r['pre']"
+}
+
+@test "mysql: the program is given the greeting rebuilt from its parsed fields: filler and reserved bytes zeroed, bytes after the plugin name dropped" {
+    server mysql odd_greeting
+    # without tlsshim the program sees the odd bytes as the server sent them
+    run timeout 30 "$PYTHON" "$PEERS/proto_client.py" --proto mysql \
+        --port "$PORT" --greeting-hex
+    assert_success
+    local raw=$(sed -n 's/^S: greeting hex //p' <<<"$output")
+    [[ $raw == *"$(printf ODDODD | od -An -tx1 | tr -d ' \n')"* ]]
+    [[ $raw == *"$(printf TRAILING | od -An -tx1 | tr -d ' \n')" ]]
+    # what tlsshim must give instead: the same fields, filler and reserved
+    # bytes zero, CLIENT_SSL cleared, nothing after the plugin's NUL
+    local want=$("$PYTHON" -c '
+import sys
+g = bytearray.fromhex(sys.argv[1])
+filler = g.index(0, 1) + 1 + 4 + 8
+g[filler] = 0
+g[filler + 2] &= ~0x08
+g[filler + 9:filler + 15] = bytes(6)
+print(bytes(g[:-len(b"TRAILING")]).hex())' "$raw")
+
+    policy mysql
+    run client mysql --greeting-hex
+    assert_success
+    assert_line --index 0 "S: greeting seq=0 version=5.5.5-10.11.0-MariaDB-fake ssl=no"
+    assert_line --index 1 "S: greeting hex $want"
+    assert_line "S: row $(printf '%s' "SELECT 'tlsshim'" | sha256sum | cut -d' ' -f1)"
+    record_has "r['tls'] and r['mysql']['logged_in'] and 'user' not in r['pre']"
+}
+
+@test "mysql: a login written in pieces is sent whole, once, over TLS" {
+    server mysql normal
+    policy mysql
+    run client mysql --split-login
+    assert_success
+    assert_line --index 2 "S: ok seq=4"
+    record_has "r['tls'] and r['pre'] == ${DIALOGUE[mysql]} and r['post'].startswith(${FIRST[mysql]})"
+    record_has "r['mysql']['seqs'] == [1, 2, 4, 0, 0] and r['mysql']['logged_in']"
+}
+
 @test "curl smtp:// sends a message through the upgraded connection, checksum intact" {
     server smtp normal
     policy smtp
@@ -311,6 +374,47 @@ refused() {
     injected postgres
 }
 
+@test "mysql: an OK packet injected after the greeting fails the connect; nothing is sent" {
+    server mysql inject
+    policy mysql
+    run client mysql
+    assert_equal "$status" 3
+    assert_output "error ECONNREFUSED"
+    record_has "r['pre'] == '' and r['post'] == '' and not r['tls']"
+    run grep -c "error: connect 127.0.0.1:$PORT rule=stls: STARTTLS mysql: 11 bytes came after the server's greeting, before the program's login (injected?)" "$T/shim.log"
+    assert_output 1
+    run json_field "$T/report.jsonl" -1 outcome
+    assert_output handshake_failed
+}
+
+@test "mysql: bytes that come while the program prepares its login fail its write; nothing is sent" {
+    # the server's OK comes 0.2 s after its greeting, the login after 1 s
+    server mysql inject_late
+    policy mysql
+    run client mysql --delay 1
+    assert_equal "$status" 4
+    assert_line --index 0 "${SHOWN[mysql]}"
+    assert_line --index 1 --partial "error [Errno 104] Connection reset by peer"
+    record_has "r['pre'] == '' and r['post'] == '' and not r['tls']"
+    run grep -c "rule=stls: STARTTLS mysql: 11 bytes came after the server's greeting, before the program's login (injected?)" "$T/shim.log"
+    assert_output 1
+    run json_field "$T/report.jsonl" -1 outcome
+    assert_output handshake_failed
+}
+
+@test "mysql: bytes that come while the program waits to read before its login fail that read" {
+    server mysql inject_late
+    policy mysql
+    run client mysql --read-early
+    assert_equal "$status" 4
+    assert_line --index 0 "${SHOWN[mysql]}"
+    assert_line --index 1 --partial "error [Errno 104] Connection reset by peer"
+    refute_output --partial "early"
+    record_has "r['pre'] == '' and r['post'] == '' and not r['tls']"
+    run grep -c "rule=stls: STARTTLS mysql: 11 bytes came after the server's greeting, before the program's login (injected?)" "$T/shim.log"
+    assert_output 1
+}
+
 @test "smtp: bytes injected in a later segment break the handshake instead" {
     server smtp inject_late
     policy smtp
@@ -357,6 +461,12 @@ refused() {
         rm -f "$T/srv.json" "$T/shim.log" "$T/report.jsonl"
         common_teardown
     done
+}
+
+@test "mysql: a greeting without CLIENT_SSL (a server without SSL, or a stripping man in the middle): ECONNREFUSED, nothing sent" {
+    refused mysql nostarttls
+    run grep -c "STARTTLS mysql refused: the server does not offer SSL (no CLIENT_SSL in its greeting's capability flags)" "$T/shim.log"
+    assert_output 1
 }
 
 @test "xmpp: <failure/> to <starttls/>: ECONNREFUSED" {
@@ -409,6 +519,23 @@ refused() {
     done
 }
 
+@test "starttls_required = no: mysql goes on in plaintext with the server's own greeting and ids" {
+    server mysql nostarttls
+    policy mysql "starttls_required = no"
+    run client mysql
+    assert_success
+    assert_line --index 0 "${SHOWN[mysql]}"
+    assert_line --index 1 "S: auth switch seq=2"
+    assert_line --index 2 "S: ok seq=4"
+    # the login as the program numbered it, nothing of tlsshim's before it
+    record_has "not r['tls'] and r['pre'].startswith('U\x00\x00\x01\t\xa2') and r['error'] is None"
+    record_has "r['mysql']['seqs'] == [1, 3, 0, 0] and r['mysql']['logged_in']"
+    run grep -c "warning: connect 127.0.0.1:$PORT rule=stls starttls=mysql: the server does not offer SSL (no CLIENT_SSL in its greeting's capability flags); going on in plaintext (starttls_required = no)" "$T/shim.log"
+    assert_output 1
+    run json_field "$T/report.jsonl" -1 outcome
+    assert_output ok
+}
+
 @test "starttls_required = no does not apply to a server that offers STARTTLS" {
     server smtp normal
     policy smtp "starttls_required = no"
@@ -422,7 +549,7 @@ refused() {
 
 @test "an asyncio client (non-blocking connect, epoll) gets the upgrade" {
     local proto
-    for proto in smtp postgres; do
+    for proto in smtp postgres mysql; do
         server "$proto" normal
         policy "$proto"
         run client "$proto" --async
@@ -471,6 +598,44 @@ refused() {
     assert_output timeout
 }
 
+@test "mysql: handshake_timeout runs from the program's login, not while it thinks" {
+    server mysql normal
+    policy mysql "handshake_timeout = 1"
+    run client mysql --delay 2
+    assert_success
+    assert_line --index 2 "S: ok seq=4"
+    common_teardown
+    rm -f "$T/srv.json" "$T/shim.log" "$T/report.jsonl"
+    # a server that takes the SSLRequest and never starts TLS
+    server mysql stall
+    local start=$SECONDS
+    run client mysql
+    assert_equal "$status" 4
+    assert_line --index 1 --partial "error [Errno 104] Connection reset by peer"
+    ((SECONDS - start < 10))
+    run grep -c "TLS handshake timed out after 1 s" "$T/shim.log"
+    assert_output 1
+    run json_field "$T/report.jsonl" -1 outcome
+    assert_output timeout
+}
+
+@test "mysql: a certificate for another name fails the login's write; the login never leaves" {
+    start_bg srv "$PYTHON" "$PEERS/starttls_server.py" --proto mysql \
+        --port "$PORT" --cert "$PKI/wronghost.chain.pem" \
+        --key "$PKI/wronghost.key" --record "$T/srv.json"
+    wait_port "$PORT" 127.0.0.1
+    policy mysql
+    run client mysql
+    assert_equal "$status" 4
+    assert_line --index 0 "${SHOWN[mysql]}"
+    assert_line --index 1 --partial "error [Errno 104] Connection reset by peer"
+    run grep -c "certificate verify failed: hostname mismatch (wanted 127.0.0.1" "$T/shim.log"
+    assert_output 1
+    run json_field "$T/report.jsonl" -1 outcome
+    assert_output verify_failed
+    record_has "r['pre'] == ${DIALOGUE[mysql]} and r['post'] == '' and r['mysql']['user'] is None"
+}
+
 @test "after the upgrade the certificate is verified: a wrong name fails closed" {
     start_bg srv "$PYTHON" "$PEERS/starttls_server.py" --proto smtp \
         --port "$PORT" --cert "$PKI/wronghost.chain.pem" \
@@ -510,17 +675,21 @@ refused() {
     assert_line --index 0 "S: 220 mx1.example.test ESMTP ready (TLS by tlsshim)"
 }
 
-@test "starttls is refused where it is not built: listen rules beyond smtp/imap/pop3, mysql, xmpp without STARTTLS" {
-    printf '[s]\nlisten = 127.0.0.1:%s\ncert_file = %s\nkey_file = %s\nstarttls = nntp\n' \
-        "$PORT" "$PKI/good.pem" "$PKI/good.key" >"$T/policy.conf"
-    chmod 600 "$T/policy.conf"
-    run "$TLSSHIM" --check -f "$T/policy.conf"
-    assert_equal "$status" 2
-    assert_output --partial "policy.conf:5: starttls = nntp on listen rules is not supported (tlsshim offers STARTTLS to clients for smtp, imap and pop3), and [s] is a listen rule"
+@test "starttls is refused where it is not built: listen rules beyond smtp/imap/pop3 (mysql too), xmpp without STARTTLS" {
+    local proto
+    for proto in nntp mysql; do
+        printf '[s]\nlisten = 127.0.0.1:%s\ncert_file = %s\nkey_file = %s\nstarttls = %s\n' \
+            "$PORT" "$PKI/good.pem" "$PKI/good.key" "$proto" >"$T/policy.conf"
+        chmod 600 "$T/policy.conf"
+        run "$TLSSHIM" --check -f "$T/policy.conf"
+        assert_equal "$status" 2
+        assert_output --partial "policy.conf:5: starttls = $proto on listen rules is not supported (tlsshim offers STARTTLS to clients for smtp, imap and pop3), and [s] is a listen rule"
+    done
+    # on a client rule mysql is built
     policy mysql
     run "$TLSSHIM" --check -f "$T/policy.conf"
-    assert_equal "$status" 2
-    assert_output --partial "policy.conf:3: value mysql of key starttls is not supported yet (MySQL negotiates TLS inside its login handshake)"
+    assert_success
+    assert_output --partial "starttls = mysql"
     policy xmpp "starttls_required = no"
     run "$TLSSHIM" --check -f "$T/policy.conf"
     assert_equal "$status" 2

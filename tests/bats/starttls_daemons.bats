@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # starttls against real daemons from Debian packages (SPEC section 4): a
 # plaintext client under tlsshim talks to vsftpd, dovecot, slapd,
-# PostgreSQL and an SMTP server that each insist on TLS, started by the
+# PostgreSQL, MariaDB and an SMTP server that each insist on TLS, started by the
 # test on loopback ports in $T with the test PKI.  Each test checks the
 # payload end to end and that the daemon itself saw an encrypted session
 # (its own log or statistics), so a shim that sent plaintext fails.
@@ -296,6 +296,95 @@ postgres_start() {
     assert_line --index 1 "$(printf 'tlsshim%.0s' $(seq 1000) | md5sum | cut -d' ' -f1)"
     run json_field "$T/report.jsonl" -1 starttls
     assert_output postgres
+}
+
+# --- MariaDB ---------------------------------------------------------------------
+
+# mariadb_start: a MariaDB server with its data in $T/mdb, on $PORT (and a
+# socket in $T/mdb for setting it up), that refuses every TCP login without
+# TLS (require_secure_transport) and has the test certificate; users
+# t@localhost (password pw, mysql_native_password) and e@localhost
+# (password ed, ed25519: its login needs an auth switch).  Not the
+# system's MariaDB: nothing here touches /etc/mysql, /var/lib/mysql or
+# port 3306.
+mariadb_start() {
+    local user run=() as=()
+    need /usr/sbin/mariadbd mariadb-install-db mariadb
+    user=$(daemon_user mysql)
+    mkdir -p "$T/mdb"
+    cp "$PKI/good.chain.pem" "$PKI/good.key" "$PKI/ca.pem" "$T/mdb/"
+    chown -R "$user" "$T/mdb"
+    chmod 600 "$T/mdb/good.key"
+    # mariadbd will not run as root
+    [[ $(id -u) -ne 0 ]] || { run=(runuser -u "$user" --); as=(--user="$user"); }
+    mariadb-install-db --no-defaults --datadir="$T/mdb/data" "${as[@]}" \
+        --auth-root-authentication-method=normal >"$T/install.log" 2>&1 ||
+        { cat "$T/install.log"; return 1; }
+    start_bg mariadb "${run[@]}" /usr/sbin/mariadbd --no-defaults \
+        --datadir="$T/mdb/data" --socket="$T/mdb/sock" \
+        --pid-file="$T/mdb/mariadbd.pid" --port="$PORT" \
+        --bind-address=127.0.0.1 --skip-name-resolve=0 \
+        --ssl-cert="$T/mdb/good.chain.pem" --ssl-key="$T/mdb/good.key" \
+        --ssl-ca="$T/mdb/ca.pem" --require-secure-transport=ON \
+        --max-allowed-packet=64M --plugin-load-add=auth_ed25519
+    wait_port "$PORT" 127.0.0.1
+    # root through the socket, which require_secure_transport allows
+    mariadb --no-defaults -S "$T/mdb/sock" -u root -e "
+        CREATE USER t@localhost IDENTIFIED BY 'pw';
+        CREATE USER e@localhost IDENTIFIED VIA ed25519 USING PASSWORD('ed');
+        GRANT SELECT ON *.* TO t@localhost;
+        GRANT SELECT ON *.* TO e@localhost;" ||
+        { cat "$T/mariadb.log"; return 1; }
+}
+
+@test "mariadb: the mariadb client with --ssl=0 under tlsshim; the server reports its session TLSv1.3" {
+    mariadb_start
+    cpolicy mysql
+    local sql="SHOW STATUS LIKE 'Ssl_version'; SELECT md5(repeat('tlsshim', 1000))"
+    # without tlsshim require_secure_transport refuses the plaintext login
+    run timeout 20 mariadb --no-defaults -h 127.0.0.1 -P "$PORT" -u t -ppw --ssl=0 -N -B -e "$sql"
+    assert_failure
+    assert_output --partial "ERROR 1045 (28000): Access denied for user 't'@'localhost'"
+    run shimmed mariadb --no-defaults -h 127.0.0.1 -P "$PORT" -u t -ppw --ssl=0 -N -B -e "$sql"
+    assert_success
+    assert_line --index 0 "Ssl_version	TLSv1.3"
+    assert_line --index 1 "$(printf 'tlsshim%.0s' $(seq 1000) | md5sum | cut -d' ' -f1)"
+    run json_field "$T/report.jsonl" -1 starttls
+    assert_output mysql
+    run json_field "$T/report.jsonl" -1 outcome
+    assert_output ok
+    run json_field "$T/report.jsonl" -1 version
+    assert_output TLSv1.3
+    run grep -c "info: connect 127.0.0.1:$PORT rule=d starttls=mysql tls=TLSv1.3 .* verify=ok" "$T/shim.log"
+    assert_output 1
+}
+
+@test "mariadb: a 20 MB row (packets split at 16 MB), --compress, a database and an ed25519 login (auth switch) through the translated ids" {
+    mariadb_start
+    cpolicy mysql
+    local want
+    want=$({ head -c 20000000 /dev/zero | tr '\0' x; echo; } | md5sum)
+    run shimmed mariadb --no-defaults -h 127.0.0.1 -P "$PORT" -u t -ppw --ssl=0 \
+        --max-allowed-packet=64M -N -B -e "SELECT repeat('x', 20000000)"
+    assert_success
+    assert_equal "$(printf '%s\n' "$output" | md5sum)" "$want"
+    run shimmed mariadb --no-defaults -h 127.0.0.1 -P "$PORT" -u t -ppw --ssl=0 \
+        --compress -D mysql -N -B -e "SHOW STATUS LIKE 'Ssl_version'; SHOW STATUS LIKE 'Compression'; SELECT database()"
+    assert_success
+    assert_output "$(printf 'Ssl_version\tTLSv1.3\nCompression\tON\nmysql')"
+    # e's account needs the ed25519 plugin: the server answers the login
+    # with an auth switch, one more round of the connection phase
+    run shimmed mariadb --no-defaults -h 127.0.0.1 -P "$PORT" -u e -ped --ssl=0 -N -B \
+        -e "SELECT current_user(), plugin FROM mysql.user WHERE user = 'e'; SHOW STATUS LIKE 'Ssl_version'"
+    assert_success
+    assert_line --index 0 "e@localhost	ed25519"
+    assert_line --index 1 "Ssl_version	TLSv1.3"
+    # a wrong password is the server's answer, over TLS too
+    run shimmed mariadb --no-defaults -h 127.0.0.1 -P "$PORT" -u e -pwrong --ssl=0 -e "SELECT 1"
+    assert_failure
+    assert_output --partial "ERROR 1045 (28000): Access denied for user 'e'@'localhost'"
+    run grep -c "rule=d starttls=mysql tls=TLSv1.3 .* verify=ok" "$T/shim.log"
+    assert_output 4
 }
 
 # --- SMTP ----------------------------------------------------------------------

@@ -1,18 +1,25 @@
 #!/usr/bin/python3
 """A naive plaintext client of one protocol, for the STARTTLS tests.
 
-Speaks smtp, imap, pop3, ftp, nntp, ldap, xmpp or postgres in plaintext,
+Speaks smtp, imap, pop3, ftp, nntp, ldap, xmpp, postgres or mysql in plaintext,
 as a program that knows nothing of TLS would, and prints every answer it
 reads as "S: LINE" (server-first greetings included), so the tests see
 exactly what the program was shown. With --async it connects and talks
 through asyncio (a non-blocking connect and an event loop); otherwise
 through a blocking socket. A failed connect prints "error ERRNO_NAME" and
 exits 3; a connection that breaks later prints "error TEXT" and exits 4.
+
+mysql: it shows the greeting (sequence id, server version, whether it
+offers SSL), logs in without SSL answering each scramble with its SHA-1
+(tests/peers/starttls_server.py checks that), follows an auth switch,
+runs one query and shows its row.  Every packet's sequence id is checked
+as a MySQL client checks it: one out of order is an error (exit 4).
 """
 
 import argparse
 import asyncio
 import errno
+import hashlib
 import socket
 import struct
 import sys
@@ -25,6 +32,17 @@ def parse_args():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--async", dest="use_async", action="store_true")
     p.add_argument("--payload", help="SMTP: the message body to send")
+    p.add_argument("--delay", type=float, default=0.0,
+                   help="mysql: seconds to wait before the login")
+    p.add_argument("--query", default="SELECT 'tlsshim'",
+                   help="mysql: the query to run")
+    p.add_argument("--split-login", action="store_true",
+                   help="mysql: write the login in three pieces, 0.1 s apart")
+    p.add_argument("--greeting-hex", action="store_true",
+                   help="mysql: show the greeting's payload in hex too")
+    p.add_argument("--read-early", action="store_true",
+                   help="mysql: read once more after the greeting, before "
+                   "the login (where a server has nothing to say)")
     return p.parse_args()
 
 
@@ -212,9 +230,99 @@ async def postgres(s, args):
     await s.write(b"X" + struct.pack("!I", 4))
 
 
+MY_CAPS = 0x0008A209   # LONG_PASSWORD CONNECT_WITH_DB PROTOCOL_41
+                       # TRANSACTIONS SECURE_CONNECTION PLUGIN_AUTH
+
+
+class MySeq:
+    """Sequence ids as a MySQL client checks them."""
+
+    def __init__(self, s):
+        self.s = s
+        self.next = 0
+
+    async def read(self):
+        head = await self.s.read_exact(4)
+        n = head[0] | head[1] << 8 | head[2] << 16
+        if head[3] != self.next:
+            raise Broken("packets out of order: got %d, want %d"
+                         % (head[3], self.next))
+        self.next = head[3] + 1
+        return await self.s.read_exact(n)
+
+    async def write(self, payload, command=False, pieces=1):
+        if command:
+            self.next = 0
+        data = struct.pack("<I", len(payload))[:3] + bytes([self.next]) + \
+            payload
+        self.next += 1
+        # pieces > 1: two bytes of the header, then the rest in parts
+        cuts = [0, 2] + [2 + (len(data) - 2) * k // (pieces - 1)
+                         for k in range(1, pieces)] if pieces > 1 else [0]
+        cuts.append(len(data))
+        for a, b in zip(cuts, cuts[1:]):
+            if a > 0:
+                await asyncio.sleep(0.1)
+            await self.s.write(data[a:b])
+
+
+def my_check(packet, what):
+    if packet[:1] == b"\xff":
+        raise Broken("%s: error %d: %s" % (
+            what, struct.unpack("<H", packet[1:3])[0],
+            packet[3:].decode("latin-1")))
+
+
+async def mysql(s, args):
+    my = MySeq(s)
+    g = await my.read()
+    version_end = g.index(b"\x00", 1)
+    pos = version_end + 1 + 4
+    scramble = g[pos:pos + 8]
+    caps = struct.unpack("<H", g[pos + 9:pos + 11])[0]
+    caps |= struct.unpack("<H", g[pos + 14:pos + 16])[0] << 16
+    scramble += g[pos + 27:pos + 27 + 12]
+    show("greeting seq=0 version=%s ssl=%s" % (
+        g[1:version_end].decode("latin-1"), "yes" if caps & 0x800 else "no"))
+    if args.greeting_hex:
+        show("greeting hex %s" % g.hex())
+    if args.delay:
+        await asyncio.sleep(args.delay)
+    if args.read_early:
+        show("early %r" % await s.read_exact(1))
+    login = (struct.pack("<IIB", MY_CAPS, 1 << 24, 0x21) + b"\x00" * 23 +
+             b"user\x00" + bytes([20]) + hashlib.sha1(scramble).digest() +
+             b"test\x00" + b"mysql_native_password\x00")
+    await my.write(login, pieces=3 if args.split_login else 1)
+    answer = await my.read()
+    my_check(answer, "login")
+    if answer[:1] == b"\xfe":
+        show("auth switch seq=%d" % (my.next - 1))
+        plugin_end = answer.index(b"\x00", 1)
+        second = answer[plugin_end + 1:plugin_end + 21]
+        await my.write(hashlib.sha1(second).digest())
+        answer = await my.read()
+        my_check(answer, "auth switch")
+    if answer[:1] != b"\x00":
+        raise Broken("login: not an OK packet")
+    show("ok seq=%d" % (my.next - 1))
+    await my.write(b"\x03" + args.query.encode(), command=True)
+    columns = await my.read()
+    my_check(columns, "query")
+    for _ in range(columns[0]):
+        await my.read()
+    await my.read()                                # EOF
+    while True:
+        row = await my.read()
+        if row[:1] == b"\xfe" and len(row) < 9:     # EOF
+            break
+        show("row %s" % row[1:1 + row[0]].decode("latin-1"))
+    await my.write(b"\x01", command=True)          # COM_QUIT
+
+
 SCRIPTS = {
     "smtp": smtp, "imap": imap, "pop3": pop3, "ftp": ftp, "nntp": nntp,
-    "ldap": ldap, "xmpp": xmpp, "postgres": postgres,
+    "ldap": ldap, "xmpp": xmpp, "postgres": postgres, "mysql": mysql,
 }
 
 

@@ -2,7 +2,7 @@
 """STARTTLS server peer for the tlsshim end-to-end tests.
 
 Speaks the upgrade dialogue of one protocol (smtp, imap, pop3, ftp, nntp,
-ldap, xmpp, postgres), then TLS with the given certificate, then answers
+ldap, xmpp, postgres, mysql), then TLS with the given certificate, then answers
 the few commands a simple client sends (tests/peers/proto_client.py, curl
 for smtp, imap and pop3). One thread per connection; prints READY once
 listening.
@@ -21,6 +21,20 @@ received over TLS), tls (whether the handshake succeeded), version, sni,
 error (text or null), and for SMTP data_sha256, the SHA-256 of each
 message body received (the bytes between DATA's 354 and the final
 "\\r\\n.\\r\\n", its first CRLF included, dots unstuffed).
+
+MySQL (a MariaDB-like server): the greeting offers CLIENT_SSL (not in
+nostarttls and refuse modes); an SSLRequest starts TLS; the login is
+answered with an auth switch and a second scramble, and each auth answer
+must be the SHA-1 of the scramble it answers (proving the client saw the
+greeting's), else an access-denied error.  Every packet's sequence id is
+checked as a real server checks it (out of order: error 1156 and the
+connection is closed).  A query is answered with one row holding the
+SHA-256 of its text.  The record adds mysql: the sequence ids received,
+the capability flags of the SSLRequest and of the login, the user, the
+database, and whether the login succeeded.  inject: an OK packet follows
+the greeting in its segment.  odd_greeting: the greeting's filler and
+reserved bytes are not zero and bytes follow its plugin name (a valid
+greeting otherwise, offering SSL).
 """
 
 import argparse
@@ -42,14 +56,14 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--proto", required=True,
                    choices=("smtp", "imap", "pop3", "ftp", "nntp", "ldap",
-                            "xmpp", "postgres"))
+                            "xmpp", "postgres", "mysql"))
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--cert", required=True, help="PEM certificate (chain)")
     p.add_argument("--key", required=True)
     p.add_argument("--mode", default="normal",
                    choices=("normal", "nostarttls", "refuse", "inject",
-                            "inject_late", "stall"))
+                            "inject_late", "stall", "odd_greeting"))
     p.add_argument("--record", help="append one JSON line per connection")
     p.add_argument("--count", type=int, default=0,
                    help="exit after N connections (default: serve forever)")
@@ -76,6 +90,7 @@ class Conn:
         self.version = None
         self.sni = None
         self.bodies = []
+        self.mysql = None
 
     def _fill(self):
         data = self.sock.recv(65536)
@@ -90,9 +105,19 @@ class Conn:
         line, _, self.buf = self.buf.partition(b"\n")
         return line.rstrip(b"\r")
 
-    def read_exact(self, n):
+    def read_exact(self, n, exact=False):
+        """n bytes; exact: receive no more than that, when what follows
+        them may be the client's TLS handshake (MySQL's client sends its
+        ClientHello right after the SSLRequest, unanswered)."""
         while len(self.buf) < n:
-            self._fill()
+            if exact:
+                data = self.sock.recv(n - len(self.buf))
+                if not data:
+                    raise Closed()
+                (self.post if self.tls else self.pre).extend(data)
+                self.buf += data
+            else:
+                self._fill()
         data, self.buf = self.buf[:n], self.buf[n:]
         return data
 
@@ -440,9 +465,144 @@ def postgres(conn, mode):
             raise RuntimeError("unexpected message %r (%r)" % (kind, payload))
 
 
+# --- MySQL / MariaDB ---------------------------------------------------------
+
+MY_PROTOCOL_41 = 0x200
+MY_SSL = 0x800
+MY_CONNECT_WITH_DB = 0x8
+MY_SECURE_CONNECTION = 0x8000
+MY_PLUGIN_AUTH = 0x80000
+MY_VERSION = b"5.5.5-10.11.0-MariaDB-fake"
+
+
+class OutOfOrder(Exception):
+    """A packet with the wrong sequence id (the server answers 1156)."""
+
+
+def my_packet(seq, payload):
+    return struct.pack("<I", len(payload))[:3] + bytes([seq & 0xFF]) + payload
+
+
+class MyConn:
+    """Packets of one MySQL connection, sequence ids checked as a server
+    checks them: each packet continues the sequence, a command starts it
+    again at 0."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.seq = 0
+        self.rec = {"seqs": [], "ssl_caps": None, "login_caps": None,
+                    "user": None, "db": None, "logged_in": False}
+        conn.mysql = self.rec
+
+    def send(self, payload, segment_tail=b""):
+        self.conn.send(my_packet(self.seq, payload) + segment_tail)
+        self.seq += 1
+
+    def read(self, command=False):
+        head = self.conn.read_exact(4, exact=True)
+        n = head[0] | head[1] << 8 | head[2] << 16
+        seq = head[3]
+        self.rec["seqs"].append(seq)
+        want = 0 if command else self.seq
+        if seq != want:
+            self.seq = seq + 1
+            raise OutOfOrder("packet %d, want %d" % (seq, want))
+        self.seq = seq + 1
+        return self.conn.read_exact(n, exact=True)
+
+    def error(self, code, text):
+        self.send(struct.pack("<BH", 0xFF, code) + b"#28000" + text)
+
+    def ok(self):
+        self.send(b"\x00\x00\x00\x02\x00\x00\x00")
+
+    def eof(self):
+        self.send(b"\xfe\x00\x00\x02\x00")
+
+
+def my_greeting(scramble, ssl, odd=False):
+    caps = 0x81FFF7FE | (MY_SSL if ssl else 0)
+    return (b"\x0a" + MY_VERSION + b"\x00" + struct.pack("<I", 7) +
+            scramble[:8] + (b"\x7f" if odd else b"\x00") +
+            struct.pack("<H", caps & 0xFFFF) +
+            b"\x21" + struct.pack("<H", 2) + struct.pack("<H", caps >> 16) +
+            bytes([21]) + (b"ODDODD" if odd else b"\x00" * 6) +
+            struct.pack("<I", 0) + scramble[8:] + b"\x00" +
+            b"mysql_native_password\x00" + (b"TRAILING" if odd else b""))
+
+
+def my_cstring(data, pos):
+    end = data.index(b"\x00", pos)
+    return data[pos:end], end + 1
+
+
+def mysql(conn, mode):
+    my = MyConn(conn)
+    scramble = bytes(range(0x41, 0x41 + 20))
+    offer = mode not in ("nostarttls", "refuse")
+    injected = my_packet(2, b"\x00\x00\x00\x02\x00\x00\x00")
+    my.send(my_greeting(scramble, offer, mode == "odd_greeting"),
+            injected if mode == "inject" else b"")
+    if mode == "inject_late":
+        time.sleep(0.2)
+        conn.send(injected)
+    try:
+        login = my.read()
+        caps = struct.unpack("<I", login[:4])[0]
+        if caps & MY_SSL and len(login) == 32:
+            my.rec["ssl_caps"] = caps
+            if not offer:
+                raise RuntimeError("an SSLRequest to a server without SSL")
+            if mode == "stall":
+                conn.read_until(b"never")
+            conn.starttls()
+            login = my.read()
+            caps = struct.unpack("<I", login[:4])[0]
+        my.rec["login_caps"] = caps
+        if not caps & MY_PROTOCOL_41 or not caps & MY_SECURE_CONNECTION:
+            raise RuntimeError("not a protocol 4.1 login")
+        user, pos = my_cstring(login, 32)
+        answer = login[pos + 1:pos + 1 + login[pos]]
+        pos += 1 + login[pos]
+        if caps & MY_CONNECT_WITH_DB:
+            my.rec["db"], pos = my_cstring(login, pos)
+            my.rec["db"] = my.rec["db"].decode()
+        my.rec["user"] = user.decode()
+        if answer != hashlib.sha1(scramble).digest():
+            my.error(1045, b"Access denied: not the greeting's scramble")
+            return
+        # switch to a second scramble: one more round of the connection
+        # phase, whose ids the client numbers on
+        second = bytes(range(0x61, 0x61 + 20))
+        my.send(b"\xfe" + b"mysql_native_password\x00" + second + b"\x00")
+        if my.read() != hashlib.sha1(second).digest():
+            my.error(1045, b"Access denied: not the switch's scramble")
+            return
+        my.ok()
+        my.rec["logged_in"] = True
+        while True:
+            cmd = my.read(command=True)
+            if cmd[:1] == b"\x01":                     # COM_QUIT
+                return
+            if cmd[:1] != b"\x03":                     # COM_QUERY
+                my.error(1047, b"Unknown command")
+                continue
+            value = hashlib.sha256(cmd[1:]).hexdigest().encode()
+            my.send(b"\x01")                           # column count
+            my.send(b"\x03def\x00\x00\x00\x01v\x00\x0c\x21\x00\x40\x00\x00"
+                    b"\x00\xfd\x00\x00\x00\x00\x00")
+            my.eof()
+            my.send(bytes([len(value)]) + value)
+            my.eof()
+    except OutOfOrder as e:
+        my.error(1156, b"Got packets out of order")
+        raise RuntimeError("packets out of order: %s" % e)
+
+
 HANDLERS = {
     "smtp": smtp, "imap": imap, "pop3": pop3, "ftp": ftp, "nntp": nntp,
-    "ldap": ldap, "xmpp": xmpp, "postgres": postgres,
+    "ldap": ldap, "xmpp": xmpp, "postgres": postgres, "mysql": mysql,
 }
 
 
@@ -471,6 +631,8 @@ def serve(sock, number, args, ctx, out, out_lock):
     }
     if args.proto == "smtp":
         rec["data_sha256"] = conn.bodies
+    if args.proto == "mysql":
+        rec["mysql"] = conn.mysql
     if out is not None:
         with out_lock:
             out.write((json.dumps(rec) + "\n").encode())

@@ -347,9 +347,10 @@ static const struct parse_row parse_rows[] = {
     { "[defaults]\nstarttls = imap\n[r]\nconnect = :143\n", 1, 0, NULL },
     { R "starttls = smtpx\n", 0, 3, "bad value \"smtpx\" for starttls" },
     { R "starttls = \"smtp imap\"\n", 0, 3, "for starttls" },
-    { R "starttls = mysql\n", 0, 3,
-      "value mysql of key starttls is not supported yet (MySQL negotiates "
-      "TLS inside its login handshake)" },
+    { R "starttls = mysql\n", 1, 0, NULL },
+    { R "starttls = MySQL\nstarttls_required = no\n", 1, 0, NULL },
+    { "[r]\nlisten = :3306\ncert_file = /c\nstarttls = mysql\n", 0, 4,
+      "starttls = mysql on listen rules is not supported" },
     { R "starttls = smtp\nstarttls = imap\n", 0, 4,
       "duplicate key starttls" },
     { R "starttls_required = perhaps\n", 0, 3, "for starttls_required" },
@@ -484,9 +485,10 @@ test_exact_messages(void)
           "must_staple\n",
           "t.conf:4: ocsp_mode \"no_staple|must_staple\": no_staple "
           "contradicts must_staple" },
-        { "[r]\nconnect = :443\nstarttls = mysql\n",
-          "t.conf:3: value mysql of key starttls is not supported yet "
-          "(MySQL negotiates TLS inside its login handshake)" },
+        { "[r]\nlisten = :3306\ncert_file = /c\nstarttls = mysql\n",
+          "t.conf:4: starttls = mysql on listen rules is not supported "
+          "(tlsshim offers STARTTLS to clients for smtp, imap and pop3), "
+          "and [r] is a listen rule" },
         { "[r]\nlisten = :443\ncert_file = /c\nstarttls = nntp\n",
           "t.conf:4: starttls = nntp on listen rules is not supported "
           "(tlsshim offers STARTTLS to clients for smtp, imap and pop3), "

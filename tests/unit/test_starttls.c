@@ -4,7 +4,9 @@
  * not offer STARTTLS, refuse it, answer garbage, or send bytes after their
  * go-ahead (the injection that must fail the dialogue).  The rows check
  * every byte the client sends, the final status, what the program would
- * be shown, and the reason given.
+ * be shown, and the reason given.  mysql rows also carry what the program
+ * writes (its login packet), and the sequence id translation of mysql's
+ * connection phase has a table of its own.
  */
 #include "config.h"
 
@@ -16,6 +18,8 @@
 
 /* A byte string with its length (LDAP and PostgreSQL carry NULs). */
 #define B(s) s, sizeof(s) - 1
+/* ...from its byte off on */
+#define FROM(s, off) (s) + (off), sizeof(s) - 1 - (off)
 
 /* feed TLS_UP: the handshake succeeded (the row's last step before it
  * must end in STARTTLS_UPGRADE). */
@@ -25,8 +29,15 @@ struct step {
     const char *expect;   /* all the client sends before it waits */
     size_t expect_len;
     const char *feed;     /* what the server sends next; NULL: stop */
-    size_t feed_len;
+    size_t feed_len;      /* with PROG: what the program writes instead
+                           * (mysql's login: the dialogue must wait for
+                           * it, STARTTLS_LOGIN) */
 };
+
+#define PROG ((size_t)1 << 40)
+/* the program writes s (from its byte off on) */
+#define P(s) s, (sizeof(s) - 1) | PROG
+#define P_FROM(s, off) (s) + (off), (sizeof(s) - 1 - (off)) | PROG
 
 struct row {
     const char *title;
@@ -57,6 +68,37 @@ static const char ldap_req[] =
     "xmlns:stream='http://etherx.jabber.org/streams'>"
 #define XMPP_STARTTLS "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
 #define SMTP_GREET "220 mail.test ESMTP ready (TLS by tlsshim)\r\n"
+
+/* A MariaDB 10.11 greeting: protocol 10, version, connection id,
+ * scramble, capability flags 0x81fffffe (CLIENT_SSL 0x0800 among them),
+ * MariaDB's extended flags, the scramble's second part, the plugin. */
+#define MY_GREET_AT(caps_hi) "\x5a\x00\x00\x00" MY_GREET_BODY(caps_hi)
+#define MY_GREET_BODY(caps_hi)                                            \
+    "\x0a" "5.5.5-10.11.19-MariaDB\x00"                                   \
+    "\x01\x00\x00\x00" "abcdefgh" "\x00" "\xfe" caps_hi "\x2d" "\x02\x00" \
+    "\xff\x81" "\x15" "\x00\x00\x00\x00\x00\x00" "\x1d\x00\x00\x00"       \
+    "ijklmnopqrst\x00" "mysql_native_password\x00"
+#define MY_GREET MY_GREET_AT("\xff")
+/* ...as the program is shown it: CLIENT_SSL cleared */
+#define MY_GREET_SHOWN MY_GREET_AT("\xf7")
+/* ...from a server without SSL (or after a man in the middle stripped it) */
+#define MY_GREET_NOSSL MY_GREET_AT("\xf7")
+/* The first 32 bytes of a login (HandshakeResponse41): capability flags
+ * 0x000fa20d (CLIENT_PROTOCOL_41, no CLIENT_SSL), max packet, charset,
+ * 19 zero bytes, MariaDB's extended flags. */
+#define MY_LOGIN_FIXED(caps1)                                             \
+    "\x0d" caps1 "\x0f\x00" "\x00\x00\x00\x01" "\x21"                     \
+    "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"   \
+    "\x00\x00" "\x1d\x00\x00\x00"
+#define MY_LOGIN_REST                                                     \
+    "u\x00" "\x14" "ABCDEFGHIJKLMNOPQRST" "db\x00" "mysql_native_password\x00"
+#define MY_LOGIN_AS(seq, caps1)                                           \
+    "\x50\x00\x00" seq MY_LOGIN_FIXED(caps1) MY_LOGIN_REST
+/* what the program writes, and what goes over TLS */
+#define MY_LOGIN MY_LOGIN_AS("\x01", "\xa2")
+#define MY_LOGIN_TLS MY_LOGIN_AS("\x02", "\xaa")
+/* the SSLRequest: the login's first 32 bytes with CLIENT_SSL, number 1 */
+#define MY_SSLREQ "\x20\x00\x00\x01" MY_LOGIN_FIXED("\xaa")
 
 static const struct row rows[] = {
     /* --- SMTP --- */
@@ -358,6 +400,162 @@ static const struct row rows[] = {
         { B(PG_REQ), B("EFATAL") },
         { B(""), NULL, 0 } },
       STARTTLS_FAILED, NULL, "with an error message" },
+
+    /* --- MySQL and MariaDB --- */
+    { "mysql: greeting shown without SSL, SSLRequest with the login's "
+      "flags, the login over TLS numbered 2", STARTTLS_MYSQL, NULL, {
+        { B(""), B(MY_GREET) },
+        { B(""), P(MY_LOGIN) },
+        { B(MY_SSLREQ), TLS_UP, 0 },
+        { B(MY_LOGIN_TLS), NULL, 0 } },
+      STARTTLS_DONE, MY_GREET_SHOWN, NULL },
+    { "mysql: greeting and login in pieces", STARTTLS_MYSQL, NULL, {
+        { B(""), "\x5a\x00", 2 },
+        { B(""), "\x00\x00\x0a" "5.5", 6 },
+        { B(""), FROM(MY_GREET, 8) },
+        { B(""), "\x50\x00", 2 | PROG },
+        { B(""), "\x00\x01\x0d\xa2", 4 | PROG },
+        { B(""), P_FROM(MY_LOGIN, 6) },
+        { B(MY_SSLREQ), TLS_UP, 0 },
+        { B(MY_LOGIN_TLS), NULL, 0 } },
+      STARTTLS_DONE, MY_GREET_SHOWN, NULL },
+    { "mysql: a greeting without CLIENT_SSL is refused, shown as it came",
+      STARTTLS_MYSQL, NULL, {
+        { B(""), B(MY_GREET_NOSSL) },
+        { B(""), NULL, 0 } },
+      STARTTLS_REFUSED, MY_GREET_NOSSL,
+      "the server does not offer SSL (no CLIENT_SSL" },
+    { "mysql: the greeting shown is rebuilt: filler and reserved bytes "
+      "zeroed, what follows the plugin name dropped", STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x62\x00\x00\x00" "\x0a" "5.5.5-10.11.19-MariaDB\x00"
+                   "\x01\x00\x00\x00" "abcdefgh" "\x7f" "\xfe\xff" "\x2d"
+                   "\x02\x00" "\xff\x81" "\x15" "\x01\x02\x03\x04\x05\x06"
+                   "\x1d\x00\x00\x00" "ijklmnopqrst\x00"
+                   "mysql_native_password\x00" "TRAILING") },
+        { B(""), P(MY_LOGIN) },
+        { B(MY_SSLREQ), TLS_UP, 0 },
+        { B(MY_LOGIN_TLS), NULL, 0 } },
+      STARTTLS_DONE, MY_GREET_SHOWN, NULL },
+    { "mysql: a MySQL 8 greeting: no MariaDB flags, so the reserved bytes "
+      "are zeros", STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x4a\x00\x00\x00" "\x0a" "8.0.36\x00" "\x09\x00\x00\x00"
+                   "abcdefgh" "\x00" "\xff\xff" "\xff" "\x02\x00" "\xff\xdf"
+                   "\x15" "\x00\x00\x00\x00\x00\x00" "\x09\x09\x09\x09"
+                   "ijklmnopqrst\x00" "caching_sha2_password\x00") },
+        { B(""), NULL, 0 } },
+      STARTTLS_LOGIN,
+      "\x4a\x00\x00\x00" "\x0a" "8.0.36\x00" "\x09\x00\x00\x00" "abcdefgh"
+      "\x00" "\xff\xf7" "\xff" "\x02\x00" "\xff\xdf" "\x15"
+      "\x00\x00\x00\x00\x00\x00" "\x00\x00\x00\x00" "ijklmnopqrst\x00"
+      "caching_sha2_password\x00", NULL },
+    { "mysql: a plugin name that ends the packet is shown with its NUL",
+      STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x59\x00\x00\x00" "\x0a" "5.5.5-10.11.19-MariaDB\x00"
+                   "\x01\x00\x00\x00" "abcdefgh" "\x00" "\xfe\xff" "\x2d"
+                   "\x02\x00" "\xff\x81" "\x15" "\x00\x00\x00\x00\x00\x00"
+                   "\x1d\x00\x00\x00" "ijklmnopqrst\x00"
+                   "mysql_native_password") },
+        { B(""), NULL, 0 } },
+      STARTTLS_LOGIN, MY_GREET_SHOWN, NULL },
+    { "mysql: a version text with a control byte", STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x15\x00\x00\x00" "\x0a" "5.5\x1b\x00" "\x01\x00\x00\x00"
+                   "abcdefgh" "\x00" "\xfe\xff") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "the server's version text is not a short "
+      "printable text (4 bytes, byte 3 is 0x1b)" },
+    { "mysql: a greeting offering SSL without the protocol 4.1 fields",
+      STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x15\x00\x00\x00" "\x0a" "5.5.\x00" "\x01\x00\x00\x00"
+                   "abcdefgh" "\x00" "\xfe\xff") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "ends before its protocol 4.1 fields (21 "
+      "bytes)" },
+    { "mysql: a greeting that ends inside its scramble", STARTTLS_MYSQL,
+      NULL, {
+        { B(""), B("\x3d\x00\x00\x00" "\x0a" "5.5.5-10.11.19-MariaDB\x00"
+                   "\x01\x00\x00\x00" "abcdefgh" "\x00" "\xfe\xff" "\x2d"
+                   "\x02\x00" "\xff\x81" "\x15" "\x00\x00\x00\x00\x00\x00"
+                   "\x1d\x00\x00\x00" "ijklmn") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "ends inside its scramble (61 bytes)" },
+    { "mysql: a plugin name with a control byte", STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x51\x00\x00\x00" "\x0a" "5.5.5-10.11.19-MariaDB\x00"
+                   "\x01\x00\x00\x00" "abcdefgh" "\x00" "\xfe\xff" "\x2d"
+                   "\x02\x00" "\xff\x81" "\x15" "\x00\x00\x00\x00\x00\x00"
+                   "\x1d\x00\x00\x00" "ijklmnopqrst\x00" "mysql\x01native\x00") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "names an authentication plugin that is not a "
+      "short printable name" },
+    { "mysql: an OK packet after the greeting, same segment (injected)",
+      STARTTLS_MYSQL, NULL, {
+        { B(""), B(MY_GREET "\x07\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL,
+      "11 bytes came after the server's greeting, before the program's "
+      "login (injected?)" },
+    { "mysql: server bytes while the program's login is awaited",
+      STARTTLS_MYSQL, NULL, {
+        { B(""), B(MY_GREET) },
+        { B(""), B("\x07\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "11 bytes came after the server's greeting" },
+    { "mysql: server bytes while the login is half written: nothing sent",
+      STARTTLS_MYSQL, NULL, {
+        { B(""), B(MY_GREET) },
+        { B(""), "\x50\x00\x00\x01\x0d", 5 | PROG },
+        { B(""), B("\x00") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "1 bytes came after the server's greeting" },
+    { "mysql: an error packet instead of a greeting", STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x17\x00\x00\x00\xff\x10\x04Too many connections") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL,
+      "the server sent error 1040 instead of a greeting: "
+      "\"Too many connections\"" },
+    { "mysql: protocol version 9", STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x05\x00\x00\x00\x09" "3.2\x00") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "not a MySQL greeting (protocol version 9" },
+    { "mysql: a greeting numbered 1", STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x5a\x00\x00\x01" MY_GREET_BODY("\xff")) },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "greeting has sequence id 1, not 0" },
+    { "mysql: a greeting that ends before its capability flags",
+      STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x0c\x00\x00\x00\x0a" "5.5\x00" "\x01\x00\x00\x00"
+                   "abc") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "ends before its capability flags" },
+    { "mysql: a version text without its end", STARTTLS_MYSQL, NULL, {
+        { B(""), B("\x04\x00\x00\x00\x0a" "5.5") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "no end to its version text" },
+    { "mysql: not MySQL at all (an HTTP answer read as a length)",
+      STARTTLS_MYSQL, NULL, {
+        { B(""), B("HTTP/1.1 400 Bad Request\r\n") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "the server's greeting is 5526600 bytes long" },
+    { "mysql: a first program packet numbered 0 is no login",
+      STARTTLS_MYSQL, NULL, {
+        { B(""), B(MY_GREET) },
+        { B(""), P(MY_LOGIN_AS("\x00", "\xa2")) },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "first packet has sequence id 0, not 1" },
+    { "mysql: a login without CLIENT_PROTOCOL_41", STARTTLS_MYSQL, NULL, {
+        { B(""), B(MY_GREET) },
+        { B(""), P(MY_LOGIN_AS("\x01", "\xa0")) },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "not a protocol 4.1 HandshakeResponse" },
+    { "mysql: a short login", STARTTLS_MYSQL, NULL, {
+        { B(""), B(MY_GREET) },
+        { B(""), P("\x02\x00\x00\x01\x0d\xa2") },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "not a protocol 4.1 HandshakeResponse (2 bytes" },
+    { "mysql: the program's own SSLRequest", STARTTLS_MYSQL, NULL, {
+        { B(""), B(MY_GREET) },
+        { B(""), P("\x20\x00\x00\x01" MY_LOGIN_FIXED("\xaa")) },
+        { B(""), NULL, 0 } },
+      STARTTLS_FAILED, NULL, "the program sent an SSLRequest itself" },
 };
 
 /* Run the client until it waits, collecting what it sends. */
@@ -396,6 +594,15 @@ run_row(const struct row *r)
                   "step %zu: sent %zu bytes \"%.*s\", want \"%s\"", i,
                   sent_len, (int)(sent_len < sizeof(sent) ? sent_len : 0),
                   sent, sp->expect);
+        if (sp->feed != NULL && (sp->feed_len & PROG)) {
+            size_t n = sp->feed_len & ~PROG;
+            if (!CHECK_MSG(s == STARTTLS_LOGIN, "step %zu: status %d before "
+                           "the program's login, want LOGIN (why: %s)", i,
+                           (int)s, st.why))
+                return;
+            CHECK_INT(starttls_login(&st, sp->feed, n), n);
+            continue;
+        }
         if (sp->feed == NULL)
             break;
         if (sp->feed == TLS_UP) {
@@ -404,8 +611,11 @@ run_row(const struct row *r)
             starttls_tls_up(&st);
             continue;
         }
-        if (!CHECK_MSG(s == STARTTLS_READ, "step %zu: status %d before "
-                       "input, want READ (why: %s)", i, (int)s, st.why))
+        /* mysql: the server may speak while the login is awaited */
+        if (!CHECK_MSG(s == STARTTLS_READ ||
+                           (s == STARTTLS_LOGIN && r->proto == STARTTLS_MYSQL),
+                       "step %zu: status %d before input, want READ (why: "
+                       "%s)", i, (int)s, st.why))
             return;
         size_t room;
         unsigned char *p = starttls_room(&st, &room);
@@ -416,10 +626,15 @@ run_row(const struct row *r)
     }
     CHECK_MSG(s == r->want, "status %d, want %d (why: %s)", (int)s,
               (int)r->want, st.why);
+    /* mysql shows one packet, NULs inside: its header has its length */
+    size_t show_len = r->show == NULL ? 0
+                      : r->proto == STARTTLS_MYSQL
+                          ? 4 + ((size_t)(unsigned char)r->show[0] |
+                                 (size_t)(unsigned char)r->show[1] << 8)
+                          : strlen(r->show);
     if (r->show != NULL)
-        CHECK_MSG(st.show_len - st.show_off == strlen(r->show) &&
-                      memcmp(st.show + st.show_off, r->show,
-                             strlen(r->show)) == 0,
+        CHECK_MSG(st.show_len - st.show_off == show_len &&
+                      memcmp(st.show + st.show_off, r->show, show_len) == 0,
                   "shows \"%.*s\", want \"%s\"",
                   (int)(st.show_len - st.show_off), st.show + st.show_off,
                   r->show);
@@ -448,6 +663,173 @@ test_too_long(void)
     CHECK_MSG(strstr(st.why, "longer than") != NULL, "%s", st.why);
 }
 
+/* mysql: the program's login is taken up to its end, never beyond; an
+ * overlong one only as far as its header, and the dialogue fails. */
+static void
+test_mysql_login_bounds(void)
+{
+    static struct starttls st;
+    static const char login_then_ping[] = MY_LOGIN "\x01\x00\x00\x00\x0e";
+    size_t room;
+    unsigned char *p;
+
+    unit_row("mysql: the login is taken up to its end");
+    starttls_init(&st, STARTTLS_MYSQL, "db.test", "[192.0.2.1]");
+    p = starttls_room(&st, &room);
+    memcpy(p, MY_GREET, sizeof(MY_GREET) - 1);
+    starttls_received(&st, sizeof(MY_GREET) - 1);
+    CHECK_INT(starttls_next(&st), STARTTLS_LOGIN);
+    CHECK_INT(starttls_login(&st, login_then_ping, sizeof(login_then_ping) - 1),
+              sizeof(MY_LOGIN) - 1);
+    CHECK_INT(starttls_login(&st, "\x01", 1), 0);
+    CHECK_INT(starttls_next(&st), STARTTLS_WRITE);
+
+    unit_row("mysql: a login longer than is kept");
+    starttls_init(&st, STARTTLS_MYSQL, "db.test", "[192.0.2.1]");
+    p = starttls_room(&st, &room);
+    memcpy(p, MY_GREET, sizeof(MY_GREET) - 1);
+    starttls_received(&st, sizeof(MY_GREET) - 1);
+    CHECK_INT(starttls_next(&st), STARTTLS_LOGIN);
+    CHECK_INT(starttls_login(&st, "\x00\x00\x01\x01\x0d\xa2", 6), 4);
+    CHECK_INT(starttls_next(&st), STARTTLS_FAILED);
+    CHECK_MSG(strstr(st.why, "login packet is 65536 bytes long") != NULL, "%s",
+              st.why);
+
+    unit_row("mysql: no login taken before the greeting");
+    starttls_init(&st, STARTTLS_MYSQL, "db.test", "[192.0.2.1]");
+    CHECK_INT(starttls_login(&st, MY_LOGIN, sizeof(MY_LOGIN) - 1), 0);
+    CHECK_INT(starttls_next(&st), STARTTLS_READ);
+}
+
+/* mysql's connection phase: the ids of either direction, packets split
+ * anywhere, the program's first command ending the translation. */
+struct seq_row {
+    const char *title;
+    int up;               /* 1: the program's bytes, 0: the server's */
+    const char *in, *want;
+    size_t len;
+    size_t split[4];      /* chunk sizes, 0 ends; the rest is one more */
+    int active;           /* still translating after it */
+};
+
+#define SEQ(in, want) in, want, sizeof(in) - 1
+
+static const struct seq_row seq_rows[] = {
+    { "up: an auth switch answer numbered 3 goes as 4", 1,
+      SEQ("\x03\x00\x00\x03" "abc", "\x03\x00\x00\x04" "abc"), {0}, 1 },
+    { "up: split byte by byte", 1,
+      SEQ("\x03\x00\x00\x03" "abc", "\x03\x00\x00\x04" "abc"),
+      {1, 1, 1, 1}, 1 },
+    { "up: two packets in one write", 1,
+      SEQ("\x01\x00\x00\x03" "x" "\x02\x00\x00\x05" "yz",
+          "\x01\x00\x00\x04" "x" "\x02\x00\x00\x06" "yz"), {3, 4}, 1 },
+    { "up: payload bytes that look like a header are payload", 1,
+      SEQ("\x08\x00\x00\x03" "\x00\x00\x00\x03" "\x01\x00\x00\x03",
+          "\x08\x00\x00\x04" "\x00\x00\x00\x03" "\x01\x00\x00\x03"),
+      {5}, 1 },
+    { "up: an empty packet, then another", 1,
+      SEQ("\x00\x00\x00\x03" "\x01\x00\x00\x05" "x",
+          "\x00\x00\x00\x04" "\x01\x00\x00\x06" "x"), {0}, 1 },
+    { "up: the first command (id 0) ends the translation", 1,
+      SEQ("\x01\x00\x00\x00" "\x0e", "\x01\x00\x00\x00" "\x0e"), {0}, 0 },
+    { "up: an answer, a command, and nothing after it translated", 1,
+      SEQ("\x01\x00\x00\x03" "x" "\x05\x00\x00\x00" "\x03" "abcd"
+          "\x01\x00\x00\x03" "z",
+          "\x01\x00\x00\x04" "x" "\x05\x00\x00\x00" "\x03" "abcd"
+          "\x01\x00\x00\x03" "z"), {7, 2}, 0 },
+    { "up: a packet longer than 16 bits of length", 1,
+      SEQ("\x00\x00\x01\x03" "a", "\x00\x00\x01\x04" "a"), {0}, 1 },
+    { "down: an OK numbered 3 is shown as 2", 0,
+      SEQ("\x07\x00\x00\x03" "\x00\x00\x00\x02\x00\x00\x00",
+          "\x07\x00\x00\x02" "\x00\x00\x00\x02\x00\x00\x00"), {0}, 1 },
+    { "down: an AuthSwitchRequest and more, split in the headers", 0,
+      SEQ("\x03\x00\x00\x03" "\xfe" "p\x00" "\x02\x00\x00\x05" "\x01\x03",
+          "\x03\x00\x00\x02" "\xfe" "p\x00" "\x02\x00\x00\x04" "\x01\x03"),
+      {2, 7, 1}, 1 },
+    { "down: a server packet numbered 0 wraps (the program refuses it)", 0,
+      SEQ("\x01\x00\x00\x00" "x", "\x01\x00\x00\xff" "x"), {0}, 1 },
+    { "down: an id 0 does not end the translation", 0,
+      SEQ("\x01\x00\x00\x00" "x" "\x01\x00\x00\x04" "y",
+          "\x01\x00\x00\xff" "x" "\x01\x00\x00\x03" "y"), {0}, 1 },
+};
+
+static void
+test_seq(void)
+{
+    for (size_t i = 0; i < TLSSHIM_NELEMS(seq_rows); i++) {
+        const struct seq_row *r = &seq_rows[i];
+        struct starttls_seq sq;
+        unsigned char out[64];
+        size_t off = 0;
+
+        unit_row("seq: %s", r->title);
+        starttls_seq_init(&sq);
+        memcpy(out, r->in, r->len);
+        for (size_t k = 0; off < r->len; k++) {
+            size_t n = k < TLSSHIM_NELEMS(r->split) && r->split[k] > 0
+                           ? r->split[k] : r->len - off;
+            if (n > r->len - off)
+                n = r->len - off;
+            if (r->up) {
+                /* as conn.c writes: a copy translates, the state
+                 * advances by what was taken */
+                struct starttls_seq ahead = sq;
+                starttls_seq_up(&ahead, out + off,
+                                (const unsigned char *)r->in + off, n);
+                starttls_seq_up(&sq, NULL, (const unsigned char *)r->in + off,
+                                n);
+            } else {
+                starttls_seq_down(&sq, out + off, n);
+            }
+            off += n;
+        }
+        CHECK_MSG(memcmp(out, r->want, r->len) == 0, "translated wrong");
+        CHECK_INT(sq.active, r->active);
+    }
+}
+
+/* A packet of 70000 bytes whose payload is all 3s, then one numbered 5,
+ * in 1000-byte reads: only the two ids change. */
+static void
+test_seq_long(void)
+{
+    static unsigned char buf[70000 + 9];
+    struct starttls_seq sq;
+    size_t bad = 0;
+
+    unit_row("seq: a long packet read in pieces");
+    memset(buf, 3, sizeof(buf));
+    memcpy(buf, "\x70\x11\x01\x03", 4);
+    memcpy(buf + 70004, "\x01\x00\x00\x05" "x", 5);
+    starttls_seq_init(&sq);
+    for (size_t off = 0; off < sizeof(buf); off += 1000)
+        starttls_seq_down(&sq, buf + off,
+                          sizeof(buf) - off < 1000 ? sizeof(buf) - off : 1000);
+    CHECK_INT(buf[3], 2);
+    CHECK_INT(buf[70007], 4);
+    for (size_t i = 4; i < 70004; i++)
+        bad += buf[i] != 3;
+    CHECK_INT(bad, 0);
+    CHECK_INT(sq.active, 1);
+}
+
+/* The program's first command ends the translation of both directions. */
+static void
+test_seq_phase(void)
+{
+    struct starttls_seq sq;
+    unsigned char ping[] = "\x01\x00\x00\x00\x0e";
+    unsigned char ok[] = "\x07\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00";
+    unsigned char sent[sizeof(ping)];
+
+    unit_row("seq: the command phase is not translated either way");
+    starttls_seq_init(&sq);
+    starttls_seq_up(&sq, sent, ping, sizeof(ping) - 1);
+    CHECK_INT(sq.active, 0);
+    starttls_seq_down(&sq, ok, sizeof(ok) - 1);
+    CHECK_INT(ok[3], 1);
+}
+
 static void
 test_names(void)
 {
@@ -464,7 +846,7 @@ test_names(void)
         { "xmpp", "xmpp", STARTTLS_XMPP, 0 },
         { "nntp", "nntp", STARTTLS_NNTP, 1 },
         { "postgres", NULL, STARTTLS_POSTGRES, 0 },
-        { "mysql", NULL, STARTTLS_NONE, 0 },
+        { "mysql", NULL, STARTTLS_MYSQL, 1 },
         { "SMTP", NULL, STARTTLS_NONE, 0 },
         { "", NULL, STARTTLS_NONE, 0 },
         { NULL, NULL, STARTTLS_NONE, 0 },
@@ -487,6 +869,10 @@ main(void)
     for (size_t i = 0; i < TLSSHIM_NELEMS(rows); i++)
         run_row(&rows[i]);
     test_too_long();
+    test_mysql_login_bounds();
+    test_seq();
+    test_seq_long();
+    test_seq_phase();
     test_names();
     unit_row("%s", "");
     return unit_finish();
