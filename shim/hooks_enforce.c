@@ -318,7 +318,7 @@ core_failed(void *token, const char *why)
 static void
 core_release(void *token)
 {
-    conn_put(token);
+    conn_enforce_release(token);
 }
 
 static const struct tlsshim_enforce_core core = {
