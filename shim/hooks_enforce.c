@@ -291,6 +291,12 @@ core_note(void *token, const char *what)
 }
 
 static void
+core_warn(void *token, const char *what)
+{
+    conn_enforce_note(token, 0, "%s", what);
+}
+
+static void
 core_established(void *token, const struct tlsshim_enforce_peer *p)
 {
     struct conn *c = token;
@@ -330,6 +336,7 @@ static const struct tlsshim_enforce_core core = {
     .prepare = core_prepare,
     .allows_suite = core_allows_suite,
     .note = core_note,
+    .warn = core_warn,
     .ocsp = core_ocsp,
 };
 
