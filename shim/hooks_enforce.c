@@ -365,7 +365,7 @@ shim_enforce_first_write(struct conn *c, const void *buf, size_t len)
     char sni[CONN_NAME_MAX];
     int claimed;
 
-    if (!sniff_is_tls_record(buf, len) || !conn_first_move_pending(c))
+    if (!sniff_tls_header(buf, len) || !conn_first_move_pending(c))
         return 0;   /* plaintext: tlsshim's own TLS, as for auto */
     if (!sniff_client_hello(buf, len, random, sni, sizeof(sni))) {
         conn_enforce_fail(c, "denied", "the program began TLS with a "

@@ -2108,8 +2108,7 @@ conn_auto_passthrough(struct conn *c, const void *buf, size_t len)
     pthread_mutex_lock(&c->lock);
     if (c->state == CONN_CONNECTING)
         (void)advance(c);
-    if (c->state == CONN_AUTO_WAIT &&
-        sniff_is_tls_record(buf, len)) {
+    if (c->state == CONN_AUTO_WAIT && sniff_tls_header(buf, len)) {
         c->state = CONN_PASSTHROUGH;
         pass = 1;
         report_conn(c, "close");

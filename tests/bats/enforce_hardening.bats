@@ -248,3 +248,51 @@ renegotiate() {
     run grep "no_renegotiation" "$T/srv.log"
     assert_success
 }
+
+# --- L4: a first write too short to show a TLS record header is plaintext --
+
+SPLIT_CLIENT='
+import socket, sys
+s = socket.create_connection(("localhost", int(sys.argv[1])))
+s.settimeout(10)
+# a first write of one byte that could begin a TLS record, then the rest
+s.send(b"\x16")
+s.sendall(b"plain after 0x16\n")
+data = b""
+try:
+    while len(data) < 18:
+        d = s.recv(100)
+        if not d:
+            break
+        data += d
+except OSError as e:
+    print("client:", e)
+print("client: got", repr(data))
+'
+
+# split_first_write ACTION: the client above under a rule with ACTION,
+# against a TLS echo server that records what it decrypts
+split_first_write() {
+    {
+        echo "[lab]"
+        echo "connect = localhost:$PORT"
+        echo "action = $1"
+        echo "ca_file = $PKI/ca.pem"
+    } >"$T/policy.conf"
+    tls_server srv "$PORT" --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
+        --mode echo --record "$T/rec.bin"
+    run -0 enforced env TLSSHIM_DEBUG=1 "$PYTHON" -c "$SPLIT_CLIENT" "$PORT"
+    # tlsshim's own TLS carried both writes, the 0x16 byte as plaintext
+    assert_output --partial "client: got b'\\x16plain after 0x16\\n'"
+    assert_output --regexp "rule=lab.* tls=TLSv1\.[23]"
+    printf '\026plain after 0x16\n' >"$T/want.bin"
+    [ "$(sha_of "$T/rec.bin")" = "$(sha_of "$T/want.bin")" ]
+}
+
+@test "auto: a one-byte first write of 0x16 is plaintext, not a TLS handshake passed through" {
+    split_first_write auto
+}
+
+@test "enforce: a one-byte first write of 0x16 is plaintext, not a TLS hello cut or passed through" {
+    split_first_write enforce
+}
