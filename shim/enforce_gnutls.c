@@ -385,6 +385,11 @@ gate(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
         (h->when == GNUTLS_HOOK_BOTH || (unsigned)h->when == when))
         prog = h->fn;
     pthread_mutex_unlock(&table_lock);
+    /* a resumed session shows its peer's certificates only when the
+     * handshake ends, where it is checked; it has no client certificate
+     * to protect (TLS 1.3 resumption asks for none) */
+    if (token != NULL && next.is_resumed != NULL && next.is_resumed(s))
+        token = NULL;
     if (token != NULL) {
         rv = check_session(s, token, 0, 0);
         pthread_mutex_lock(&table_lock);
