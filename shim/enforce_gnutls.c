@@ -129,6 +129,25 @@ struct prog_hook {
 static struct prog_hook *hooks;
 static size_t nhooks, hooks_cap;
 
+/* Sessions that were given early data before they were known to be on
+ * an enforce-rule socket.  guarded by table_lock */
+static gnutls_session_t *early;
+static size_t nearly, early_cap;
+
+/* Table lock held: 1 when s is among them; forget: and drop it. */
+static int
+gave_early(gnutls_session_t s, int forget)
+{
+    for (size_t i = 0; i < nearly; i++) {
+        if (early[i] == s) {
+            if (forget)
+                early[i] = early[--nearly];
+            return 1;
+        }
+    }
+    return 0;
+}
+
 #define NEXT(field, name) (*(void **)&next.field = dlsym(RTLD_NEXT, name))
 #define FIND(field, name) (*(void **)&next.field = dlsym(RTLD_DEFAULT, name))
 
@@ -587,6 +606,16 @@ prepare(gnutls_session_t s)
         enforce_core->release(token);
         return;
     }
+    pthread_mutex_lock(&table_lock);
+    int had_early = gave_early(s, 0);
+    pthread_mutex_unlock(&table_lock);
+    if (had_early) {
+        /* it would leave with the hello, before the server is checked */
+        enforce_core->failed(token, "the program gave GnuTLS early data "
+                             "(0-RTT) before its socket was connected; "
+                             "connection cut before the hello");
+        return;
+    }
     /* the rule's check runs in the handshake, before the client's next
      * flight; the program's hook (kept by the hook below) after it */
     if (next.set_hook != NULL)
@@ -794,9 +823,12 @@ gnutls_handshake_set_hook_function(gnutls_session_t s, unsigned int htype,
 
 /*
  * Early data (TLS 1.3 0-RTT) leaves with the ClientHello, before the
- * server's certificate can be checked: refused on an enforce-rule socket,
- * and on a session whose socket is not set yet (nothing tells then that
- * it is not one).
+ * server's certificate can be checked: refused on an enforce-rule socket.
+ * A session whose socket is not known yet to be one (not set, or not
+ * connected yet) may take it, and is remembered: if its handshake then
+ * begins on an enforce-rule socket, the connection is cut before the
+ * hello (prepare).  Returns what GnuTLS returns, or
+ * GNUTLS_E_INVALID_REQUEST.
  */
 HOOK ssize_t
 gnutls_record_send_early_data(gnutls_session_t s, const void *data,
@@ -804,7 +836,7 @@ gnutls_record_send_early_data(gnutls_session_t s, const void *data,
 {
     struct binding *b;
     void *token = NULL;
-    int known = 1;
+    ssize_t rv;
 
     init();
     if (next.send_early_data == NULL)
@@ -815,16 +847,32 @@ gnutls_record_send_early_data(gnutls_session_t s, const void *data,
         if ((b = find(s)) != NULL)
             token = b->token;
         pthread_mutex_unlock(&table_lock);
-        known = next.transport_get_int != NULL &&
-                next.transport_get_int(s) >= 0;
     }
-    if (token != NULL && enforce_core->warn != NULL)
-        enforce_core->warn(token, "the program's GnuTLS early data (0-RTT) "
-                           "refused: it would leave before the server's "
-                           "certificate is checked");
-    if (token != NULL || !known)
+    if (token != NULL) {
+        if (enforce_core->warn != NULL)
+            enforce_core->warn(token, "the program's GnuTLS early data "
+                               "(0-RTT) refused: it would leave before the "
+                               "server's certificate is checked");
         return GNUTLS_E_INVALID_REQUEST;
-    return next.send_early_data(s, data, len);
+    }
+    pthread_mutex_lock(&table_lock);
+    if (!gave_early(s, 0) && nearly == early_cap) {
+        size_t cap = early_cap ? early_cap * 2 : 16;
+        gnutls_session_t *t = realloc(early, cap * sizeof(*t));
+        if (t != NULL) {
+            early = t;
+            early_cap = cap;
+        }
+    }
+    int noted = gave_early(s, 0) || nearly < early_cap;
+    if (!gave_early(s, 0) && nearly < early_cap)
+        early[nearly++] = s;
+    pthread_mutex_unlock(&table_lock);
+    /* fail closed: a session that cannot be remembered takes none */
+    if (!noted)
+        return GNUTLS_E_MEMORY_ERROR;
+    rv = next.send_early_data(s, data, len);
+    return rv;
 }
 
 HOOK int
@@ -909,6 +957,7 @@ gnutls_deinit(gnutls_session_t s)
     }
     forget_prio(s);
     forget_hook(s);
+    (void)gave_early(s, 1);
     pthread_mutex_unlock(&table_lock);
     if (token != NULL && enforce_core != NULL) {
         if (verdict == 0 && bound)

@@ -171,6 +171,19 @@ client_cert_test() {
     assert_output 0
 }
 
+@test "enforce: GnuTLS early data given before the socket was set cuts the connection before the hello" {
+    [ -x "$PROGS/gnutlsclient" ] || skip "built without GnuTLS headers"
+    tls_server srv "$PORT" --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
+        --mode echo --record "$T/rec.bin" --info "$T/info.json"
+    run -3 enforced "$PROGS/gnutlsclient" -e -E "early bytes" localhost "$PORT" "secret payload"
+    # GnuTLS took it (nothing said then which socket it was for)...
+    assert_output --partial "gnutls_record_send_early_data: 0"
+    # ...so the enforce-rule connection is cut before its hello leaves
+    assert_output --partial "rule=lab: the program gave GnuTLS early data (0-RTT) before its socket was connected; connection cut before the hello"
+    assert_output --partial "gnutlsclient: handshake failed"
+    [ ! -s "$T/rec.bin" ]
+}
+
 @test "enforce: OpenSSL early data is refused before the hello leaves" {
     tls_server srv "$PORT" --cert "$PKI/good.chain.pem" --key "$PKI/good.key" \
         --mode echo --record "$T/rec.bin"

@@ -19,6 +19,7 @@
  *                 (GNUTLS_E_REHANDSHAKE) is answered with gnutls_handshake
  *   -E DATA       init with GNUTLS_ENABLE_EARLY_DATA and try
  *                 gnutls_record_send_early_data(DATA) before the handshake
+ *   -e            with -E: before gnutls_transport_set_int, not after
  *
  * Exit status: 0 done, 2 usage, 3 the handshake failed, 4 another error.
  */
@@ -63,6 +64,7 @@ main(int argc, char **argv)
     const char *priority = NULL, *msg, *cert = NULL, *key = NULL;
     const char *early = NULL;
     int opt, no_time = 0, self_check = 0, keep_reading = 0, fd, rv;
+    int early_first = 0;
     gnutls_certificate_credentials_t cred;
     gnutls_session_t session;
     char buf[4096];
@@ -70,7 +72,7 @@ main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    while ((opt = getopt(argc, argv, "n:T:H:tiP:C:K:RE:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:T:H:tiP:C:K:RE:e")) != -1) {
         switch (opt) {
         case 'n': sni = optarg; break;
         case 'T': trust = optarg; break;
@@ -82,12 +84,13 @@ main(int argc, char **argv)
         case 'K': key = optarg; break;
         case 'R': keep_reading = 1; break;
         case 'E': early = optarg; break;
+        case 'e': early_first = 1; break;
         default: return 2;
         }
     }
     if (argc - optind != 3) {
         fprintf(stderr, "usage: gnutlsclient [-n SNI] [-T FILE] [-H NAME] "
-                "[-t] [-i] [-P PRIORITY] [-C CERT -K KEY] [-R] [-E DATA] "
+                "[-t] [-i] [-P PRIORITY] [-C CERT -K KEY] [-R] [-E DATA [-e]] "
                 "HOST PORT MSG\n");
         return 2;
     }
@@ -134,8 +137,11 @@ main(int argc, char **argv)
         gnutls_server_name_set(session, GNUTLS_NAME_DNS, sni, strlen(sni));
     if (verify_name != NULL)
         gnutls_session_set_verify_cert(session, verify_name, 0);
+    if (early != NULL && early_first)
+        printf("gnutlsclient: gnutls_record_send_early_data: %zd\n",
+               gnutls_record_send_early_data(session, early, strlen(early)));
     gnutls_transport_set_int(session, fd);
-    if (early != NULL)
+    if (early != NULL && !early_first)
         printf("gnutlsclient: gnutls_record_send_early_data: %zd\n",
                gnutls_record_send_early_data(session, early, strlen(early)));
     do {
