@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <openssl/x509.h>
 
-#define TLSSHIM_ENFORCE_ABI 2
+#define TLSSHIM_ENFORCE_ABI 3
 #define TLSSHIM_ENFORCE_SYMBOL "tlsshim_enforce_module"
 #define TLSSHIM_ENFORCE_LIBRARY "libtlsshim-enforce.so"
 
@@ -96,6 +96,9 @@ struct tlsshim_enforce_core {
     int (*allows_suite)(void *token, unsigned id);
     /* Log (debug level 2) what the module did to the program's offer. */
     void (*note)(void *token, const char *what);
+    /* Log (a warning, whatever the debug level) something the module
+     * refused the program: early data, a renegotiation. */
+    void (*warn)(void *token, const char *what);
     /*
      * OCSP after check() passed: the staple the peer sent (DER; NULL or 0
      * when none), then what ocsp_mode asks (must_staple, resolve, which

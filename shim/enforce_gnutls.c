@@ -85,6 +85,11 @@ static struct {
     int (*is_resumed)(gnutls_session_t);
     int (*error_is_fatal)(int);
     const char *(*strerror)(int);
+    void (*set_hook)(gnutls_session_t, unsigned, int,
+                     gnutls_handshake_hook_func);
+    ssize_t (*send_early_data)(gnutls_session_t, const void *, size_t);
+    int (*alert_send)(gnutls_session_t, gnutls_alert_level_t,
+                      gnutls_alert_description_t);
 } next;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -95,6 +100,8 @@ struct binding {
     void *token;
     int bound;     /* its hello was claimed: the rule verifies it */
     int verdict;   /* 0 pending, 1 established, -1 failed */
+    int checked;   /* the peer passed the rule's check in the handshake */
+    int hooked;    /* gate() is the session's handshake hook */
 };
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct binding *table;
@@ -110,6 +117,36 @@ struct prio {
 };
 static struct prio *prios;
 static size_t nprios, prios_cap;
+
+/* The handshake hook a program gave a session, called by ours (gate).
+ * guarded by table_lock */
+struct prog_hook {
+    gnutls_session_t session;
+    unsigned htype;
+    int when;
+    gnutls_handshake_hook_func fn;
+};
+static struct prog_hook *hooks;
+static size_t nhooks, hooks_cap;
+
+/* Sessions that were given early data before they were known to be on
+ * an enforce-rule socket.  guarded by table_lock */
+static gnutls_session_t *early;
+static size_t nearly, early_cap;
+
+/* Table lock held: 1 when s is among them; forget: and drop it. */
+static int
+gave_early(gnutls_session_t s, int forget)
+{
+    for (size_t i = 0; i < nearly; i++) {
+        if (early[i] == s) {
+            if (forget)
+                early[i] = early[--nearly];
+            return 1;
+        }
+    }
+    return 0;
+}
 
 #define NEXT(field, name) (*(void **)&next.field = dlsym(RTLD_NEXT, name))
 #define FIND(field, name) (*(void **)&next.field = dlsym(RTLD_DEFAULT, name))
@@ -141,6 +178,9 @@ resolve(void)
     FIND(mac_name, "gnutls_mac_get_name");
     FIND(ocsp_enable, "gnutls_ocsp_status_request_enable_client");
     FIND(ocsp_get, "gnutls_ocsp_status_request_get");
+    NEXT(set_hook, "gnutls_handshake_set_hook_function");
+    NEXT(send_early_data, "gnutls_record_send_early_data");
+    FIND(alert_send, "gnutls_alert_send");
 }
 
 static void
@@ -232,10 +272,11 @@ version_name(int v)
     }
 }
 
-/* The rule's checks on a session whose handshake just ended.  Returns 0,
+/* The rule's checks on the peer of s, in its handshake (final: it just
+ * ended well, and is logged as established when they pass).  Returns 0,
  * or the GnuTLS error the handshake fails with. */
 static int
-check_session(gnutls_session_t s, void *token)
+check_session(gnutls_session_t s, void *token, int final, int checked)
 {
     STACK_OF(X509) *chain = sk_X509_new_null();
     struct tlsshim_enforce_peer p;
@@ -269,6 +310,16 @@ check_session(gnutls_session_t s, void *token)
     }
     p.leaf = sk_X509_value(chain, 0);
     p.chain = chain;
+    if (checked) {
+        /* the gate checked the chain; the suite is known now */
+        p.leaf = NULL;
+        if (enforce_core->check(token, &p, &err) < 0)
+            goto out;
+        p.leaf = sk_X509_value(chain, 0);
+        enforce_core->established(token, &p);
+        rv = 0;
+        goto out;
+    }
     if (enforce_core->check(token, &p, &err) < 0)
         goto out;
     if (!p.resumed) {
@@ -280,11 +331,98 @@ check_session(gnutls_session_t s, void *token)
                                &err) < 0)
             goto out;
     }
-    enforce_core->established(token, &p);
+    if (final)
+        enforce_core->established(token, &p);
     rv = 0;
 out:
     sk_X509_pop_free(chain, X509_free);
     return rv;
+}
+
+/* Table lock held. */
+static struct prog_hook *
+find_hook(gnutls_session_t s)
+{
+    for (size_t i = 0; i < nhooks; i++)
+        if (hooks[i].session == s)
+            return &hooks[i];
+    return NULL;
+}
+
+/* Table lock held. */
+static void
+forget_hook(gnutls_session_t s)
+{
+    struct prog_hook *h = find_hook(s);
+
+    if (h != NULL)
+        *h = hooks[--nhooks];
+}
+
+/* The messages a client sends only after it has the server's
+ * certificate (or the resumed session's): its Certificate first of all. */
+static int
+after_server_certificate(unsigned htype)
+{
+    switch (htype) {
+    case GNUTLS_HANDSHAKE_CERTIFICATE_PKT:
+    case GNUTLS_HANDSHAKE_CLIENT_KEY_EXCHANGE:
+    case GNUTLS_HANDSHAKE_CERTIFICATE_VERIFY:
+    case GNUTLS_HANDSHAKE_FINISHED:
+    case GNUTLS_HANDSHAKE_END_OF_EARLY_DATA:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/*
+ * The handshake hook of a prepared session.  Before the client's next
+ * flight leaves (its certificate, key exchange or Finished), the server's
+ * certificate is checked by the rule: a failure ends the handshake there,
+ * so a client certificate never goes to a server the rule refuses.  Then
+ * the program's own hook, if it set one.
+ */
+static int
+gate(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
+     const gnutls_datum_t *msg)
+{
+    struct binding *b;
+    struct prog_hook *h;
+    gnutls_handshake_hook_func prog = NULL;
+    void *token = NULL;
+    int rv;
+
+    pthread_mutex_lock(&table_lock);
+    b = find(s);
+    if (!incoming && when == GNUTLS_HOOK_PRE &&
+        after_server_certificate(htype) && b != NULL && b->bound &&
+        b->verdict == 0 && !b->checked && enforce_core != NULL)
+        token = b->token;
+    if ((h = find_hook(s)) != NULL &&
+        (h->htype == GNUTLS_HANDSHAKE_ANY || h->htype == htype) &&
+        (h->when == GNUTLS_HOOK_BOTH || (unsigned)h->when == when))
+        prog = h->fn;
+    pthread_mutex_unlock(&table_lock);
+    /* a resumed session shows its peer's certificates only when the
+     * handshake ends, where it is checked; it has no client certificate
+     * to protect (TLS 1.3 resumption asks for none) */
+    if (token != NULL && next.is_resumed != NULL && next.is_resumed(s))
+        token = NULL;
+    if (token != NULL) {
+        rv = check_session(s, token, 0, 0);
+        pthread_mutex_lock(&table_lock);
+        if ((b = find(s)) != NULL) {
+            if (rv != 0)
+                b->verdict = -1;
+            else
+                b->checked = 1;
+        }
+        pthread_mutex_unlock(&table_lock);
+        if (rv != 0)
+            return rv;
+    }
+    return prog != NULL ? prog(s, htype, when, incoming, msg) : 0;
 }
 
 /* --- the program's priorities, and the rule's restrictions ------------ */
@@ -452,8 +590,10 @@ prepare(gnutls_session_t s)
     if ((token = enforce_core->prepare(fd, &o)) == NULL)
         return;
     pthread_mutex_lock(&table_lock);
-    if ((b = add_binding(s)) != NULL)
+    if ((b = add_binding(s)) != NULL) {
         b->token = token;
+        b->hooked = next.set_hook != NULL;
+    }
     struct prio *p = find_prio(s);
     if (p != NULL) {
         known = 1;
@@ -466,6 +606,20 @@ prepare(gnutls_session_t s)
         enforce_core->release(token);
         return;
     }
+    pthread_mutex_lock(&table_lock);
+    int had_early = gave_early(s, 0);
+    pthread_mutex_unlock(&table_lock);
+    if (had_early) {
+        /* it would leave with the hello, before the server is checked */
+        enforce_core->failed(token, "the program gave GnuTLS early data "
+                             "(0-RTT) before its socket was connected; "
+                             "connection cut before the hello");
+        return;
+    }
+    /* the rule's check runs in the handshake, before the client's next
+     * flight; the program's hook (kept by the hook below) after it */
+    if (next.set_hook != NULL)
+        next.set_hook(s, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_BOTH, gate);
     prog = full;
     if (!restrictions(token, &o, restr, sizeof(restr))) {
         enforce_core->failed(token, "the program's GnuTLS priorities could "
@@ -632,16 +786,125 @@ gnutls_set_default_priority_append(gnutls_session_t s, const char *add,
     return rv;
 }
 
+/* A program's hook on a session whose hook is ours is called by ours. */
+HOOK void
+gnutls_handshake_set_hook_function(gnutls_session_t s, unsigned int htype,
+                                   int when, gnutls_handshake_hook_func fn)
+{
+    struct binding *b;
+    struct prog_hook *h;
+    int ours = 0;
+
+    init();
+    pthread_mutex_lock(&table_lock);
+    forget_hook(s);
+    if (fn != NULL && nhooks == hooks_cap) {
+        size_t cap = hooks_cap ? hooks_cap * 2 : 16;
+        struct prog_hook *t = realloc(hooks, cap * sizeof(*t));
+        if (t != NULL) {
+            hooks = t;
+            hooks_cap = cap;
+        }
+    }
+    if (fn != NULL && nhooks < hooks_cap) {
+        h = &hooks[nhooks++];
+        h->session = s;
+        h->htype = htype;
+        h->when = when;
+        h->fn = fn;
+    }
+    ours = (b = find(s)) != NULL && b->hooked;
+    pthread_mutex_unlock(&table_lock);
+    /* a session that is not ours gets the hook as GnuTLS gives it; the
+     * record above is then never used */
+    if (!ours && next.set_hook != NULL)
+        next.set_hook(s, htype, when, fn);
+}
+
+/*
+ * Early data (TLS 1.3 0-RTT) leaves with the ClientHello, before the
+ * server's certificate can be checked: refused on an enforce-rule socket.
+ * A session whose socket is not known yet to be one (not set, or not
+ * connected yet) may take it, and is remembered: if its handshake then
+ * begins on an enforce-rule socket, the connection is cut before the
+ * hello (prepare).  Returns what GnuTLS returns, or
+ * GNUTLS_E_INVALID_REQUEST.
+ */
+HOOK ssize_t
+gnutls_record_send_early_data(gnutls_session_t s, const void *data,
+                              size_t len)
+{
+    struct binding *b;
+    void *token = NULL;
+    ssize_t rv;
+
+    init();
+    if (next.send_early_data == NULL)
+        return GNUTLS_E_INTERNAL_ERROR;
+    if (enforce_core != NULL) {
+        prepare(s);
+        pthread_mutex_lock(&table_lock);
+        if ((b = find(s)) != NULL)
+            token = b->token;
+        pthread_mutex_unlock(&table_lock);
+    }
+    if (token != NULL) {
+        if (enforce_core->warn != NULL)
+            enforce_core->warn(token, "the program's GnuTLS early data "
+                               "(0-RTT) refused: it would leave before the "
+                               "server's certificate is checked");
+        return GNUTLS_E_INVALID_REQUEST;
+    }
+    pthread_mutex_lock(&table_lock);
+    if (!gave_early(s, 0) && nearly == early_cap) {
+        size_t cap = early_cap ? early_cap * 2 : 16;
+        gnutls_session_t *t = realloc(early, cap * sizeof(*t));
+        if (t != NULL) {
+            early = t;
+            early_cap = cap;
+        }
+    }
+    int noted = gave_early(s, 0) || nearly < early_cap;
+    if (!gave_early(s, 0) && nearly < early_cap)
+        early[nearly++] = s;
+    pthread_mutex_unlock(&table_lock);
+    /* fail closed: a session that cannot be remembered takes none */
+    if (!noted)
+        return GNUTLS_E_MEMORY_ERROR;
+    rv = next.send_early_data(s, data, len);
+    return rv;
+}
+
 HOOK int
 gnutls_handshake(gnutls_session_t s)
 {
     struct binding *b;
     void *token = NULL;
-    int rv, bound = 0;
+    int rv, bound = 0, checked = 0, renego = 0;
 
     init();
     if (next.handshake == NULL)
         return GNUTLS_E_INTERNAL_ERROR;
+    /* a TLS 1.2 renegotiation would bring a peer the rule has not
+     * checked: refused, with the alert that says so */
+    pthread_mutex_lock(&table_lock);
+    if ((b = find(s)) != NULL && b->bound && b->verdict == 1 &&
+        next.protocol != NULL && next.protocol(s) != GNUTLS_TLS1_3) {
+        renego = 1;
+        token = b->token;
+    }
+    pthread_mutex_unlock(&table_lock);
+    if (renego) {
+        if (next.alert_send != NULL)
+            (void)next.alert_send(s, GNUTLS_AL_WARNING,
+                                  GNUTLS_A_NO_RENEGOTIATION);
+        if (token != NULL && enforce_core != NULL &&
+            enforce_core->warn != NULL)
+            enforce_core->warn(token, "the program's GnuTLS renegotiation "
+                               "refused: the peer verified by the rule "
+                               "stays the peer");
+        return GNUTLS_E_UNSAFE_RENEGOTIATION_DENIED;
+    }
     prepare(s);
     enforce_enter(ENFORCE_GNUTLS, s);
     rv = next.handshake(s);
@@ -654,6 +917,7 @@ gnutls_handshake(gnutls_session_t s)
         b->verdict = rv == 0 && b->bound ? 1 : -1;
         token = b->token;
         bound = b->bound;
+        checked = b->checked;
     }
     pthread_mutex_unlock(&table_lock);
     if (token == NULL)
@@ -667,7 +931,7 @@ gnutls_handshake(gnutls_session_t s)
         enforce_core->failed(token, why);
         return rv;
     }
-    if ((rv = check_session(s, token)) != 0) {
+    if ((rv = check_session(s, token, 1, checked)) != 0) {
         pthread_mutex_lock(&table_lock);
         if ((b = find(s)) != NULL)
             b->verdict = -1;
@@ -692,6 +956,8 @@ gnutls_deinit(gnutls_session_t s)
         *b = table[--ntable];
     }
     forget_prio(s);
+    forget_hook(s);
+    (void)gave_early(s, 1);
     pthread_mutex_unlock(&table_lock);
     if (token != NULL && enforce_core != NULL) {
         if (verdict == 0 && bound)

@@ -57,6 +57,9 @@ static struct {
     int (*peek_ex)(SSL *, void *, size_t, size_t *);
     int (*write)(SSL *, const void *, int);
     int (*write_ex)(SSL *, const void *, size_t, size_t *);
+    int (*write_early_data)(SSL *, const void *, size_t, size_t *);
+    uint64_t (*clear_options)(SSL *, uint64_t);
+    void (*set_info_callback)(SSL *, void (*)(const SSL *, int, int));
 } next;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -84,6 +87,8 @@ struct binding {
     int checked;     /* a certificate chain passed the rule's check */
     X509 *offered;   /* the leaf of the checked session offered for
                       * resumption (a reference) */
+    int info_ours;   /* info_cb is the object's info callback */
+    void (*prog_info)(const SSL *, int, int);  /* the program's, or NULL */
     char narrowed[200];      /* how the offer was narrowed, or "" */
 };
 
@@ -136,6 +141,9 @@ resolve(void)
     NEXT(peek_ex, "SSL_peek_ex");
     NEXT(write, "SSL_write");
     NEXT(write_ex, "SSL_write_ex");
+    NEXT(write_early_data, "SSL_write_early_data");
+    NEXT(clear_options, "SSL_clear_options");
+    NEXT(set_info_callback, "SSL_set_info_callback");
     ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_app_verify);
     ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_binding);
 }
@@ -197,6 +205,24 @@ dispatch_verify(X509_STORE_CTX *x, void *unused)
     struct tlsshim_enforce_peer p;
     int err = X509_V_OK, rv;
 
+    if (b != NULL && b->bound && b->token != NULL && b->verdict != 0 &&
+        enforce_core != NULL) {
+        /* a certificate after the handshake ended (a renegotiation the
+         * program let through): the rule's check again, or it fails */
+        describe(ssl, &p);
+        p.leaf = X509_STORE_CTX_get0_cert(x);
+        p.chain = X509_STORE_CTX_get0_untrusted(x);
+        if (b->verdict < 0 || p.leaf == NULL ||
+            enforce_core->check(b->token, &p, &err) < 0) {
+            enforce_core->failed(b->token, "a renegotiation presented a "
+                                 "certificate the rule refuses");
+            X509_STORE_CTX_set_error(x, err != X509_V_OK ? err
+                                     : X509_V_ERR_APPLICATION_VERIFICATION);
+            return 0;
+        }
+        X509_STORE_CTX_set_error(x, X509_V_OK);
+        return 1;
+    }
     if (b == NULL || !b->bound || b->token == NULL || b->verdict != 0 ||
         enforce_core == NULL)
         return program_verify(x, ssl);
@@ -570,6 +596,29 @@ prepare(SSL *ssl, int client)
     ERR_clear_error();
 }
 
+/* The info callback of a bound object: a refused renegotiation is
+ * logged; then the program's callback (the object's, else its
+ * context's), as OpenSSL would have called it. */
+static void
+info_cb(const SSL *ssl, int where, int ret)
+{
+    struct binding *b = binding_of(ssl);
+    void (*prog)(const SSL *, int, int) = NULL;
+
+    if (b != NULL && (where & SSL_CB_WRITE_ALERT) &&
+        (ret & 0xff) == SSL_AD_NO_RENEGOTIATION && b->token != NULL &&
+        enforce_core != NULL && enforce_core->warn != NULL)
+        enforce_core->warn(b->token, "the server asked the program's "
+                           "OpenSSL to renegotiate: refused, the peer "
+                           "verified by the rule stays the peer");
+    if (b != NULL)
+        prog = b->prog_info;
+    if (prog == NULL)
+        prog = SSL_CTX_get_info_callback(SSL_get_SSL_CTX(ssl));
+    if (prog != NULL)
+        prog(ssl, where, ret);
+}
+
 int
 enforce_openssl_claim(void *obj, const unsigned char random[32], void *token)
 {
@@ -617,6 +666,14 @@ enforce_openssl_claim(void *obj, const unsigned char random[32], void *token)
         install_status(SSL_get_SSL_CTX(ssl)))
         b->ocsp_in_status_cb = 1;
     next.set_verify(ssl, SSL_VERIFY_PEER, SSL_get_verify_callback(ssl));
+    /* what the rule verified stays the peer: no TLS 1.2 renegotiation
+     * (a HelloRequest gets a no_renegotiation alert, which info_cb logs) */
+    SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
+    if (next.set_info_callback != NULL && !b->info_ours) {
+        b->prog_info = SSL_get_info_callback(ssl);
+        b->info_ours = 1;
+        next.set_info_callback(ssl, info_cb);
+    }
     return 1;
 }
 
@@ -709,6 +766,66 @@ SSL_set_verify(SSL *ssl, int mode, SSL_verify_cb cb)
         mode |= SSL_VERIFY_PEER;
     }
     next.set_verify(ssl, mode, cb);
+}
+
+/* A bound object's info callback stays ours; the program's is called by
+ * it. */
+HOOK void
+SSL_set_info_callback(SSL *ssl, void (*cb)(const SSL *, int, int))
+{
+    struct binding *b;
+
+    init();
+    if (next.set_info_callback == NULL)
+        return;
+    if ((b = binding_of(ssl)) != NULL && b->info_ours) {
+        b->prog_info = cb;
+        return;
+    }
+    next.set_info_callback(ssl, cb);
+}
+
+/* A bound object keeps refusing renegotiation. */
+HOOK uint64_t
+SSL_clear_options(SSL *ssl, uint64_t op)
+{
+    struct binding *b;
+
+    init();
+    if (next.clear_options == NULL)
+        return 0;
+    if ((b = binding_of(ssl)) != NULL && b->bound && b->token != NULL)
+        op &= ~(uint64_t)SSL_OP_NO_RENEGOTIATION;
+    return next.clear_options(ssl, op);
+}
+
+/*
+ * Early data (TLS 1.3 0-RTT) leaves with the ClientHello, before the
+ * server's certificate can be checked: refused on an enforce-rule socket.
+ * The program gets the failure OpenSSL gives when early data cannot be
+ * sent, and may go on with an ordinary handshake.
+ */
+HOOK int
+SSL_write_early_data(SSL *ssl, const void *buf, size_t num, size_t *written)
+{
+    struct binding *b;
+
+    init();
+    if (next.write_early_data == NULL)
+        return 0;
+    prepare(ssl, 1);
+    if ((b = binding_of(ssl)) != NULL && b->token != NULL &&
+        enforce_core != NULL) {
+        if (enforce_core->warn != NULL)
+            enforce_core->warn(b->token, "the program's OpenSSL early data "
+                               "(0-RTT) refused: it would leave before the "
+                               "server's certificate is checked");
+        if (written != NULL)
+            *written = 0;
+        ERR_raise(ERR_LIB_SSL, SSL_R_BAD_EARLY_DATA);
+        return 0;
+    }
+    return next.write_early_data(ssl, buf, num, written);
 }
 
 /* The handshake-driving calls: the object is current while they run. */

@@ -534,5 +534,7 @@ socket(int domain, int type, int protocol)
      * stream, say) must not keep its old connection. */
     if (fd >= 0 && (old = fdtable_peek(fd)) != NULL)
         conn_forget_fd(old, fd);
+    if (fd >= 0)
+        conn_enforce_forget_fds((unsigned)fd, (unsigned)fd);
     return fd;
 }

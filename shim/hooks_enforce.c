@@ -291,6 +291,12 @@ core_note(void *token, const char *what)
 }
 
 static void
+core_warn(void *token, const char *what)
+{
+    conn_enforce_note(token, 0, "%s", what);
+}
+
+static void
 core_established(void *token, const struct tlsshim_enforce_peer *p)
 {
     struct conn *c = token;
@@ -318,7 +324,7 @@ core_failed(void *token, const char *why)
 static void
 core_release(void *token)
 {
-    conn_put(token);
+    conn_enforce_release(token);
 }
 
 static const struct tlsshim_enforce_core core = {
@@ -330,6 +336,7 @@ static const struct tlsshim_enforce_core core = {
     .prepare = core_prepare,
     .allows_suite = core_allows_suite,
     .note = core_note,
+    .warn = core_warn,
     .ocsp = core_ocsp,
 };
 
@@ -358,7 +365,7 @@ shim_enforce_first_write(struct conn *c, const void *buf, size_t len)
     char sni[CONN_NAME_MAX];
     int claimed;
 
-    if (!sniff_is_tls_record(buf, len) || !conn_first_move_pending(c))
+    if (!sniff_tls_header(buf, len) || !conn_first_move_pending(c))
         return 0;   /* plaintext: tlsshim's own TLS, as for auto */
     if (!sniff_client_hello(buf, len, random, sni, sizeof(sni))) {
         conn_enforce_fail(c, "denied", "the program began TLS with a "

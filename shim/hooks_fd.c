@@ -32,11 +32,16 @@ close(int fd)
         if (real.close == NULL)
             real_init();
         shim_epoll_forget_fd(fd);
+        /* before the number can be reused (one load when none); a vfork
+         * child's close leaves its parent's socket open */
+        if (fd >= 0 && conn_enforce_watching() && !shim_in_vfork_child())
+            conn_enforce_forget_fds((unsigned)fd, (unsigned)fd);
         return real.close(fd);
     }
     /* a vfork child closes its own copy; the parent's connection stays */
     if (!shim_in_vfork_child()) {
         shim_epoll_forget_fd(fd);
+        conn_enforce_forget_fds((unsigned)fd, (unsigned)fd);
         conn_close_fd(c, fd);
     }
     conn_put(c);
@@ -118,6 +123,8 @@ drop_target(int newfd)
     struct conn *old = conn_get(newfd);
 
     shim_epoll_forget_fd(newfd);
+    if (newfd >= 0)
+        conn_enforce_forget_fds((unsigned)newfd, (unsigned)newfd);
     if (old != NULL) {
         conn_close_fd(old, newfd);
         conn_put(old);
@@ -244,6 +251,7 @@ detach_range(unsigned first, unsigned last)
         return;
     fdtable_foreach(close_in_range, &r);
     shim_epoll_forget_range(first, last);
+    conn_enforce_forget_fds(first, last);
 }
 
 HOOK int

@@ -56,6 +56,15 @@ static struct conn *free_list;
 static BIO_METHOD *bio_method;
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
 
+/* Enforce-bound connections, whose socket the fd table no longer maps
+ * (the program's TLS owns it).  guarded by watch_lock, taken before any
+ * c->lock; watch_count is read lock-free by the close hooks */
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conn *watch_head;
+static atomic_uint watch_count;
+
+static void enforce_unwatch(struct conn *c);
+
 static atomic_int *
 conn_live(struct conn *c)
 {
@@ -93,6 +102,7 @@ conn_alloc(void)
 static void
 conn_destroy(struct conn *c)
 {
+    enforce_unwatch(c);
     pthread_mutex_lock(&c->lock);
     if (c->ssl != NULL) {
         SSL_free(c->ssl);
@@ -2211,8 +2221,7 @@ conn_auto_passthrough(struct conn *c, const void *buf, size_t len)
     pthread_mutex_lock(&c->lock);
     if (c->state == CONN_CONNECTING)
         (void)advance(c);
-    if (c->state == CONN_AUTO_WAIT &&
-        sniff_is_tls_record(buf, len)) {
+    if (c->state == CONN_AUTO_WAIT && sniff_tls_header(buf, len)) {
         c->state = CONN_PASSTHROUGH;
         pass = 1;
         report_conn(c, "close");
@@ -2263,16 +2272,102 @@ conn_enforce_hello(struct conn *c, const char *sni)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* Put c on the watch list.  watch_lock held. */
+static void
+watch_link(struct conn *c)
+{
+    c->watch_prev = NULL;
+    c->watch_next = watch_head;
+    if (watch_head != NULL)
+        watch_head->watch_prev = c;
+    watch_head = c;
+    c->enforce_watched = 1;
+    atomic_fetch_add(&watch_count, 1);
+}
+
+/* Take c off the watch list.  watch_lock held. */
+static void
+watch_unlink(struct conn *c)
+{
+    if (!c->enforce_watched)
+        return;
+    if (c->watch_prev != NULL)
+        c->watch_prev->watch_next = c->watch_next;
+    else
+        watch_head = c->watch_next;
+    if (c->watch_next != NULL)
+        c->watch_next->watch_prev = c->watch_prev;
+    c->watch_prev = c->watch_next = NULL;
+    c->enforce_watched = 0;
+    atomic_fetch_sub(&watch_count, 1);
+}
+
+static void
+enforce_unwatch(struct conn *c)
+{
+    pthread_mutex_lock(&watch_lock);
+    watch_unlink(c);
+    pthread_mutex_unlock(&watch_lock);
+}
+
 void
 conn_enforce_passthrough(struct conn *c)
 {
+    pthread_mutex_lock(&watch_lock);
     pthread_mutex_lock(&c->lock);
     c->state = CONN_PASSTHROUGH;
     c->enforce_bound = 1;
+    /* the fd table lets go of the socket below: the close hooks find c
+     * here instead, to forget its number */
+    watch_link(c);
     log_flow("fd %d: the program's own TLS, bound to tlsshim's hooks; "
              "verified by rule %s", c->fd, c->rule->name);
     pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&watch_lock);
     conn_release_all(c);
+}
+
+void
+conn_enforce_release(struct conn *c)
+{
+    pthread_mutex_lock(&watch_lock);
+    pthread_mutex_lock(&c->lock);
+    if (c->enforce_bound) {
+        watch_unlink(c);
+        c->fd = -1;   /* the program's now, maybe already another socket */
+    }
+    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&watch_lock);
+    conn_put(c);
+}
+
+int
+conn_enforce_watching(void)
+{
+    return atomic_load_explicit(&watch_count, memory_order_acquire) != 0;
+}
+
+void
+conn_enforce_forget_fds(unsigned lo, unsigned hi)
+{
+    struct conn *c, *next;
+
+    if (atomic_load_explicit(&watch_count, memory_order_acquire) == 0)
+        return;
+    pthread_mutex_lock(&watch_lock);
+    for (c = watch_head; c != NULL; c = next) {
+        next = c->watch_next;
+        pthread_mutex_lock(&c->lock);
+        if (c->fd >= 0 && (unsigned)c->fd >= lo && (unsigned)c->fd <= hi) {
+            log_flow("fd %d: closed by the program; its enforce binding "
+                     "(rule %s) no longer touches the number", c->fd,
+                     c->rule->name);
+            c->fd = -1;
+            watch_unlink(c);
+        }
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_unlock(&watch_lock);
 }
 
 void
@@ -2290,6 +2385,16 @@ conn_enforce_fail(struct conn *c, const char *outcome, const char *fmt, ...)
         if (strcmp(outcome, "verify_failed") == 0)
             util_strlcpy(c->verify_error, why, sizeof(c->verify_error));
         fail(c, ECONNREFUSED, ECONNRESET, "%s", why);
+    } else if (c->state != CONN_FAILED && c->enforce_bound) {
+        /* after the handshake (a renegotiation): the report has the
+         * connection's line already; log, and cut the socket if it is
+         * still the program's */
+        char desc[448];
+        c->state = CONN_FAILED;
+        log_error("%s rule=%s: %s", peer_desc(c, desc, sizeof(desc)),
+                  c->rule->name, why);
+        if (c->fd >= 0)
+            (void)tlsshim_sys.shutdown(c->fd, SHUT_RDWR);
     }
     pthread_mutex_unlock(&c->lock);
 }

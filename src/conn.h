@@ -118,6 +118,11 @@ struct conn {
     /* enforce: the program's own TLS, bound to the hooks of its library
      * (c->ssl stays NULL; these say what it negotiated) */
     int enforce_bound;
+    /* while enforce_bound and held by the enforce module: on the list of
+     * sockets whose number is forgotten when the program closes it
+     * (conn_enforce_forget_fds).  guarded by the list's lock */
+    int enforce_watched;
+    struct conn *watch_prev, *watch_next;
     char tls_version[16];
     char tls_cipher[64];
     X509 *peer_cert;           /* a reference, freed with c */
@@ -215,6 +220,22 @@ int conn_enforce_unclaimed(struct conn *c);
  * warning (level 0), or at debug level 1 or 2. */
 void conn_enforce_note(struct conn *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/*
+ * The enforce module gives back its reference to c (its TLS object is
+ * freed).  After conn_enforce_passthrough, c->fd is the program's socket
+ * and may be a number the program has reused: it is forgotten here, so
+ * that nothing done for c afterwards reaches another socket.
+ */
+void conn_enforce_release(struct conn *c);
+/*
+ * Descriptors lo..hi are being closed or replaced (close, dup2 onto them,
+ * close_range, a new socket with the number): enforce-bound connections
+ * on them forget their fd number.  One atomic load when there are none,
+ * so the close of an untracked fd stays cheap.
+ */
+void conn_enforce_forget_fds(unsigned lo, unsigned hi);
+/* 1 when some enforce-bound connection has an fd number to forget. */
+int conn_enforce_watching(void);
 /* An extra reference to c (conn_put gives it back). */
 void conn_hold(struct conn *c);
 

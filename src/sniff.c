@@ -33,6 +33,17 @@ be16(const unsigned char *p)
     return (unsigned)p[0] << 8 | p[1];
 }
 
+int
+sniff_tls_header(const unsigned char *buf, size_t len)
+{
+    unsigned rec;
+
+    if (len < 5 || !sniff_is_tls_record(buf, len))
+        return 0;
+    rec = be16(buf + 3);
+    return rec >= 1 && rec <= 16384 + 2048;
+}
+
 static const char *
 version_name(unsigned v)
 {

@@ -13,6 +13,15 @@
 int sniff_is_tls_record(const unsigned char *buf, size_t len);
 
 /*
+ * 1 if buf begins with a whole TLS handshake record header: 16, 03
+ * 01..04, and a record length TLS allows (1..16384 + 2048).  This is what
+ * action = auto and enforce take as the program speaking TLS: a shorter
+ * first write (1-4 bytes, a header written in pieces) shows no header
+ * yet, and is plaintext (SPEC section 3).
+ */
+int sniff_tls_header(const unsigned char *buf, size_t len);
+
+/*
  * A ClientHello at the start of buf: 1 with its client random and its SNI
  * host name (sni gets "" when it has none, or one that is not printable
  * ASCII), 0 when buf does not hold that much of a ClientHello.

@@ -13,6 +13,13 @@
  *                 handshake, print the verdict and ignore it
  *   -P PRIORITY   gnutls_priority_set_direct(PRIORITY) instead of the
  *                 default priorities
+ *   -C CERT -K KEY  offer this client certificate when asked
+ *   -R            after the echo, keep reading until a line "bye" or an
+ *                 error; a server's renegotiation request
+ *                 (GNUTLS_E_REHANDSHAKE) is answered with gnutls_handshake
+ *   -E DATA       init with GNUTLS_ENABLE_EARLY_DATA and try
+ *                 gnutls_record_send_early_data(DATA) before the handshake
+ *   -e            with -E: before gnutls_transport_set_int, not after
  *
  * Exit status: 0 done, 2 usage, 3 the handshake failed, 4 another error.
  */
@@ -24,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static int
@@ -53,8 +61,10 @@ int
 main(int argc, char **argv)
 {
     const char *sni = NULL, *trust = NULL, *verify_name = NULL;
-    const char *priority = NULL, *msg;
-    int opt, no_time = 0, self_check = 0, fd, rv;
+    const char *priority = NULL, *msg, *cert = NULL, *key = NULL;
+    const char *early = NULL;
+    int opt, no_time = 0, self_check = 0, keep_reading = 0, fd, rv;
+    int early_first = 0;
     gnutls_certificate_credentials_t cred;
     gnutls_session_t session;
     char buf[4096];
@@ -62,7 +72,7 @@ main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    while ((opt = getopt(argc, argv, "n:T:H:tiP:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:T:H:tiP:C:K:RE:e")) != -1) {
         switch (opt) {
         case 'n': sni = optarg; break;
         case 'T': trust = optarg; break;
@@ -70,12 +80,18 @@ main(int argc, char **argv)
         case 't': no_time = 1; break;
         case 'i': self_check = 1; break;
         case 'P': priority = optarg; break;
+        case 'C': cert = optarg; break;
+        case 'K': key = optarg; break;
+        case 'R': keep_reading = 1; break;
+        case 'E': early = optarg; break;
+        case 'e': early_first = 1; break;
         default: return 2;
         }
     }
     if (argc - optind != 3) {
         fprintf(stderr, "usage: gnutlsclient [-n SNI] [-T FILE] [-H NAME] "
-                "[-t] [-i] [-P PRIORITY] HOST PORT MSG\n");
+                "[-t] [-i] [-P PRIORITY] [-C CERT -K KEY] [-R] [-E DATA [-e]] "
+                "HOST PORT MSG\n");
         return 2;
     }
     msg = argv[optind + 2];
@@ -90,6 +106,13 @@ main(int argc, char **argv)
         fprintf(stderr, "gnutlsclient: cannot load %s\n", trust);
         return 4;
     }
+    if (cert != NULL &&
+        gnutls_certificate_set_x509_key_file(cred, cert,
+                                             key != NULL ? key : cert,
+                                             GNUTLS_X509_FMT_PEM) < 0) {
+        fprintf(stderr, "gnutlsclient: cannot load %s\n", cert);
+        return 4;
+    }
     if (no_time)
         gnutls_certificate_set_verify_flags(
             cred, GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
@@ -98,7 +121,9 @@ main(int argc, char **argv)
         perror("gnutlsclient: connect");
         return 4;
     }
-    if (gnutls_init(&session, GNUTLS_CLIENT) < 0 ||
+    if (gnutls_init(&session, GNUTLS_CLIENT |
+                                  (early != NULL ? GNUTLS_ENABLE_EARLY_DATA
+                                                 : 0)) < 0 ||
         gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred) < 0)
         return 4;
     rv = priority != NULL ? gnutls_priority_set_direct(session, priority, NULL)
@@ -112,7 +137,13 @@ main(int argc, char **argv)
         gnutls_server_name_set(session, GNUTLS_NAME_DNS, sni, strlen(sni));
     if (verify_name != NULL)
         gnutls_session_set_verify_cert(session, verify_name, 0);
+    if (early != NULL && early_first)
+        printf("gnutlsclient: gnutls_record_send_early_data: %zd\n",
+               gnutls_record_send_early_data(session, early, strlen(early)));
     gnutls_transport_set_int(session, fd);
+    if (early != NULL && !early_first)
+        printf("gnutlsclient: gnutls_record_send_early_data: %zd\n",
+               gnutls_record_send_early_data(session, early, strlen(early)));
     do {
         rv = gnutls_handshake(session);
     } while (rv < 0 && !gnutls_error_is_fatal(rv));
@@ -154,6 +185,33 @@ main(int argc, char **argv)
     printf("gnutlsclient: %s got %s\n",
            gnutls_protocol_get_name(gnutls_protocol_get_version(session)),
            buf);
+    if (keep_reading) {
+        struct timeval tv = {.tv_sec = 10};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        for (;;) {
+            ssize_t n = gnutls_record_recv(session, buf, sizeof(buf) - 1);
+            if (n == GNUTLS_E_REHANDSHAKE) {
+                rv = gnutls_handshake(session);
+                printf("gnutlsclient: renegotiation: %s\n",
+                       rv == 0 ? "done" : gnutls_strerror(rv));
+                if (rv < 0 && gnutls_error_is_fatal(rv))
+                    return 3;
+                continue;
+            }
+            if (n < 0 && !gnutls_error_is_fatal((int)n))
+                continue;
+            if (n <= 0) {
+                printf("gnutlsclient: after the echo: %s\n",
+                       n == 0 ? "closed" : gnutls_strerror((int)n));
+                return 3;
+            }
+            buf[n] = '\0';
+            if (strstr(buf, "bye") != NULL) {
+                printf("gnutlsclient: after the echo: got bye\n");
+                break;
+            }
+        }
+    }
     gnutls_bye(session, GNUTLS_SHUT_WR);
     gnutls_deinit(session);
     gnutls_certificate_free_credentials(cred);

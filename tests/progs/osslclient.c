@@ -19,6 +19,12 @@
  *   -H NAME          SSL_set1_host(NAME): the name the program checks
  *   -s               ask for an OCSP staple itself, with a status callback
  *                    that accepts any answer (or none)
+ *   -C CERT -K KEY   offer this client certificate when asked
+ *   -R               after the echo, keep reading (a server may ask to
+ *                    renegotiate, which OpenSSL accepts by default) until
+ *                    a line "bye" or an error, and say which
+ *   -E DATA          try SSL_write_early_data(DATA) before SSL_connect and
+ *                    print what it returned
  *
  * Exit status: 0 done, 2 usage, 3 the handshake failed (the verify
  * result is printed), 4 another error.
@@ -59,6 +65,8 @@ dial(const char *host, const char *port)
 
 static const char *check_host;   /* -H */
 static int want_staple;           /* -s */
+static int keep_reading;          /* -R */
+static const char *early;         /* -E */
 
 static int
 accept_all_verify(int preverify_ok, X509_STORE_CTX *x)
@@ -127,6 +135,13 @@ one(SSL_CTX *ctx, const char *host, const char *port, const char *sni,
     }
     if (want_staple)
         SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp);
+    if (early != NULL) {
+        size_t sent = 0;
+        n = SSL_write_early_data(ssl, early, strlen(early), &sent);
+        printf("osslclient: SSL_write_early_data: %d (%zu bytes)\n", n,
+               sent);
+        ERR_print_errors_fp(stdout);
+    }
     if (SSL_connect(ssl) != 1) {
         long vr = SSL_get_verify_result(ssl);
         printf("osslclient: SSL_connect failed: verify result %ld (%s)\n",
@@ -148,6 +163,24 @@ one(SSL_CTX *ctx, const char *host, const char *port, const char *sni,
     printf("osslclient: %s got %s resumed=%s verify=%ld cipher=%s\n",
            SSL_get_version(ssl), buf, SSL_session_reused(ssl) ? "yes" : "no",
            SSL_get_verify_result(ssl), SSL_get_cipher_name(ssl));
+    if (keep_reading) {
+        struct timeval tv = {.tv_sec = 10};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        for (;;) {
+            n = SSL_read(ssl, buf, (int)sizeof(buf) - 1);
+            if (n <= 0) {
+                printf("osslclient: after the echo: SSL_read failed (%d)\n",
+                       SSL_get_error(ssl, n));
+                ERR_print_errors_fp(stdout);
+                return 3;
+            }
+            buf[n] = '\0';
+            if (strstr(buf, "bye") != NULL) {
+                printf("osslclient: after the echo: got bye\n");
+                break;
+            }
+        }
+    }
     SSL_SESSION_free(*sess);
     *sess = SSL_get1_session(ssl);
     SSL_shutdown(ssl);
@@ -160,6 +193,7 @@ int
 main(int argc, char **argv)
 {
     const char *sni = NULL, *ciphers = NULL, *trust = NULL;
+    const char *cert = NULL, *key = NULL;
     int opt, twice = 0, rv, minv = 0, maxv = TLS1_2_VERSION;
     int lax_verify = 0, lax_chain = 0;
     unsigned long flags = 0;
@@ -168,7 +202,7 @@ main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    while ((opt = getopt(argc, argv, "n:rm:M:c:VkT:ptH:s")) != -1) {
+    while ((opt = getopt(argc, argv, "n:rm:M:c:VkT:ptH:sC:K:RE:")) != -1) {
         switch (opt) {
         case 'n': sni = optarg; break;
         case 'r': twice = 1; break;
@@ -182,13 +216,17 @@ main(int argc, char **argv)
         case 't': flags |= X509_V_FLAG_NO_CHECK_TIME; break;
         case 'H': check_host = optarg; break;
         case 's': want_staple = 1; break;
+        case 'C': cert = optarg; break;
+        case 'K': key = optarg; break;
+        case 'R': keep_reading = 1; break;
+        case 'E': early = optarg; break;
         default: return 2;
         }
     }
     if (argc - optind != 3 || minv < 0 || maxv < 0) {
         fprintf(stderr, "usage: osslclient [-n SNI] [-r] [-m VER] [-M VER] "
                 "[-c CIPHERS] [-V] [-k] [-T FILE] [-p] [-t] [-H NAME] [-s] "
-                "HOST PORT MSG\n");
+                "[-C CERT -K KEY] [-R] [-E DATA] HOST PORT MSG\n");
         return 2;
     }
     ctx = SSL_CTX_new(TLS_client_method());
@@ -202,6 +240,13 @@ main(int argc, char **argv)
     }
     if (flags != 0)
         X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), flags);
+    if (cert != NULL &&
+        (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+         SSL_CTX_use_PrivateKey_file(ctx, key != NULL ? key : cert,
+                                     SSL_FILETYPE_PEM) != 1)) {
+        fprintf(stderr, "osslclient: cannot load %s\n", cert);
+        return 4;
+    }
     if (want_staple)
         SSL_CTX_set_tlsext_status_cb(ctx, status_any);
     if ((ciphers != NULL && !SSL_CTX_set_cipher_list(ctx, ciphers)) ||
