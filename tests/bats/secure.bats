@@ -86,9 +86,17 @@ prepare() {
 # shimmed setpriv and env before it never see them.  Sets status, output
 # (standard output) and stderr as run does.
 in_ns() {
-    local prog=$1 sys
+    local prog=$1 sys dir top=
     shift
     sys=$(sysconf_policy)
+    # A prefix not installed yet (make distcheck's): its sysconfdir is
+    # made for the run, and what was made removed after it.
+    dir=${sys%/*}
+    while [[ ! -d $dir ]]; do
+        top=$dir
+        dir=${dir%/*}
+    done
+    [[ -z $top ]] || mkdir -p "${sys%/*}"
     run --separate-stderr unshare -m --propagation private -- \
         bash -c '
         set -e
@@ -111,6 +119,7 @@ in_ns() {
         exec setpriv --reuid=nobody --regid=nogroup --clear-groups -- \
             env -i PATH=/usr/bin:/bin "$@" "$pub/$prog" 127.0.0.1 "$port" <"$pub/payload"
         ' in_ns "$PUB" "$sys" "$prog" "$PORT" "$@"
+    [[ -z $top ]] || find "$top" -depth -type d -empty -delete
 }
 
 # The attacker's variables: a policy that denies, a log, a report, a key
