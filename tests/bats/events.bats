@@ -217,6 +217,23 @@ reply_server() {
     assert_output --partial "eintr: echo intact"
 }
 
+@test "a crash handler without SA_RESTART does not turn an SA_RESTART signal into EINTR" {
+    # crash reporters and sanitizer runtimes handle SIGSEGV, SIGBUS, SIGFPE
+    # and SIGILL without SA_RESTART; a fault never interrupts a wait, so
+    # only SIGUSR2's handler decides, as in the kernel
+    policy
+    echo_server
+    run shim_run "$PROGS/sockcalls" -c -r eintr 127.0.0.1 "$PORT"
+    assert_success
+    assert_output --regexp "eintr: read 5 bytes after [0-9]+ ms handler=1"
+    assert_output --partial "eintr: echo intact"
+    # the same handlers, SIGUSR2's without SA_RESTART: still EINTR
+    run shim_run "$PROGS/sockcalls" -c eintr 127.0.0.1 "$PORT"
+    assert_success
+    assert_output --regexp "eintr: read errno=EINTR after [0-9]+ ms handler=1"
+    assert_output --partial "eintr: echo intact"
+}
+
 # --- batches, zero-copy, options ----------------------------------------------
 
 @test "sendmmsg and recvmmsg carry the payload intact" {

@@ -33,7 +33,11 @@
  *                   SA_RESTART fails with EINTR; with -r (SA_RESTART) it
  *                   goes on and returns the echo of a line the thread
  *                   writes at 600 ms; with -t (SA_RESTART and SO_RCVTIMEO)
- *                   it fails with EINTR, as the kernel's does.
+ *                   it fails with EINTR, as the kernel's does.  With -c,
+ *                   the program first installs a crash handler as crash
+ *                   reporters and sanitizers do: SIGSEGV, SIGBUS, SIGFPE
+ *                   and SIGILL handlers without SA_RESTART (which a fault
+ *                   raises in the faulting thread, never in a wait).
  *                   Prints "eintr: read ... handler=N".
  *   mmsg IN OUT     IN sent with one sendmmsg() of 4 messages of 2 iovecs;
  *                   the echo read with recvmmsg(MSG_WAITFORONE) into 8
@@ -480,6 +484,34 @@ on_usr2(int sig)
     usr2_count++;
 }
 
+static void
+on_crash(int sig, siginfo_t *info, void *ctx)
+{
+    static const char msg[] = "sockcalls: crashed\n";
+
+    (void)info;
+    (void)ctx;
+    (void)!write(2, msg, sizeof(msg) - 1);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* A crash reporter's handlers: SA_SIGINFO, no SA_RESTART. */
+static void
+install_crash_handler(void)
+{
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_crash;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        if (sigaction(sigs[i], &sa, NULL) < 0)
+            die_io("sigaction", errno);
+}
+
 static void *
 late_writer(void *arg)
 {
@@ -492,7 +524,7 @@ late_writer(void *arg)
 }
 
 static int
-mode_eintr(int restart, int timeout)
+mode_eintr(int restart, int timeout, int crash_handler)
 {
     struct sigaction sa;
     pthread_t th;
@@ -500,6 +532,8 @@ mode_eintr(int restart, int timeout)
     int64_t t0;
     ssize_t n;
 
+    if (crash_handler)
+        install_crash_handler();
     eintr_fd = connect_to();
     if (timeout) {
         struct timeval tv = {5, 0};
@@ -721,7 +755,7 @@ mode_cork(const char *in, const char *out)
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: sockcalls [-w SECONDS] [-n] [-i] [-r] [-t] "
+    fprintf(stderr, "usage: sockcalls [-w SECONDS] [-n] [-i] [-r] [-t] [-c] "
                     "MODE HOST PORT [ARGS...]\n");
     exit(EXIT_USAGE);
 }
@@ -730,9 +764,10 @@ int
 main(int argc, char **argv)
 {
     int opt, seconds = 30, nosignal = 0, ignore = 0, restart = 0, timeout = 0;
+    int crash_handler = 0;
     const char *mode;
 
-    while ((opt = getopt(argc, argv, "w:nirt")) != -1) {
+    while ((opt = getopt(argc, argv, "w:nirtc")) != -1) {
         switch (opt) {
         case 'w':
             seconds = atoi(optarg);
@@ -748,6 +783,9 @@ main(int argc, char **argv)
             break;
         case 't':
             restart = timeout = 1;
+            break;
+        case 'c':
+            crash_handler = 1;
             break;
         default:
             usage();
@@ -775,7 +813,7 @@ main(int argc, char **argv)
     if (strcmp(mode, "sigpipe") == 0 && argc == 0)
         return mode_sigpipe(nosignal, ignore);
     if (strcmp(mode, "eintr") == 0 && argc == 0)
-        return mode_eintr(restart, timeout);
+        return mode_eintr(restart, timeout, crash_handler);
     if (strcmp(mode, "mmsg") == 0 && argc == 2)
         return mode_mmsg(argv[0], argv[1]);
     if (strcmp(mode, "sendfile") == 0 && argc == 2)
