@@ -395,6 +395,20 @@ mode_ppoll(void)
 
 /* --- flags ------------------------------------------------------------- */
 
+/* ioctl(fd, req) with its int at an odd address; returns the int after. */
+static int
+odd_int_ioctl(int fd, unsigned long req, int value)
+{
+    _Alignas(int) unsigned char buf[2 * sizeof(int)];
+    int v = value;
+
+    memcpy(buf + 1, &v, sizeof(v));
+    if (ioctl(fd, req, buf + 1) < 0)
+        die_io("ioctl at an odd address", errno);
+    memcpy(&v, buf + 1, sizeof(v));
+    return v;
+}
+
 static int
 mode_flags(const char *in, const char *out)
 {
@@ -413,6 +427,12 @@ mode_flags(const char *in, const char *out)
         wrong("MSG_DONTWAIT on a blocking idle socket: no EAGAIN at once");
     printf("flags: MSG_DONTWAIT EAGAIN in %lld ms\n",
            (long long)(now_ms() - t0));
+    /* FIONBIO's int at an odd address, as Python's fcntl.ioctl passes it */
+    odd_int_ioctl(fd, FIONBIO, 1);
+    n = recv(fd, echo, 10, 0);
+    if (n != -1 || errno != EAGAIN)
+        wrong("FIONBIO 1 at an odd address: a read did not fail with EAGAIN");
+    odd_int_ioctl(fd, FIONBIO, 0);
     write_all(fd, msg, len);
 
     n = recv(fd, peek, sizeof(peek), MSG_PEEK | MSG_WAITALL);
@@ -422,6 +442,9 @@ mode_flags(const char *in, const char *out)
         die_io("ioctl FIONREAD", errno);
     if (avail < n)
         wrong("FIONREAD below what MSG_PEEK returned");
+    if (odd_int_ioctl(fd, FIONREAD, 0) < avail)
+        wrong("FIONREAD at an odd address below the first one");
+    printf("flags: FIONBIO and FIONREAD at an odd address\n");
     read_exact(fd, echo, (size_t)n);
     if (memcmp(peek, echo, (size_t)n) != 0)
         wrong("read after MSG_PEEK returned other bytes");
