@@ -58,6 +58,18 @@ ok_sha() {
     ok_sha "$T/rec.bin"
 }
 
+@test "epoll works where epoll_pwait2 fails with ENOSYS (Linux before 5.11, valgrind)" {
+    policy
+    echo_server
+    # nopwait2.so after the module: the shim's real epoll_pwait2
+    run shim_run env LD_PRELOAD="$SHIM_PRELOAD:$PROGS/.libs/nopwait2.so" \
+        "$PROGS/evloop" et 127.0.0.1 "$PORT" "$MSG" "$T/out.bin"
+    assert_success
+    assert_output --partial "bytes=65536"
+    ok_sha "$T/out.bin"
+    ok_sha "$T/rec.bin"
+}
+
 @test "edge-triggered epoll does not report unread data again and again" {
     policy
     echo_server
