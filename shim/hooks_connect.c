@@ -474,7 +474,7 @@ getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
         (c = conn_get(fd)) != NULL) {
         int e = conn_take_so_error(c);
         conn_put(c);
-        *(int *)optval = e;
+        memcpy(optval, &e, sizeof(e));   /* at any alignment */
         *optlen = sizeof(int);
         return 0;
     }

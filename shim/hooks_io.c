@@ -827,6 +827,7 @@ ioctl(int fd, unsigned long req, ...)
     va_list ap;
     void *arg;
     struct conn *c;
+    int v;
 
     va_start(ap, req);
     arg = va_arg(ap, void *);
@@ -834,10 +835,14 @@ ioctl(int fd, unsigned long req, ...)
     ENSURE(ioctl);
     if ((req != FIONREAD && req != FIONBIO) || (c = conn_get(fd)) == NULL)
         return real.ioctl(fd, req, arg);
+    /* The int may be at any address, as the kernel allows (Python's
+     * fcntl.ioctl passes a bytes buffer): copied, never dereferenced. */
     if (!conn_owns_flags(c)) {
         /* an audited socket is the program's own */
-        if (req == FIONBIO && arg != NULL)
-            conn_set_nonblock(c, *(int *)arg != 0);
+        if (req == FIONBIO && arg != NULL) {
+            memcpy(&v, arg, sizeof(v));
+            conn_set_nonblock(c, v != 0);
+        }
         conn_put(c);
         return real.ioctl(fd, req, arg);
     }
@@ -846,10 +851,13 @@ ioctl(int fd, unsigned long req, ...)
         errno = EFAULT;
         return -1;
     }
-    if (req == FIONREAD)
-        *(int *)arg = conn_fionread(c);
-    else
-        conn_set_nonblock(c, *(int *)arg != 0);
+    if (req == FIONREAD) {
+        v = conn_fionread(c);
+        memcpy(arg, &v, sizeof(v));
+    } else {
+        memcpy(&v, arg, sizeof(v));
+        conn_set_nonblock(c, v != 0);
+    }
     conn_put(c);
     return 0;
 }

@@ -1449,8 +1449,15 @@ kernel_wait(int epfd, struct epoll_event *ev, int max, int64_t wake,
     struct timespec ts0 = {0, 0}, ts;
     const struct timespec *t = now ? &ts0 : ts_until(wake, &ts);
 
-    if (real.epoll_pwait2 != NULL)
-        return real.epoll_pwait2(epfd, ev, max, t, mask);
+    /* glibc may have epoll_pwait2 where the kernel (before 5.11) or
+     * valgrind has not: ENOSYS once, epoll_pwait from then on */
+    static atomic_int pwait2_missing;
+    if (real.epoll_pwait2 != NULL && !atomic_load(&pwait2_missing)) {
+        int n = real.epoll_pwait2(epfd, ev, max, t, mask);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        atomic_store(&pwait2_missing, 1);
+    }
     return real.epoll_pwait(epfd, ev, max,
                             t == NULL ? -1
                                       : (int)(t->tv_sec * 1000 +

@@ -54,9 +54,26 @@ static pthread_once_t preal_once = PTHREAD_ONCE_INIT;
  * libtlsshim-enforce.so when the policy has enforce rules. */
 static char self_path[PATH_MAX];
 static char enforce_path[PATH_MAX];
-static const char *const kept_vars[] = {"TLSSHIM_CONF", "TLSSHIM_DEBUG",
-                                        "TLSSHIM_LOG", "TLSSHIM_REPORT"};
+/* is_path: a file name, made absolute for a child that runs elsewhere */
+static const struct {
+    const char *name;
+    int is_path;
+} kept_vars[] = {
+    {"TLSSHIM_CONF", 1}, {"TLSSHIM_DEBUG", 0}, {"TLSSHIM_LOG", 1},
+    {"TLSSHIM_REPORT", 1},
+#ifdef TLSSHIM_SANITIZER_RUNTIME
+    /* a sanitizer build (configure --enable-sanitizers): the module runs
+     * only after its runtime (runtime_path), and a child's reports go
+     * where its parent's do */
+    {"ASAN_OPTIONS", 0}, {"UBSAN_OPTIONS", 0}, {"LSAN_OPTIONS", 0},
+    {"TSAN_OPTIONS", 0},
+#endif
+};
 static char *kept_values[TLSSHIM_NELEMS(kept_vars)];
+/* A sanitizer build's runtime when this process was started with it in
+ * LD_PRELOAD; put back before the module (a program that runs without it,
+ * as .ci/sanitize runs some, keeps running without it). */
+static char runtime_path[PATH_MAX];
 
 /* The enforce module loaded with us, else the one beside us when the
  * policy has enforce rules (a child must keep verifying what we do). */
@@ -81,6 +98,8 @@ find_enforce_module(void)
     if (access(enforce_path, R_OK) != 0)
         enforce_path[0] = '\0';
 }
+
+static int has_token(const char *list, const char *tok);
 
 static void
 preal_init(void)
@@ -108,21 +127,29 @@ preal_init(void)
         realpath(info.dli_fname, self_path) == NULL)
         util_strlcpy(self_path, info.dli_fname, sizeof(self_path));
     find_enforce_module();
+#ifdef TLSSHIM_SANITIZER_RUNTIME
+    {
+        const char *pre = getenv("LD_PRELOAD");
+        if (pre != NULL && has_token(pre, TLSSHIM_SANITIZER_RUNTIME))
+            util_strlcpy(runtime_path, TLSSHIM_SANITIZER_RUNTIME,
+                         sizeof(runtime_path));
+    }
+#endif
     if (getauxval(AT_SECURE))
         return;
     for (size_t i = 0; i < TLSSHIM_NELEMS(kept_vars); i++) {
-        const char *v = getenv(kept_vars[i]);
+        const char *v = getenv(kept_vars[i].name);
         char abs[PATH_MAX];
         if (v == NULL || *v == '\0')
             continue;
         /* a relative policy or log path must still name the same file in
          * a child that runs elsewhere */
-        if (i != 1 && v[0] != '/' && strcmp(v, "stderr") != 0 &&
+        if (kept_vars[i].is_path && v[0] != '/' && strcmp(v, "stderr") != 0 &&
             strcmp(v, "syslog") != 0 && realpath(v, abs) != NULL)
             v = abs;
-        size_t n = strlen(kept_vars[i]) + strlen(v) + 2;
+        size_t n = strlen(kept_vars[i].name) + strlen(v) + 2;
         if ((kept_values[i] = malloc(n)) != NULL)
-            snprintf(kept_values[i], n, "%s=%s", kept_vars[i], v);
+            snprintf(kept_values[i], n, "%s=%s", kept_vars[i].name, v);
     }
 }
 
@@ -187,9 +214,13 @@ env_fixed(char *const envp[], char **extra_alloc)
     int need_self = self_path[0] != '\0' && !has_token(old, self_path);
     int need_enforce = enforce_path[0] != '\0' &&
                        !has_token(old, enforce_path);
+    int need_runtime = need_self && runtime_path[0] != '\0' &&
+                       !has_token(old, runtime_path);
     if (need_self || need_enforce) {
-        const char *parts[3];
+        const char *parts[4];
         int np = 0;
+        if (need_runtime)
+            parts[np++] = runtime_path;
         if (old[0] != '\0')
             parts[np++] = old;
         if (need_self)
@@ -197,7 +228,7 @@ env_fixed(char *const envp[], char **extra_alloc)
         if (need_enforce)
             parts[np++] = enforce_path;
         size_t len = 12 + strlen(old) + strlen(self_path) +
-                     strlen(enforce_path) + 2;
+                     strlen(enforce_path) + strlen(runtime_path) + 3;
         char *v = malloc(len);
         if (v == NULL)
             return NULL;
@@ -210,7 +241,7 @@ env_fixed(char *const envp[], char **extra_alloc)
         replace_pre = pre != NULL;
     }
     for (size_t i = 0; i < TLSSHIM_NELEMS(kept_vars); i++)
-        if (kept_values[i] != NULL && env_find(envp, kept_vars[i]) == NULL)
+        if (kept_values[i] != NULL && env_find(envp, kept_vars[i].name) == NULL)
             add[nadd++] = kept_values[i];
     if (nadd == 0)
         return NULL;

@@ -3045,12 +3045,34 @@ conn_fionread(struct conn *c)
     return conn_pending(c);
 }
 
+/* The signals the kernel raises in the thread whose instruction caused
+ * them: they never interrupt a thread waiting in poll(), so their handlers
+ * (crash reporters, sanitizer runtimes, virtual machines install them
+ * without SA_RESTART) say nothing about the signal that did. */
+static int
+signal_is_fault(int sig)
+{
+    switch (sig) {
+    case SIGSEGV:
+    case SIGBUS:
+    case SIGFPE:
+    case SIGILL:
+    case SIGTRAP:
+    case SIGSYS:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int
 conn_signal_restarts(void)
 {
     struct sigaction sa;
 
     for (int sig = 1; sig < NSIG; sig++) {
+        if (signal_is_fault(sig))
+            continue;
         if (sigaction(sig, NULL, &sa) < 0)
             continue;   /* SIGKILL, SIGSTOP, libc's own */
         if (!(sa.sa_flags & SA_SIGINFO) &&

@@ -301,8 +301,10 @@ int conn_fd_list(struct conn *c, int *fds, int max);
 int conn_fionread(struct conn *c);
 /* After poll() failed with EINTR in a blocking emulation: 1 when the
  * kernel would have restarted a socket call, i.e. every signal whose
- * handler is a function has SA_RESTART.  (We cannot tell which signal
- * arrived.)  Costs NSIG sigaction() calls; EINTR is rare. */
+ * handler is a function has SA_RESTART, the fault signals (SIGSEGV,
+ * SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS) aside: those interrupt no wait.
+ * (We cannot tell which signal arrived.)  Costs NSIG sigaction() calls;
+ * EINTR is rare. */
 int conn_signal_restarts(void);
 /* 1 when the connection already failed on its data path (a reset, an EOF
  * without close_notify, a failed write): the kernel would refuse further

@@ -58,6 +58,18 @@ ok_sha() {
     ok_sha "$T/rec.bin"
 }
 
+@test "epoll works where epoll_pwait2 fails with ENOSYS (Linux before 5.11, valgrind)" {
+    policy
+    echo_server
+    # nopwait2.so after the module: the shim's real epoll_pwait2
+    run shim_run env LD_PRELOAD="$SHIM_PRELOAD:$PROGS/.libs/nopwait2.so" \
+        "$PROGS/evloop" et 127.0.0.1 "$PORT" "$MSG" "$T/out.bin"
+    assert_success
+    assert_output --partial "bytes=65536"
+    ok_sha "$T/out.bin"
+    ok_sha "$T/rec.bin"
+}
+
 @test "edge-triggered epoll does not report unread data again and again" {
     policy
     echo_server
@@ -163,6 +175,7 @@ ok_sha() {
     run shim_run "$PROGS/sockcalls" flags 127.0.0.1 "$PORT" "$MSG" "$T/out.bin"
     assert_success
     assert_output --partial "flags: MSG_DONTWAIT EAGAIN"
+    assert_output --partial "flags: FIONBIO and FIONREAD at an odd address"
     assert_output --partial "flags: MSG_WAITALL"
     ok_sha "$T/out.bin"
 }
@@ -212,6 +225,23 @@ reply_server() {
     assert_success
     assert_output --regexp "eintr: read 5 bytes after [0-9]+ ms handler=1"
     run shim_run "$PROGS/sockcalls" -t eintr 127.0.0.1 "$PORT"
+    assert_success
+    assert_output --regexp "eintr: read errno=EINTR after [0-9]+ ms handler=1"
+    assert_output --partial "eintr: echo intact"
+}
+
+@test "a crash handler without SA_RESTART does not turn an SA_RESTART signal into EINTR" {
+    # crash reporters and sanitizer runtimes handle SIGSEGV, SIGBUS, SIGFPE
+    # and SIGILL without SA_RESTART; a fault never interrupts a wait, so
+    # only SIGUSR2's handler decides, as in the kernel
+    policy
+    echo_server
+    run shim_run "$PROGS/sockcalls" -c -r eintr 127.0.0.1 "$PORT"
+    assert_success
+    assert_output --regexp "eintr: read 5 bytes after [0-9]+ ms handler=1"
+    assert_output --partial "eintr: echo intact"
+    # the same handlers, SIGUSR2's without SA_RESTART: still EINTR
+    run shim_run "$PROGS/sockcalls" -c eintr 127.0.0.1 "$PORT"
     assert_success
     assert_output --regexp "eintr: read errno=EINTR after [0-9]+ ms handler=1"
     assert_output --partial "eintr: echo intact"

@@ -534,10 +534,22 @@ copy_libs() {
     # libtlsshim.so's own libraries (OpenSSL, libpsl) must be in the
     # image: the library is mounted, its dependencies are not
     copy_libs "$root" "$SHIMLIB"
-    # a sanitizer build's runtime goes first (tests/lib/common.bash)
+    # a sanitizer build's runtime goes first (tests/lib/common.bash), with
+    # its options, which env -i would drop (leak checking off, as
+    # .ci/sanitize runs it, and the reports directory, log_path, at its own
+    # path in the image), and /proc: the runtime reads its options from
+    # /proc/self/environ before the program starts
+    local san_env=() san_dir=
     if [[ -n $SHIM_RUNTIME ]]; then
         mkdir -p "$root$(dirname "$SHIM_RUNTIME")"
         cp -L "$SHIM_RUNTIME" "$root$SHIM_RUNTIME"
+        san_env=("ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+        [[ -z ${UBSAN_OPTIONS:-} ]] || san_env+=("UBSAN_OPTIONS=$UBSAN_OPTIONS")
+        san_dir=$(printf '%s\n' "${ASAN_OPTIONS:-}" | tr ':' '\n' |
+            sed -n 's/^log_path=//p' | tail -n 1)
+        san_dir=${san_dir%/*}
+        [[ -z $san_dir ]] || mkdir -p "$root$san_dir"
+        mkdir -p "$root/proc"
     fi
     # mount points for what the host lends the container
     : > "$root/opt/tlsshim/libtlsshim.so"
@@ -551,16 +563,19 @@ ca_file = /etc/tlsshim/ca.pem
 EOF
     chmod 644 "$T/app.conf"
     run "${ns[@]}" sh -c '
-        root=$1
+        root=$1 port=$5 in=$6 out=$7 runtime=$8 san_dir=$9
         mount --bind -o ro "$2" "$root/opt/tlsshim/libtlsshim.so" &&
         mount --bind -o ro "$3" "$root/etc/tlsshim/app.conf" &&
         mount --bind -o ro "$4" "$root/etc/tlsshim/ca.pem" &&
-        exec chroot "$root" /usr/bin/env -i \
-            LD_PRELOAD=${8:+$8:}/opt/tlsshim/libtlsshim.so \
+        { [ -z "$runtime" ] || mount -t proc proc "$root/proc"; } &&
+        { [ -z "$san_dir" ] || mount --bind "$san_dir" "$root$san_dir"; } &&
+        shift 9 &&
+        exec chroot "$root" /usr/bin/env -i "$@" \
+            LD_PRELOAD=${runtime:+$runtime:}/opt/tlsshim/libtlsshim.so \
             TLSSHIM_CONF=/etc/tlsshim/app.conf TLSSHIM_DEBUG=1 \
-            /usr/bin/plainclient localhost "$5" <"$6" >"$7"' \
+            /usr/bin/plainclient localhost "$port" <"$in" >"$out"' \
         sh "$root" "$SHIMLIB" "$T/app.conf" "$PKI/ca.pem" "$port" "$msg" \
-        "$T/out.bin" "$SHIM_RUNTIME"
+        "$T/out.bin" "$SHIM_RUNTIME" "$san_dir" "${san_env[@]}"
     assert_success
     assert_output --partial "info: connect localhost:$port (127.0.0.1) rule=app tls=TLSv1.3"
     assert_output --partial "verify=ok"

@@ -195,6 +195,8 @@ peer_queue(const unsigned char *p, size_t n, int mutate)
 {
     if (n > sizeof(peer.out) - peer.out_len)
         n = sizeof(peer.out) - peer.out_len;
+    if (n == 0)
+        return;   /* p may be NULL then, which memcpy may not get */
     memcpy(peer.out + peer.out_len, p, n);
     if (mutate)
         for (int i = 0; i < peer.nmut; i++)

@@ -6,7 +6,9 @@
 #
 # and then has: BUILDDIR, SRCDIR, TLSSHIM, SHIMLIB (the module's file),
 # SHIM_PRELOAD (what LD_PRELOAD needs for it: in sanitizer builds the
-# sanitizer runtime, TLSSHIM_TEST_PRELOAD, comes first), PROGS, PEERS, T (a fresh
+# sanitizer runtime, TLSSHIM_TEST_PRELOAD, comes first, or last when it is
+# given as TLSSHIM_TEST_PRELOAD_AFTER), SHIM_RUNTIME (that runtime, or
+# empty), PROGS, PEERS, T (a fresh
 # directory per test), PKI (certificates made once per bats run by
 # tests/lib/pki.sh), bats-support and bats-assert, and the helpers below.
 # Every process started with start_bg is stopped by its PID in teardown.
@@ -34,6 +36,10 @@ common_setup() {
     SHIMLIB=$BUILDDIR/.libs/libtlsshim.so
     SHIM_RUNTIME=${TLSSHIM_TEST_PRELOAD:-}
     SHIM_PRELOAD=${SHIM_RUNTIME:+$SHIM_RUNTIME:}$SHIMLIB
+    if [[ -z $SHIM_RUNTIME && -n ${TLSSHIM_TEST_PRELOAD_AFTER:-} ]]; then
+        SHIM_RUNTIME=$TLSSHIM_TEST_PRELOAD_AFTER
+        SHIM_PRELOAD=$SHIMLIB:$SHIM_RUNTIME
+    fi
     PROGS=$BUILDDIR/tests/progs
     PEERS=$SRCDIR/tests/peers
     T=$BATS_TEST_TMPDIR

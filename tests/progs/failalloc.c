@@ -10,6 +10,10 @@
  * standard error:
  *
  *     failalloc: connect K: M allocations, failed #N
+ *
+ * The allocations it lets through go to the next malloc, calloc and
+ * realloc in the lookup order (dlsym RTLD_NEXT): glibc's, or a sanitizer
+ * runtime's preloaded after it, which then also sees every free().
  */
 #define _GNU_SOURCE
 
@@ -21,12 +25,64 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-void *__libc_malloc(size_t);
-void *__libc_calloc(size_t, size_t);
-void *__libc_realloc(void *, size_t);
+static void *(*next_malloc)(size_t);
+static void *(*next_calloc)(size_t, size_t);
+static void *(*next_realloc)(void *, size_t);
 
-static __thread int armed;
-static __thread long seen;
+/* dlsym() may allocate while it looks the functions up: served from here
+ * (and never freed: it happens once, for the loader's own records). */
+static unsigned char boot_heap[4096] __attribute__((aligned(16)));
+static size_t boot_used;
+static int resolving;
+
+static void *
+boot_alloc(size_t n)
+{
+    size_t need = (n + 15) & ~(size_t)15;
+
+    if (need < n || need > sizeof(boot_heap) - boot_used) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = boot_heap + boot_used;
+    boot_used += need;
+    return p;   /* static storage: already zero */
+}
+
+static int
+resolve(void)
+{
+    if (next_malloc != NULL && next_calloc != NULL && next_realloc != NULL)
+        return 0;
+    if (resolving)
+        return -1;
+    resolving = 1;
+    *(void **)&next_malloc = dlsym(RTLD_NEXT, "malloc");
+    *(void **)&next_calloc = dlsym(RTLD_NEXT, "calloc");
+    *(void **)&next_realloc = dlsym(RTLD_NEXT, "realloc");
+    resolving = 0;
+    return next_malloc != NULL && next_calloc != NULL &&
+                   next_realloc != NULL
+               ? 0
+               : -1;
+}
+
+__attribute__((constructor)) static void
+failalloc_init(void)
+{
+    if (resolve() < 0) {
+        static const char msg[] = "failalloc: no malloc to forward to\n";
+        (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+        _exit(127);
+    }
+}
+
+/* initial-exec: no __tls_get_addr() call, which a sanitizer runtime
+ * intercepts and cannot yet forward while it initialises (and calls
+ * malloc) */
+#define TLS_IE __attribute__((tls_model("initial-exec")))
+static __thread int armed TLS_IE;
+static __thread long seen TLS_IE;
 static long nth;
 static int connects;
 
@@ -47,7 +103,9 @@ malloc(size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    return __libc_malloc(n);
+    if (resolve() < 0)
+        return resolving ? boot_alloc(n) : NULL;
+    return next_malloc(n);
 }
 
 __attribute__((visibility("default"))) void *
@@ -57,7 +115,12 @@ calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return __libc_calloc(n, size);
+    if (resolve() < 0) {
+        if (!resolving || (size != 0 && n > (size_t)-1 / size))
+            return NULL;
+        return boot_alloc(n * size);
+    }
+    return next_calloc(n, size);
 }
 
 __attribute__((visibility("default"))) void *
@@ -67,7 +130,9 @@ realloc(void *p, size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    return __libc_realloc(p, n);
+    if (resolve() < 0)
+        return NULL;
+    return next_realloc(p, n);
 }
 
 static long

@@ -33,7 +33,11 @@
  *                   SA_RESTART fails with EINTR; with -r (SA_RESTART) it
  *                   goes on and returns the echo of a line the thread
  *                   writes at 600 ms; with -t (SA_RESTART and SO_RCVTIMEO)
- *                   it fails with EINTR, as the kernel's does.
+ *                   it fails with EINTR, as the kernel's does.  With -c,
+ *                   the program first installs a crash handler as crash
+ *                   reporters and sanitizers do: SIGSEGV, SIGBUS, SIGFPE
+ *                   and SIGILL handlers without SA_RESTART (which a fault
+ *                   raises in the faulting thread, never in a wait).
  *                   Prints "eintr: read ... handler=N".
  *   mmsg IN OUT     IN sent with one sendmmsg() of 4 messages of 2 iovecs;
  *                   the echo read with recvmmsg(MSG_WAITFORONE) into 8
@@ -391,6 +395,20 @@ mode_ppoll(void)
 
 /* --- flags ------------------------------------------------------------- */
 
+/* ioctl(fd, req) with its int at an odd address; returns the int after. */
+static int
+odd_int_ioctl(int fd, unsigned long req, int value)
+{
+    _Alignas(int) unsigned char buf[2 * sizeof(int)];
+    int v = value;
+
+    memcpy(buf + 1, &v, sizeof(v));
+    if (ioctl(fd, req, buf + 1) < 0)
+        die_io("ioctl at an odd address", errno);
+    memcpy(&v, buf + 1, sizeof(v));
+    return v;
+}
+
 static int
 mode_flags(const char *in, const char *out)
 {
@@ -409,6 +427,12 @@ mode_flags(const char *in, const char *out)
         wrong("MSG_DONTWAIT on a blocking idle socket: no EAGAIN at once");
     printf("flags: MSG_DONTWAIT EAGAIN in %lld ms\n",
            (long long)(now_ms() - t0));
+    /* FIONBIO's int at an odd address, as Python's fcntl.ioctl passes it */
+    odd_int_ioctl(fd, FIONBIO, 1);
+    n = recv(fd, echo, 10, 0);
+    if (n != -1 || errno != EAGAIN)
+        wrong("FIONBIO 1 at an odd address: a read did not fail with EAGAIN");
+    odd_int_ioctl(fd, FIONBIO, 0);
     write_all(fd, msg, len);
 
     n = recv(fd, peek, sizeof(peek), MSG_PEEK | MSG_WAITALL);
@@ -418,6 +442,9 @@ mode_flags(const char *in, const char *out)
         die_io("ioctl FIONREAD", errno);
     if (avail < n)
         wrong("FIONREAD below what MSG_PEEK returned");
+    if (odd_int_ioctl(fd, FIONREAD, 0) < avail)
+        wrong("FIONREAD at an odd address below the first one");
+    printf("flags: FIONBIO and FIONREAD at an odd address\n");
     read_exact(fd, echo, (size_t)n);
     if (memcmp(peek, echo, (size_t)n) != 0)
         wrong("read after MSG_PEEK returned other bytes");
@@ -480,6 +507,34 @@ on_usr2(int sig)
     usr2_count++;
 }
 
+static void
+on_crash(int sig, siginfo_t *info, void *ctx)
+{
+    static const char msg[] = "sockcalls: crashed\n";
+
+    (void)info;
+    (void)ctx;
+    (void)!write(2, msg, sizeof(msg) - 1);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* A crash reporter's handlers: SA_SIGINFO, no SA_RESTART. */
+static void
+install_crash_handler(void)
+{
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_crash;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        if (sigaction(sigs[i], &sa, NULL) < 0)
+            die_io("sigaction", errno);
+}
+
 static void *
 late_writer(void *arg)
 {
@@ -492,7 +547,7 @@ late_writer(void *arg)
 }
 
 static int
-mode_eintr(int restart, int timeout)
+mode_eintr(int restart, int timeout, int crash_handler)
 {
     struct sigaction sa;
     pthread_t th;
@@ -500,6 +555,8 @@ mode_eintr(int restart, int timeout)
     int64_t t0;
     ssize_t n;
 
+    if (crash_handler)
+        install_crash_handler();
     eintr_fd = connect_to();
     if (timeout) {
         struct timeval tv = {5, 0};
@@ -721,7 +778,7 @@ mode_cork(const char *in, const char *out)
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: sockcalls [-w SECONDS] [-n] [-i] [-r] [-t] "
+    fprintf(stderr, "usage: sockcalls [-w SECONDS] [-n] [-i] [-r] [-t] [-c] "
                     "MODE HOST PORT [ARGS...]\n");
     exit(EXIT_USAGE);
 }
@@ -730,9 +787,10 @@ int
 main(int argc, char **argv)
 {
     int opt, seconds = 30, nosignal = 0, ignore = 0, restart = 0, timeout = 0;
+    int crash_handler = 0;
     const char *mode;
 
-    while ((opt = getopt(argc, argv, "w:nirt")) != -1) {
+    while ((opt = getopt(argc, argv, "w:nirtc")) != -1) {
         switch (opt) {
         case 'w':
             seconds = atoi(optarg);
@@ -749,6 +807,9 @@ main(int argc, char **argv)
         case 't':
             restart = timeout = 1;
             break;
+        case 'c':
+            crash_handler = 1;
+            break;
         default:
             usage();
         }
@@ -760,7 +821,15 @@ main(int argc, char **argv)
     port = argv[optind + 2];
     argv += optind + 3;
     argc -= optind + 3;
-    signal(SIGALRM, on_alarm);
+    /* the watchdog restarts what it interrupts, as signal() does in glibc
+     * (not under TSan, whose signal() sets no SA_RESTART: the eintr mode
+     * must see SIGUSR2's handler alone decide) */
+    struct sigaction alarm_sa;
+    memset(&alarm_sa, 0, sizeof(alarm_sa));
+    alarm_sa.sa_handler = on_alarm;
+    alarm_sa.sa_flags = SA_RESTART;
+    sigemptyset(&alarm_sa.sa_mask);
+    sigaction(SIGALRM, &alarm_sa, NULL);
     setvbuf(stdout, NULL, _IOLBF, 0);
     alarm((unsigned)seconds);
     if (strcmp(mode, "sigpipe") != 0)
@@ -775,7 +844,7 @@ main(int argc, char **argv)
     if (strcmp(mode, "sigpipe") == 0 && argc == 0)
         return mode_sigpipe(nosignal, ignore);
     if (strcmp(mode, "eintr") == 0 && argc == 0)
-        return mode_eintr(restart, timeout);
+        return mode_eintr(restart, timeout, crash_handler);
     if (strcmp(mode, "mmsg") == 0 && argc == 2)
         return mode_mmsg(argv[0], argv[1]);
     if (strcmp(mode, "sendfile") == 0 && argc == 2)

@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,8 @@
 
 static const char *host, *port;
 static int sigpipe_fds[2];
-static volatile sig_atomic_t signals_seen;
+/* atomic: the handler runs on whichever thread the signal reaches */
+static atomic_int signals_seen;
 
 static unsigned char
 pattern(size_t i, unsigned seed)
@@ -141,7 +143,7 @@ on_alarm(int sig)
     char b;
     if (write(sigpipe_fds[1], "s", 1) == 1 &&
         read(sigpipe_fds[0], &b, 1) == 1)
-        signals_seen++;
+        atomic_fetch_add(&signals_seen, 1);
 }
 
 int
@@ -188,7 +190,7 @@ main(int argc, char **argv)
         if (signals) {
             struct itimerval off = {{0, 0}, {0, 0}};
             setitimer(ITIMER_REAL, &off, NULL);
-            if (signals_seen == 0)
+            if (atomic_load(&signals_seen) == 0)
                 return 1;
         }
         close(fd);
