@@ -40,28 +40,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int
-dial(const char *host, const char *port)
-{
-    struct addrinfo hints, *res, *ai;
-    int fd = -1;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, port, &hints, &res) != 0)
-        return -1;
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-        if (fd < 0)
-            continue;
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    return fd;
-}
+#include "dial.h"
 
 static const char *check_host;   /* -H */
 static int want_staple;           /* -s */
