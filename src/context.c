@@ -379,14 +379,16 @@ context_session_put(const struct policy_rule *r, const char *key,
         return;
     if (r->session_cache_dir != NULL)
         sesscache_store(r, key, sess);
-    if (!SSL_SESSION_up_ref(sess))
+    /* a copy of the connection's own session (see context_session_get) */
+    SSL_SESSION *copy = SSL_SESSION_dup(sess);
+    if (copy == NULL)
         return;
     pthread_mutex_lock(&ctx_lock);
     struct rule_ctx *e = entry_for(r);
     if (e != NULL)
-        session_store(e, r, key, sess);     /* takes the reference */
+        session_store(e, r, key, copy);     /* takes the reference */
     else
-        SSL_SESSION_free(sess);
+        SSL_SESSION_free(copy);
     pthread_mutex_unlock(&ctx_lock);
 }
 
@@ -417,11 +419,12 @@ context_session_get(const struct policy_rule *r, const char *key)
         for (int i = 0; i < e->nsessions; i++) {
             if (strcmp(e->sessions[i].key, key) != 0)
                 continue;
+            /* a copy: OpenSSL writes to the session of a connection
+             * (new tickets, SNI) without a lock, so connections of
+             * different threads never share one */
             if (SSL_SESSION_is_resumable(e->sessions[i].sess) &&
-                SSL_SESSION_up_ref(e->sessions[i].sess)) {
-                s = e->sessions[i].sess;
+                (s = SSL_SESSION_dup(e->sessions[i].sess)) != NULL)
                 e->sessions[i].used = ++session_clock;
-            }
             break;
         }
     }

@@ -41,10 +41,10 @@ int context_verify_chain(const struct policy_rule *r, X509_STORE_CTX *x,
 
 /* tlsshim's own OpenSSL library context. */
 OSSL_LIB_CTX *context_libctx(void);
-/* A cached session for key (a new reference), or NULL. */
+/* A copy of the cached session for key (the caller's), or NULL. */
 SSL_SESSION *context_session_get(const struct policy_rule *r,
                                  const char *key);
-/* Keep sess (a reference of its own) under key, and in the rule's
+/* Keep a copy of sess under key, and in the rule's
  * session_cache_dir if it has one.  Only for verified connections. */
 void context_session_put(const struct policy_rule *r, const char *key,
                          SSL_SESSION *sess);
