@@ -740,6 +740,33 @@ err:
     return NULL;
 }
 
+/*
+ * OpenSSL computes a certificate's extension cache (key identifiers,
+ * purposes, flags) on first use and reads its "already done" flag
+ * without a lock.  The trust store's certificates are shared by every
+ * thread's connections: fill their caches here, while the context is
+ * still private to the thread that builds it.  (The identity's are
+ * filled when it is loaded: OpenSSL checks their signatures' security
+ * level then.)
+ */
+static void
+warm_certs(SSL_CTX *ctx)
+{
+    STACK_OF(X509_OBJECT) *objs;
+    int i;
+
+    if (X509_STORE_lock(SSL_CTX_get_cert_store(ctx))) {
+        objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+        for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+            X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+            if (x != NULL)
+                X509_check_purpose(x, -1, 0);
+        }
+        X509_STORE_unlock(SSL_CTX_get_cert_store(ctx));
+    }
+    ERR_clear_error();
+}
+
 static SSL_CTX *
 build_client(const struct policy_rule *r, char *err, size_t errlen)
 {
@@ -776,6 +803,7 @@ build_client(const struct policy_rule *r, char *err, size_t errlen)
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     }
+    warm_certs(ctx);
     return ctx;
 err:
     SSL_CTX_free(ctx);
@@ -961,6 +989,7 @@ build_server(const struct policy_rule *r, const struct sockaddr *bound,
                 snprintf(err, errlen, "sni_cert %s: %s", sc->name, why);
                 goto err;
             }
+            warm_certs(sd->sni[i]);
         }
         SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
         SSL_CTX_set_tlsext_servername_arg(ctx, sd);
@@ -977,6 +1006,7 @@ build_server(const struct policy_rule *r, const struct sockaddr *bound,
      * at listen() are inherited by forked workers, so a client resumes
      * whichever worker it reaches. */
     SSL_CTX_set_ex_data(ctx, server_idx, sd);
+    warm_certs(ctx);
     return ctx;
 err:
     if (sd->sni != NULL)
