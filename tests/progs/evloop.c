@@ -600,7 +600,7 @@ main(int argc, char **argv)
     while ((opt = getopt(argc, argv, "w:l")) != -1) {
         switch (opt) {
         case 'w':
-            seconds = atoi(optarg);
+            seconds = (int)positive_arg(optarg, "-w");
             break;
         case 'l':
             level = 1;
@@ -632,11 +632,11 @@ main(int argc, char **argv)
     if (strcmp(mode, "exclusive") == 0 && argc == 2)
         return mode_exclusive(argv[0], argv[1]);
     if (strcmp(mode, "threads") == 0 && argc == 3)
-        return mode_threads(argv[0], argv[1], atoi(argv[2]));
+        return mode_threads(argv[0], argv[1], (int)positive_arg(argv[2], "threads"));
     if (strcmp(mode, "duplex") == 0 && argc == 2)
         return mode_duplex(argv[0], argv[1]);
     if (strcmp(mode, "many") == 0 && argc == 1)
-        return mode_many(atoi(argv[0]));
+        return mode_many((int)positive_arg(argv[0], "many"));
     usage();
     return EXIT_USAGE;
 }

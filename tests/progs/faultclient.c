@@ -303,11 +303,11 @@ main(int argc, char **argv)
         case 'A': opt_all = 1; break;
         case 'c': opt_careless = 1; break;
         case 'F': opt_fill = 1; break;
-        case 'n': rounds = atoi(optarg); break;
-        case 'B': opt_bytes = atoll(optarg); break;
+        case 'n': rounds = (int)positive_arg(optarg, "-n"); break;
+        case 'B': opt_bytes = (long long)positive_arg(optarg, "-B"); break;
         case 'N': opt_nonblock = 1; break;
-        case 'T': opt_sndtimeo = atoi(optarg); break;
-        case 'w': timeout = atoi(optarg); break;
+        case 'T': opt_sndtimeo = (int)positive_arg(optarg, "-T"); break;
+        case 'w': timeout = (int)positive_arg(optarg, "-w"); break;
         default: goto usage;
         }
     }

@@ -103,6 +103,23 @@ parse_seconds(const char *s, unsigned *seconds)
     return 0;
 }
 
+/* A numeric argument that must be a positive decimal number: its value,
+ * or leave (usage) naming what it was for. */
+static inline unsigned long long
+positive_arg(const char *s, const char *what)
+{
+    unsigned long long v;
+    char *end;
+
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v == 0 || s[0] == '-') {
+        fprintf(stderr, PROG ": %s: not a positive number: %s\n", what, s);
+        exit(EXIT_USAGE);
+    }
+    return v;
+}
+
 /* Milliseconds on the monotonic clock. */
 static inline long long
 now_ms(void)
@@ -298,13 +315,17 @@ dial_each(const char *host, const char *port, connect_step_fn step,
 }
 
 /* A blocking TCP connection to host:port, the first address that
- * answers; the socket, or -1 (no message). */
+ * answers; the socket, or -1 (no message) with errno set: the last
+ * connect's error, or EHOSTUNREACH when the name gave no address. */
 static inline int
 dial(const char *host, const char *port)
 {
     int gai_rc, err;
+    int fd = dial_each(host, port, connect_blocking, &gai_rc, &err);
 
-    return dial_each(host, port, connect_blocking, &gai_rc, &err);
+    if (fd < 0)
+        errno = err != 0 ? err : EHOSTUNREACH;
+    return fd;
 }
 
 /* connect_to() flags */

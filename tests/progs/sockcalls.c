@@ -660,7 +660,7 @@ main(int argc, char **argv)
     while ((opt = getopt(argc, argv, "w:nirtc")) != -1) {
         switch (opt) {
         case 'w':
-            seconds = atoi(optarg);
+            seconds = (int)positive_arg(optarg, "-w");
             break;
         case 'n':
             nosignal = 1;
