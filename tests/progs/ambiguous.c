@@ -20,6 +20,7 @@
  * error, 5 the overall timeout (30 s, or -w SECONDS) expired.
  */
 #define _GNU_SOURCE
+#define PROG "ambiguous"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,43 +34,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 2
-#define EXIT_CONNECT 3
-#define EXIT_IO 4
-#define EXIT_TIMEOUT 5
+#include "progutil.h"
 
 static struct sockaddr_storage target;
 static socklen_t target_len;
 static int use_gethostbyname;
 static const char *own_lookup;
-
-static void
-report(const char *call, int err)
-{
-    const char *name = strerrorname_np(err);
-
-    fprintf(stderr, "ambiguous: %s: %s errno=%s\n", call, strerror(err),
-            name != NULL ? name : "unknown");
-}
-
-static void
-die_io(const char *call, int err)
-{
-    report(call, err);
-    exit(EXIT_IO);
-}
-
-static void
-on_alarm(int sig)
-{
-    static const char msg[] = "ambiguous: timeout\n";
-
-    (void)sig;
-    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-        /* nothing more to do */
-    }
-    _exit(EXIT_TIMEOUT);
-}
 
 /* Does the raw address addr (4 or 16 bytes of family af) equal target? */
 static int
@@ -139,26 +109,9 @@ lookup_thread(void *arg)
     return NULL;
 }
 
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static void *
 connect_thread(void *arg)
 {
-    char buf[16384];
     int fd;
 
     (void)arg;
@@ -173,32 +126,8 @@ connect_thread(void *arg)
         report("connect", errno);
         exit(EXIT_CONNECT);
     }
-    for (;;) {
-        ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
-        if (n == 0)
-            break;
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            die_io("read stdin", errno);
-        }
-        if (write_all(fd, buf, (size_t)n) < 0)
-            die_io("write", errno);
-    }
-    if (shutdown(fd, SHUT_WR) < 0)
-        die_io("shutdown", errno);
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n == 0)
-            break;
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            die_io("read", errno);
-        }
-        if (write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
-            die_io("write stdout", errno);
-    }
+    copy_stdin_to_socket(fd);
+    copy_socket_to_stdout(fd);
     if (close(fd) < 0)
         die_io("close", errno);
     return NULL;
@@ -237,7 +166,6 @@ main(int argc, char **argv)
 {
     int opt, rc;
     unsigned timeout_seconds = 30;
-    char *end;
     pthread_t t;
 
     while ((opt = getopt(argc, argv, "c:gw:")) != -1) {
@@ -249,9 +177,7 @@ main(int argc, char **argv)
             use_gethostbyname = 1;
             break;
         case 'w':
-            errno = 0;
-            timeout_seconds = (unsigned)strtoul(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || timeout_seconds == 0)
+            if (parse_seconds(optarg, &timeout_seconds) < 0)
                 goto usage;
             break;
         default:

@@ -50,6 +50,7 @@
  * 4 I/O error, 5 the overall timeout (30 s, or -w SECONDS) expired.
  */
 #define _GNU_SOURCE
+#define PROG "evloop"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,130 +69,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define EXIT_WRONG 1
-#define EXIT_USAGE 2
-#define EXIT_CONNECT 3
-#define EXIT_IO 4
-#define EXIT_TIMEOUT 5
+#include "progutil.h"
 
 #define PIPE_DATA 0xfeedface12345678ull
 
 static const char *host, *port;
-
-static void
-report(const char *call, int err)
-{
-    const char *name = strerrorname_np(err);
-
-    fprintf(stderr, "evloop: %s: %s errno=%s\n", call, strerror(err),
-            name != NULL ? name : "unknown");
-}
-
-static void
-die_io(const char *call, int err)
-{
-    report(call, err);
-    exit(EXIT_IO);
-}
-
-static void
-wrong(const char *what)
-{
-    fprintf(stderr, "evloop: wrong: %s\n", what);
-    exit(EXIT_WRONG);
-}
-
-static void
-on_alarm(int sig)
-{
-    static const char msg[] = "evloop: timeout\n";
-
-    (void)sig;
-    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-        /* nothing more to do */
-    }
-    _exit(EXIT_TIMEOUT);
-}
-
-static void
-set_nonblocking(int fd, int on)
-{
-    int flags = fcntl(fd, F_GETFL);
-
-    if (flags < 0 ||
-        fcntl(fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK) < 0)
-        die_io("fcntl", errno);
-}
-
-/* Connect to host:port; nonblock: return right after connect() (which may
- * be in progress). */
-static int
-connect_to(int nonblock)
-{
-    struct addrinfo hints, *res, *ai;
-    int fd = -1, rc, err = 0;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-        fprintf(stderr, "evloop: getaddrinfo: %s\n", gai_strerror(rc));
-        exit(EXIT_CONNECT);
-    }
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        if (nonblock)
-            set_nonblocking(fd, 1);
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
-            (nonblock && errno == EINPROGRESS))
-            break;
-        err = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        report("connect", err);
-        exit(EXIT_CONNECT);
-    }
-    return fd;
-}
-
-static unsigned char *
-read_file(const char *path, size_t *len)
-{
-    struct stat st;
-    unsigned char *buf;
-    size_t off = 0;
-    int fd = open(path, O_RDONLY);
-
-    if (fd < 0 || fstat(fd, &st) < 0)
-        die_io(path, errno);
-    buf = malloc((size_t)st.st_size + 1);
-    if (buf == NULL)
-        die_io("malloc", ENOMEM);
-    while (off < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
-        if (n <= 0)
-            die_io(path, n < 0 ? errno : EIO);
-        off += (size_t)n;
-    }
-    close(fd);
-    *len = off;
-    return buf;
-}
-
-static void
-write_file(const char *path, const unsigned char *buf, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-
-    if (f == NULL || fwrite(buf, 1, len, f) != len || fclose(f) != 0)
-        die_io(path, errno);
-}
 
 static void
 ep_ctl(int ep, int op, int fd, uint32_t events, uint64_t data)
@@ -203,21 +85,6 @@ ep_ctl(int ep, int op, int fd, uint32_t events, uint64_t data)
     ev.data.u64 = data;
     if (epoll_ctl(ep, op, fd, &ev) < 0)
         die_io("epoll_ctl", errno);
-}
-
-/* Blocking write of everything on a blocking socket. */
-static void
-write_all(int fd, const unsigned char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            die_io("write", n < 0 ? errno : EIO);
-        buf += n;
-        len -= (size_t)n;
-    }
 }
 
 /* Write everything on a non-blocking socket, waiting with poll(). */
@@ -260,7 +127,8 @@ mode_et(const char *in, const char *out)
     size_t len, sent = 0, got = 0;
     unsigned char *msg = read_file(in, &len);
     unsigned char *echo = malloc(len + 1);
-    int fd = connect_to(1), ep = epoll_create1(EPOLL_CLOEXEC);
+    int fd = connect_to(host, port, 0, connect_started),
+        ep = epoll_create1(EPOLL_CLOEXEC);
     int connected = 0, edges_in = 0, edges_out = 0;
 
     if (ep < 0 || echo == NULL)
@@ -323,12 +191,12 @@ static int
 mode_nospin(int level)
 {
     unsigned char msg[100];
-    int fd = connect_to(0), ep = epoll_create1(0);
+    int fd = connect_to(host, port, 0, NULL), ep = epoll_create1(0);
     int wakeups = 0, timeouts = 0;
     struct epoll_event ev;
 
     memset(msg, 'n', sizeof(msg));
-    write_all(fd, msg, sizeof(msg));
+    write_all_or_die(fd, msg, sizeof(msg));
     set_nonblocking(fd, 1);
     ep_ctl(ep, EPOLL_CTL_ADD, fd, EPOLLIN | (level ? 0u : EPOLLET), 1);
     /* the echo's edge */
@@ -373,13 +241,13 @@ mode_buffered(const char *in, const char *out)
     size_t len, got = 0;
     unsigned char *msg = read_file(in, &len);
     unsigned char *echo = malloc(len);
-    int fd = connect_to(0), ep = epoll_create1(0);
+    int fd = connect_to(host, port, 0, NULL), ep = epoll_create1(0);
     struct epoll_event ev;
     ssize_t r;
 
     if (len <= 10 || echo == NULL)
         wrong("input too short");
-    write_all(fd, msg, len);
+    write_all_or_die(fd, msg, len);
     /* let the whole echo reach this host, then take all but 10 bytes: the
      * TLS layer reads ahead, so the rest sits decrypted in it while the
      * kernel socket is empty */
@@ -415,7 +283,7 @@ mode_oneshot(const char *in, const char *out)
     size_t len, got = 0;
     unsigned char *msg = read_file(in, &len);
     unsigned char *echo = malloc(len + 1);
-    int fd = connect_to(0), ep = epoll_create1(0), rearms = 0;
+    int fd = connect_to(host, port, 0, NULL), ep = epoll_create1(0), rearms = 0;
     struct epoll_event ev;
 
     set_nonblocking(fd, 1);
@@ -458,7 +326,7 @@ mode_exclusive(const char *in, const char *out)
     size_t len, got = 0;
     unsigned char *msg = read_file(in, &len);
     unsigned char *echo = malloc(len + 1);
-    int fd = connect_to(0), ep = epoll_create1(0), p[2];
+    int fd = connect_to(host, port, 0, NULL), ep = epoll_create1(0), p[2];
     struct epoll_event ev;
 
     set_nonblocking(fd, 1);
@@ -574,7 +442,7 @@ mode_threads(const char *in, const char *prefix, int n)
         die_io("setup", errno);
     ep_ctl(tep, EPOLL_CTL_ADD, tpipe[0], EPOLLIN, PIPE_DATA);
     for (int i = 0; i < n; i++) {
-        tconns[i].fd = connect_to(0);
+        tconns[i].fd = connect_to(host, port, 0, NULL);
         set_nonblocking(tconns[i].fd, 1);
         pthread_mutex_init(&tconns[i].lock, NULL);
         if ((tconns[i].buf = malloc(tlen + 1)) == NULL)
@@ -626,7 +494,7 @@ mode_duplex(const char *in, const char *out)
     size_t len, sent = 0, got = 0;
     unsigned char *msg = read_file(in, &len);
     unsigned char *echo = malloc(len + 1);
-    int fd = connect_to(0), ep = epoll_create1(0);
+    int fd = connect_to(host, port, 0, NULL), ep = epoll_create1(0);
 
     if (echo == NULL || ep < 0)
         die_io("setup", errno);
@@ -646,7 +514,7 @@ mode_duplex(const char *in, const char *out)
         }
         if ((ev.events & EPOLLOUT) && sent < len) {
             size_t piece = len - sent < 65536 ? len - sent : 65536;
-            write_all(fd, msg + sent, piece);
+            write_all_or_die(fd, msg + sent, piece);
             sent += piece;
             if (sent == len)
                 ep_ctl(ep, EPOLL_CTL_MOD, fd, EPOLLIN, 1);
@@ -678,9 +546,9 @@ mode_many(int n)
     if (fds == NULL || got == NULL || ep < 0)
         die_io("setup", errno);
     for (int i = 0; i < n; i++) {
-        fds[i] = connect_to(0);
+        fds[i] = connect_to(host, port, 0, NULL);
         int k = snprintf(line, sizeof(line), "connection %06d\n", i);
-        write_all(fds[i], (unsigned char *)line, (size_t)k);
+        write_all_or_die(fds[i], (unsigned char *)line, (size_t)k);
     }
     for (int i = 0; i < n; i++) {
         char head[5];
@@ -732,7 +600,7 @@ main(int argc, char **argv)
     while ((opt = getopt(argc, argv, "w:l")) != -1) {
         switch (opt) {
         case 'w':
-            seconds = atoi(optarg);
+            seconds = (int)positive_arg(optarg, "-w");
             break;
         case 'l':
             level = 1;
@@ -764,11 +632,11 @@ main(int argc, char **argv)
     if (strcmp(mode, "exclusive") == 0 && argc == 2)
         return mode_exclusive(argv[0], argv[1]);
     if (strcmp(mode, "threads") == 0 && argc == 3)
-        return mode_threads(argv[0], argv[1], atoi(argv[2]));
+        return mode_threads(argv[0], argv[1], (int)positive_arg(argv[2], "threads"));
     if (strcmp(mode, "duplex") == 0 && argc == 2)
         return mode_duplex(argv[0], argv[1]);
     if (strcmp(mode, "many") == 0 && argc == 1)
-        return mode_many(atoi(argv[0]));
+        return mode_many((int)positive_arg(argv[0], "many"));
     usage();
     return EXIT_USAGE;
 }

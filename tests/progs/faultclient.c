@@ -28,6 +28,7 @@
  * failed (see the lines), 2 usage, 5 timeout.
  */
 #define _GNU_SOURCE
+#define PROG "faultclient"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,6 +43,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "progutil.h"
+
 #define MAX_PAYLOAD (16u * 1024 * 1024)
 
 static char *payload;
@@ -49,25 +52,6 @@ static size_t payload_len;
 static int opt_all, opt_careless, opt_fill, opt_nonblock;
 static long long opt_bytes;
 static int opt_sndtimeo = 2;
-
-static const char *
-ename(int err)
-{
-    const char *n = strerrorname_np(err);
-    return n != NULL ? n : "unknown";
-}
-
-static void
-on_alarm(int sig)
-{
-    static const char msg[] = "faultclient: timeout\n";
-
-    (void)sig;
-    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-        /* nothing more to do */
-    }
-    _exit(5);
-}
 
 static void
 read_payload(void)
@@ -120,14 +104,14 @@ send_payload(int fd)
             continue;
         if (n < 0) {
             int e = errno;
-            printf("write: %zu then -1 errno=%s\n", off, ename(e));
+            printf("write: %zu then -1 errno=%s\n", off, errname(e));
             return -1;
         }
         off += (size_t)n;
     }
     printf("write: %zu\n", off);
     if (shutdown(fd, SHUT_WR) < 0)
-        printf("shutdown: -1 errno=%s\n", ename(errno));
+        printf("shutdown: -1 errno=%s\n", errname(errno));
     return 0;
 }
 
@@ -144,7 +128,7 @@ receive_echo(int fd)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            printf("read: %zu then -1 errno=%s\n", got, ename(errno));
+            printf("read: %zu then -1 errno=%s\n", got, errname(errno));
             return -1;
         }
         if (n == 0)
@@ -194,7 +178,7 @@ back_pressure(int fd)
             }
             sent += n;
         }
-        printf("write: %lld then -1 errno=%s\n", sent, ename(e));
+        printf("write: %lld then -1 errno=%s\n", sent, errname(e));
         p.fd = fd;
         p.events = POLLOUT;
         r = poll(&p, 1, opt_sndtimeo * 1000);
@@ -218,7 +202,7 @@ back_pressure(int fd)
             sent += n;
         }
         if (e != 0)
-            printf("write: %lld then -1 errno=%s\n", sent, ename(e));
+            printf("write: %lld then -1 errno=%s\n", sent, errname(e));
         else
             printf("write: %lld\n", sent);
     }
@@ -261,7 +245,7 @@ run_once(const char *host, const char *port, int round)
     for (ai = res; ai != NULL; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (fd < 0) {
-            printf("socket: -1 errno=%s\n", ename(errno));
+            printf("socket: -1 errno=%s\n", errname(errno));
             failed = 1;
             continue;
         }
@@ -271,7 +255,7 @@ run_once(const char *host, const char *port, int round)
         if (rc < 0) {
             int e = errno;
             printf("connect %s: -1 errno=%s\n",
-                   addr_str(ai->ai_addr, addr, sizeof(addr)), ename(e));
+                   addr_str(ai->ai_addr, addr, sizeof(addr)), errname(e));
         } else {
             printf("connect %s: ok\n",
                    addr_str(ai->ai_addr, addr, sizeof(addr)));
@@ -319,11 +303,11 @@ main(int argc, char **argv)
         case 'A': opt_all = 1; break;
         case 'c': opt_careless = 1; break;
         case 'F': opt_fill = 1; break;
-        case 'n': rounds = atoi(optarg); break;
-        case 'B': opt_bytes = atoll(optarg); break;
+        case 'n': rounds = (int)positive_arg(optarg, "-n"); break;
+        case 'B': opt_bytes = (long long)positive_arg(optarg, "-B"); break;
         case 'N': opt_nonblock = 1; break;
-        case 'T': opt_sndtimeo = atoi(optarg); break;
-        case 'w': timeout = atoi(optarg); break;
+        case 'T': opt_sndtimeo = (int)positive_arg(optarg, "-T"); break;
+        case 'w': timeout = (int)positive_arg(optarg, "-w"); break;
         default: goto usage;
         }
     }

@@ -34,6 +34,7 @@
  * 4 I/O error, 5 timeout (10 s).
  */
 #define _GNU_SOURCE
+#define PROG "fdgaps"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,15 +50,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "progutil.h"
+
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
-
-#define EXIT_WRONG 1
-#define EXIT_USAGE 2
-#define EXIT_CONNECT 3
-#define EXIT_IO 4
-#define EXIT_TIMEOUT 5
 
 #define TLS_FD 3
 
@@ -83,20 +80,9 @@ fail(int status, const char *call, int err)
     exit(status);
 }
 
-static void
-on_alarm(int sig)
-{
-    static const char msg[] = "fdgaps: timeout\n";
-
-    (void)sig;
-    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-        /* nothing more to do */
-    }
-    _exit(EXIT_TIMEOUT);
-}
-
+/* The first IPv4 address only; errors reported by fail(). */
 static int
-connect_to(const char *host, const char *port)
+connect_inet(const char *host, const char *port)
 {
     struct addrinfo hints, *res;
     int fd, rc;
@@ -159,7 +145,7 @@ plain_after(const char *host, const char *plain_port)
 {
     char line[64];
     int len = snprintf(line, sizeof(line), "plain-after-%s\n", mode);
-    int fd = connect_to(host, plain_port);
+    int fd = connect_inet(host, plain_port);
 
     if (fd != TLS_FD) {
         fprintf(stderr, "fdgaps: %s: new socket is fd %d, not %d\n", mode, fd,
@@ -197,7 +183,7 @@ main(int argc, char **argv)
     mode = argv[1];
     signal(SIGALRM, on_alarm);
     alarm(10);
-    fd = connect_to(argv[2], argv[3]);
+    fd = connect_inet(argv[2], argv[3]);
     if (fd != TLS_FD) {
         if (dup2(fd, TLS_FD) < 0)
             fail(EXIT_IO, "dup2", errno);

@@ -23,6 +23,9 @@
  *
  * Exit status: 0 done, 2 usage, 3 the handshake failed, 4 another error.
  */
+#define _GNU_SOURCE
+#define PROG "gnutlsclient"
+
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <netdb.h>
@@ -34,7 +37,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "dial.h"
+#include "progutil.h"
 
 int
 main(int argc, char **argv)

@@ -33,6 +33,7 @@
  * error, 5 the overall timeout (30 s, or -w SECONDS) expired.
  */
 #define _GNU_SOURCE
+#define PROG "ioapi"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,11 +49,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "progutil.h"
+
 #define EXIT_MISMATCH 1
-#define EXIT_USAGE 2
-#define EXIT_CONNECT 3
-#define EXIT_IO 4
-#define EXIT_TIMEOUT 5
 
 #define BIG 65536
 
@@ -67,16 +66,9 @@ static volatile size_t peek_limit = 1000;
 
 static unsigned char sent[BIG], got[BIG];
 
-static const char *
-errname(int err)
-{
-    const char *name = strerrorname_np(err);
-
-    return name != NULL ? name : "unknown";
-}
-
+/* An I/O error: a FAIL line on stdout naming the step, and exit. */
 static void
-die_io(const char *call, int err)
+fail_io(const char *call, int err)
 {
     printf("FAIL %s: %s errno=%s\n", step, call, errname(err));
     exit(EXIT_IO);
@@ -87,18 +79,6 @@ mismatch(const char *why)
 {
     printf("FAIL %s: %s\n", step, why);
     exit(EXIT_MISMATCH);
-}
-
-static void
-on_alarm(int sig)
-{
-    static const char msg[] = "ioapi: timeout\n";
-
-    (void)sig;
-    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-        /* nothing more to do */
-    }
-    _exit(EXIT_TIMEOUT);
 }
 
 /* A pattern of its own for each step. */
@@ -124,7 +104,7 @@ send_all(int fd, const unsigned char *buf, size_t len)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            die_io("write", errno);
+            fail_io("write", errno);
         }
         buf += n;
         len -= (size_t)n;
@@ -179,7 +159,7 @@ send_with(int fd, enum api api, const unsigned char *buf, size_t len)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            die_io("send", errno);
+            fail_io("send", errno);
         }
         off += (size_t)n;
     }
@@ -250,7 +230,7 @@ recv_with(int fd, enum api api, unsigned char *buf, size_t len)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            die_io("receive", errno);
+            fail_io("receive", errno);
         }
         if (n == 0)
             mismatch("early EOF");
@@ -285,7 +265,7 @@ wait_readable(int fd)
     while ((rc = poll(&p, 1, -1)) < 0 && errno == EINTR)
         ;
     if (rc < 0)
-        die_io("poll", errno);
+        fail_io("poll", errno);
 }
 
 static void
@@ -301,7 +281,7 @@ step_peek(int fd)
         k = recv(fd, peeked, lim, MSG_PEEK);
     while (k < 0 && errno == EINTR);
     if (k < 0)
-        die_io("recv MSG_PEEK", errno);
+        fail_io("recv MSG_PEEK", errno);
     if (k == 0)
         mismatch("MSG_PEEK returned EOF");
     if (memcmp(peeked, sent, (size_t)k) != 0)
@@ -327,7 +307,7 @@ step_waitall(int fd)
         n = recv(fd, got, len, MSG_WAITALL);
     while (n < 0 && errno == EINTR);
     if (n < 0)
-        die_io("recv MSG_WAITALL", errno);
+        fail_io("recv MSG_WAITALL", errno);
     if ((size_t)n != len) {
         printf("FAIL %s: MSG_WAITALL returned %zd of %zu bytes\n", step, n,
                len);
@@ -345,7 +325,7 @@ step_fionread(int fd)
     send_all(fd, sent, 10);
     wait_readable(fd);
     if (ioctl(fd, FIONREAD, &avail) < 0)
-        die_io("ioctl FIONREAD", errno);
+        fail_io("ioctl FIONREAD", errno);
     printf("fionread: %d\n", avail);
     if (avail <= 0 || avail > 10)
         mismatch("FIONREAD does not count the buffered bytes");
@@ -381,7 +361,7 @@ step_fcntl(int fd)
     int fl = fcntl(fd, F_GETFL), real;
 
     if (fl < 0)
-        die_io("fcntl F_GETFL", errno);
+        fail_io("fcntl F_GETFL", errno);
     if (fl & O_NONBLOCK)
         mismatch("F_GETFL shows O_NONBLOCK on a blocking socket");
     real = real_nonblocking(fd);
@@ -395,52 +375,36 @@ step_nonblock(int fd)
     ssize_t n;
 
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        die_io("fcntl F_SETFL", errno);
+        fail_io("fcntl F_SETFL", errno);
     if (!(fcntl(fd, F_GETFL) & O_NONBLOCK))
         mismatch("F_GETFL does not show the O_NONBLOCK just set");
     n = recv(fd, got, chunk_limit, 0);
     if (n >= 0)
         mismatch("recv on an idle non-blocking socket returned data");
     if (errno != EAGAIN && errno != EWOULDBLOCK)
-        die_io("recv on an idle non-blocking socket", errno);
+        fail_io("recv on an idle non-blocking socket", errno);
     if (fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
-        die_io("fcntl F_SETFL", errno);
+        fail_io("fcntl F_SETFL", errno);
     if (fcntl(fd, F_GETFL) & O_NONBLOCK)
         mismatch("F_GETFL still shows O_NONBLOCK after clearing it");
     echo_with(fd, API_READ, 2000, 9);
 }
 
+/* The connection, or leave with a FAIL line on stdout. */
 static int
-connect_to(const char *host, const char *port)
+connect_or_fail(const char *host, const char *port)
 {
-    struct addrinfo hints, *res, *ai;
-    int fd = -1, err = 0, rc;
+    int gai_rc, err, fd;
 
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-        printf("FAIL connect: getaddrinfo %s: %s\n", host, gai_strerror(rc));
-        exit(EXIT_CONNECT);
-    }
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        err = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
+    fd = dial_each(host, port, connect_blocking, &gai_rc, &err);
+    if (fd >= 0)
+        return fd;
+    if (gai_rc != 0)
+        printf("FAIL connect: getaddrinfo %s: %s\n", host,
+               gai_strerror(gai_rc));
+    else
         printf("FAIL connect: connect errno=%s\n", errname(err));
-        exit(EXIT_CONNECT);
-    }
-    return fd;
+    exit(EXIT_CONNECT);
 }
 
 int
@@ -448,14 +412,11 @@ main(int argc, char **argv)
 {
     int opt, fd, nfd;
     unsigned timeout_seconds = 30;
-    char *end;
 
     while ((opt = getopt(argc, argv, "w:")) != -1) {
         switch (opt) {
         case 'w':
-            errno = 0;
-            timeout_seconds = (unsigned)strtoul(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || timeout_seconds == 0)
+            if (parse_seconds(optarg, &timeout_seconds) < 0)
                 goto usage;
             break;
         default:
@@ -470,7 +431,7 @@ main(int argc, char **argv)
     signal(SIGALRM, on_alarm);
     alarm(timeout_seconds);
 
-    fd = connect_to(argv[optind], argv[optind + 1]);
+    fd = connect_or_fail(argv[optind], argv[optind + 1]);
 
     step = "write/read";
     echo_with(fd, API_READ, 3000, 1);
@@ -505,15 +466,15 @@ main(int argc, char **argv)
 
     step = "dup";
     if ((nfd = dup(fd)) < 0)
-        die_io("dup", errno);
+        fail_io("dup", errno);
     if (close(fd) < 0)
-        die_io("close", errno);
+        fail_io("close", errno);
     echo_with(nfd, API_READ, 30000, 10);
     printf("ok %s\n", step);
 
     step = "close";
     if (close(nfd) < 0)
-        die_io("close", errno);
+        fail_io("close", errno);
     return 0;
 
 usage:

@@ -11,6 +11,9 @@
  * 4 another error (the number was not reused, the handshake did not
  * begin).
  */
+#define _GNU_SOURCE
+#define PROG "latefree"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -25,7 +28,7 @@
 #include <gnutls/gnutls.h>
 #endif
 
-#include "dial.h"
+#include "progutil.h"
 
 /* Send a line on fd and read it back within 5 seconds: 0 when it came. */
 static int

@@ -14,6 +14,7 @@
  * error, 5 the overall timeout (30 s, or -w SECONDS) expired.
  */
 #define _GNU_SOURCE
+#define PROG "nbclient"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,10 +29,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 2
-#define EXIT_CONNECT 3
-#define EXIT_IO 4
-#define EXIT_TIMEOUT 5
+#include "progutil.h"
 
 enum wait_api { WAIT_POLL, WAIT_SELECT, WAIT_EPOLL };
 
@@ -48,34 +46,6 @@ static int sock_registered;
 static unsigned sock_events_registered;
 static int stdin_registered;
 static int stdin_epollable = 1; /* regular files cannot be epoll'ed */
-
-static void
-report(const char *call, int err)
-{
-    const char *name = strerrorname_np(err);
-
-    fprintf(stderr, "nbclient: %s: %s errno=%s\n", call, strerror(err),
-            name != NULL ? name : "unknown");
-}
-
-static void
-die_io(const char *call, int err)
-{
-    report(call, err);
-    exit(EXIT_IO);
-}
-
-static void
-on_alarm(int sig)
-{
-    static const char msg[] = "nbclient: timeout\n";
-
-    (void)sig;
-    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-        /* nothing more to do */
-    }
-    _exit(EXIT_TIMEOUT);
-}
 
 static void
 epoll_set(int op, int fd, unsigned events)
@@ -223,17 +193,6 @@ wait_ready(int sock, int want_in, int want_out, int want_stdin, struct ready *r)
     }
 }
 
-static void
-set_nonblocking(int fd)
-{
-    int flags = fcntl(fd, F_GETFL);
-
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-        report("fcntl", errno);
-        exit(EXIT_CONNECT);
-    }
-}
-
 /* One non-blocking connect; 0 or an errno value. */
 static int
 connect_one(int fd, const struct addrinfo *ai)
@@ -242,7 +201,10 @@ connect_one(int fd, const struct addrinfo *ai)
     socklen_t len;
     int err;
 
-    set_nonblocking(fd);
+    if (set_nonblocking_flag(fd, 1) < 0) {
+        report("fcntl", errno);
+        exit(EXIT_CONNECT);
+    }
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
         return 0;
     if (errno != EINPROGRESS)
@@ -254,55 +216,6 @@ connect_one(int fd, const struct addrinfo *ai)
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         return errno;
     return err;
-}
-
-static int
-connect_to(const char *host, const char *port)
-{
-    struct addrinfo hints, *res, *ai;
-    int fd = -1, err = 0, rc;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-        fprintf(stderr, "nbclient: getaddrinfo: %s: %s\n", host,
-                gai_strerror(rc));
-        exit(EXIT_CONNECT);
-    }
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        if ((err = connect_one(fd, ai)) == 0)
-            break;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        report("connect", err);
-        exit(EXIT_CONNECT);
-    }
-    return fd;
-}
-
-/* Write all of buf to a blocking descriptor (standard output). */
-static void
-write_stdout(const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(STDOUT_FILENO, buf, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            die_io("write stdout", errno);
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
 }
 
 static void
@@ -323,9 +236,11 @@ pump(int sock)
             ssize_t n = read(sock, in, sizeof(in));
             if (n == 0)
                 return;
-            if (n > 0)
-                write_stdout(in, (size_t)n);
-            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            if (n > 0) {
+                if (write_all(STDOUT_FILENO, in, (size_t)n) < 0)
+                    die_io("write stdout", errno);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK &&
+                       errno != EINTR)
                 die_io("read", errno);
         }
         if (r.sock_out && out_off < out_len) {
@@ -360,7 +275,6 @@ main(int argc, char **argv)
 {
     int opt, sock;
     unsigned timeout_seconds = 30;
-    char *end;
 
     while ((opt = getopt(argc, argv, "esw:")) != -1) {
         switch (opt) {
@@ -371,9 +285,7 @@ main(int argc, char **argv)
             wait_api = WAIT_SELECT;
             break;
         case 'w':
-            errno = 0;
-            timeout_seconds = (unsigned)strtoul(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || timeout_seconds == 0)
+            if (parse_seconds(optarg, &timeout_seconds) < 0)
                 goto usage;
             break;
         default:
@@ -391,7 +303,8 @@ main(int argc, char **argv)
         report("epoll_create1", errno);
         return EXIT_IO;
     }
-    sock = connect_to(argv[optind], argv[optind + 1]);
+    sock = connect_to(argv[optind], argv[optind + 1], CONNECT_GAI_HOST,
+                      connect_one);
     pump(sock);
     if (close(sock) < 0)
         die_io("close", errno);

@@ -26,6 +26,7 @@
  * Exit status: 0 connected, 3 the connect failed, 2 usage, 5 timeout.
  */
 #define _GNU_SOURCE
+#define PROG "nbconnect"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,42 +42,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 2
-#define EXIT_CONNECT 3
-#define EXIT_TIMEOUT 5
+#include "progutil.h"
 
 enum wait_api { WAIT_POLL, WAIT_SELECT, WAIT_EPOLL };
 
 static enum wait_api wait_api = WAIT_POLL;
-
-static const char *
-errname(int err)
-{
-    const char *name = strerrorname_np(err);
-
-    return name != NULL ? name : "unknown";
-}
-
-static void
-on_alarm(int sig)
-{
-    static const char msg[] = "nbconnect: timeout\n";
-
-    (void)sig;
-    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-        /* nothing more to do */
-    }
-    _exit(EXIT_TIMEOUT);
-}
-
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Wait until fd reports one of events; print what was reported. */
 static void
@@ -166,8 +136,8 @@ main(int argc, char **argv)
 {
     struct addrinfo hints, *res;
     unsigned timeout_seconds = 30;
-    char buf[256], *end;
-    int opt, fd, rc, err, flags;
+    char buf[256];
+    int opt, fd, rc, err;
     ssize_t n;
 
     while ((opt = getopt(argc, argv, "esw:")) != -1) {
@@ -179,9 +149,7 @@ main(int argc, char **argv)
             wait_api = WAIT_SELECT;
             break;
         case 'w':
-            errno = 0;
-            timeout_seconds = (unsigned)strtoul(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || timeout_seconds == 0)
+            if (parse_seconds(optarg, &timeout_seconds) < 0)
                 goto usage;
             break;
         default:
@@ -204,8 +172,7 @@ main(int argc, char **argv)
         return EXIT_USAGE;
     }
     fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
-    if (fd < 0 || (flags = fcntl(fd, F_GETFL)) < 0 ||
-        fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    if (fd < 0 || set_nonblocking_flag(fd, 1) < 0) {
         printf("socket: errno=%s\n", errname(errno));
         return EXIT_CONNECT;
     }

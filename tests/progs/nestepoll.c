@@ -25,6 +25,7 @@
  * 5 timeout (8 s in all).
  */
 #define _GNU_SOURCE
+#define PROG "nestepoll"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,11 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define EXIT_WRONG 1
-#define EXIT_USAGE 2
-#define EXIT_CONNECT 3
-#define EXIT_IO 4
-#define EXIT_TIMEOUT 5
+#include "progutil.h"
 
 #define TAG_SOCKET 0x50c4e7ull
 #define TAG_INNER 0x1a2b3cull
@@ -55,20 +52,9 @@ die(int status, const char *call, int err)
     exit(status);
 }
 
-static void
-on_alarm(int sig)
-{
-    static const char msg[] = "nestepoll: timeout\n";
-
-    (void)sig;
-    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-        /* nothing more to do */
-    }
-    _exit(EXIT_TIMEOUT);
-}
-
+/* The first address only, close-on-exec; errors reported by die(). */
 static int
-connect_to(const char *host, const char *port)
+connect_first(const char *host, const char *port)
 {
     struct addrinfo hints, *res;
     int fd, rc;
@@ -86,8 +72,9 @@ connect_to(const char *host, const char *port)
     return fd;
 }
 
+/* The file IN, opened close-on-exec; errors reported by die(). */
 static unsigned char *
-read_file(const char *path, size_t *len)
+read_input(const char *path, size_t *len)
 {
     struct stat st;
     unsigned char *buf;
@@ -145,9 +132,9 @@ main(int argc, char **argv)
     alarm(8);
 
     size_t len, got = 0, off = 0;
-    unsigned char *msg = read_file(argv[optind + 2], &len);
+    unsigned char *msg = read_input(argv[optind + 2], &len);
     unsigned char *echo = malloc(len + 1);
-    int fd = connect_to(argv[optind], argv[optind + 1]);
+    int fd = connect_first(argv[optind], argv[optind + 1]);
     if (echo == NULL)
         die(EXIT_IO, "malloc", ENOMEM);
     while (off < len) {

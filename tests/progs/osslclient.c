@@ -29,6 +29,9 @@
  * Exit status: 0 done, 2 usage, 3 the handshake failed (the verify
  * result is printed), 4 another error.
  */
+#define _GNU_SOURCE
+#define PROG "osslclient"
+
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -40,7 +43,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "dial.h"
+#include "progutil.h"
 
 static const char *check_host;   /* -H */
 static int want_staple;           /* -s */

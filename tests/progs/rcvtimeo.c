@@ -19,6 +19,7 @@
  * timeout (30 s, or -w SECONDS) expired.
  */
 #define _GNU_SOURCE
+#define PROG "rcvtimeo"
 
 #include <errno.h>
 #include <netdb.h>
@@ -31,47 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "progutil.h"
+
 #define EXIT_NO_TIMEOUT 1
-#define EXIT_USAGE 2
-#define EXIT_CONNECT 3
-#define EXIT_IO 4
-#define EXIT_TIMEOUT 5
-
-static const char *
-errname(int err)
-{
-    const char *name = strerrorname_np(err);
-
-    return name != NULL ? name : "unknown";
-}
-
-static void
-report(const char *call, int err)
-{
-    fprintf(stderr, "rcvtimeo: %s: %s errno=%s\n", call, strerror(err),
-            errname(err));
-}
-
-static void
-on_alarm(int sig)
-{
-    static const char msg[] = "rcvtimeo: timeout\n";
-
-    (void)sig;
-    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-        /* nothing more to do */
-    }
-    _exit(EXIT_TIMEOUT);
-}
-
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 set_timeout(int fd, unsigned long ms)
@@ -104,9 +67,7 @@ main(int argc, char **argv)
             before = 1;
             break;
         case 'w':
-            errno = 0;
-            timeout_seconds = (unsigned)strtoul(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || timeout_seconds == 0)
+            if (parse_seconds(optarg, &timeout_seconds) < 0)
                 goto usage;
             break;
         default:

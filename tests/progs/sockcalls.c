@@ -54,6 +54,7 @@
  * 4 I/O error, 5 the overall timeout (30 s, or -w SECONDS) expired.
  */
 #define _GNU_SOURCE
+#define PROG "sockcalls"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -79,148 +80,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_WRONG 1
-#define EXIT_USAGE 2
-#define EXIT_CONNECT 3
-#define EXIT_IO 4
-#define EXIT_TIMEOUT 5
+#include "progutil.h"
 
 /* glibc exports it; no header declares it */
 int __select(int, fd_set *, fd_set *, fd_set *, struct timeval *);
 
 static const char *host, *port;
-
-static void
-report(const char *call, int err)
-{
-    const char *name = strerrorname_np(err);
-
-    fprintf(stderr, "sockcalls: %s: %s errno=%s\n", call, strerror(err),
-            name != NULL ? name : "unknown");
-}
-
-static void
-die_io(const char *call, int err)
-{
-    report(call, err);
-    exit(EXIT_IO);
-}
-
-static void
-wrong(const char *what)
-{
-    fprintf(stderr, "sockcalls: wrong: %s\n", what);
-    exit(EXIT_WRONG);
-}
-
-static const char *
-errname(int err)
-{
-    const char *name = strerrorname_np(err);
-
-    return name != NULL ? name : "unknown";
-}
-
-static void
-on_alarm(int sig)
-{
-    static const char msg[] = "sockcalls: timeout\n";
-
-    (void)sig;
-    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-        /* nothing more to do */
-    }
-    _exit(EXIT_TIMEOUT);
-}
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A blocking connection to host:port. */
-static int
-connect_to(void)
-{
-    struct addrinfo hints, *res, *ai;
-    int fd = -1, rc, err = 0;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-        fprintf(stderr, "sockcalls: getaddrinfo: %s\n", gai_strerror(rc));
-        exit(EXIT_CONNECT);
-    }
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        err = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        report("connect", err);
-        exit(EXIT_CONNECT);
-    }
-    return fd;
-}
-
-static unsigned char *
-read_file(const char *path, size_t *len)
-{
-    struct stat st;
-    unsigned char *buf;
-    size_t off = 0;
-    int fd = open(path, O_RDONLY);
-
-    if (fd < 0 || fstat(fd, &st) < 0)
-        die_io(path, errno);
-    buf = malloc((size_t)st.st_size + 1);
-    if (buf == NULL)
-        die_io("malloc", ENOMEM);
-    while (off < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
-        if (n <= 0)
-            die_io(path, n < 0 ? errno : EIO);
-        off += (size_t)n;
-    }
-    close(fd);
-    *len = off;
-    return buf;
-}
-
-static void
-write_file(const char *path, const unsigned char *buf, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-
-    if (f == NULL || fwrite(buf, 1, len, f) != len || fclose(f) != 0)
-        die_io(path, errno);
-}
-
-static void
-write_all(int fd, const unsigned char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            die_io("write", n < 0 ? errno : EIO);
-        buf += n;
-        len -= (size_t)n;
-    }
-}
 
 /* Read exactly len bytes (blocking socket). */
 static void
@@ -257,13 +122,14 @@ mode_select(const char *in, const char *out)
 {
     size_t len, got = 0;
     unsigned char *msg = read_file(in, &len), *echo = malloc(len + 1);
-    int s = connect_to(), fd = fcntl(s, F_DUPFD, 900), round = 0;
+    int s = connect_to(host, port, 0, NULL), fd = fcntl(s, F_DUPFD, 900),
+        round = 0;
     fd_set rd, wr, keep;
 
     if (fd < 900 || echo == NULL)
         die_io("fcntl F_DUPFD", errno);
     close(s);
-    write_all(fd, msg, len);
+    write_all_or_die(fd, msg, len);
     while (got < len) {
         struct timeval tv = {5, 0};
         struct timespec ts = {5, 0};
@@ -331,7 +197,7 @@ on_usr1(int sig)
 static int
 mode_ppoll(void)
 {
-    int fd = connect_to();
+    int fd = connect_to(host, port, 0, NULL);
     struct pollfd p = {.fd = fd, .events = POLLIN};
     struct timespec ts = {0, 300 * 1000000L};
     struct sigaction sa;
@@ -380,7 +246,7 @@ mode_ppoll(void)
     printf("ppoll: blocked by the mask, delivered after\n");
 
     /* readable when the echo is there */
-    write_all(fd, (const unsigned char *)"ping\n", 5);
+    write_all_or_die(fd, (const unsigned char *)"ping\n", 5);
     ts.tv_sec = 5;
     n = ppoll(&p, 1, &ts, &all);
     if (n != 1 || !(p.revents & POLLIN))
@@ -415,7 +281,7 @@ mode_flags(const char *in, const char *out)
     size_t len;
     unsigned char *msg = read_file(in, &len), *echo = malloc(len + 1);
     unsigned char peek[100];
-    int fd = connect_to(), avail = 0;
+    int fd = connect_to(host, port, 0, NULL), avail = 0;
     int64_t t0;
     ssize_t n;
 
@@ -433,7 +299,7 @@ mode_flags(const char *in, const char *out)
     if (n != -1 || errno != EAGAIN)
         wrong("FIONBIO 1 at an odd address: a read did not fail with EAGAIN");
     odd_int_ioctl(fd, FIONBIO, 0);
-    write_all(fd, msg, len);
+    write_all_or_die(fd, msg, len);
 
     n = recv(fd, peek, sizeof(peek), MSG_PEEK | MSG_WAITALL);
     if (n <= 0)
@@ -464,7 +330,7 @@ mode_flags(const char *in, const char *out)
 static int
 mode_sigpipe(int nosignal, int ignore)
 {
-    int fd = connect_to(), writes = 0;
+    int fd = connect_to(host, port, 0, NULL), writes = 0;
     unsigned char buf[256];
     ssize_t n;
 
@@ -472,7 +338,7 @@ mode_sigpipe(int nosignal, int ignore)
         signal(SIGPIPE, SIG_IGN);
     else
         signal(SIGPIPE, SIG_DFL);
-    write_all(fd, (const unsigned char *)"hello\n", 6);
+    write_all_or_die(fd, (const unsigned char *)"hello\n", 6);
     /* the reply, then the peer's reset (or close) */
     while ((n = read(fd, buf, sizeof(buf))) > 0)
         ;
@@ -542,7 +408,7 @@ late_writer(void *arg)
     usleep(200 * 1000);
     pthread_kill(eintr_reader, SIGUSR2);
     usleep(400 * 1000);
-    write_all(eintr_fd, (const unsigned char *)"late\n", 5);
+    write_all_or_die(eintr_fd, (const unsigned char *)"late\n", 5);
     return NULL;
 }
 
@@ -557,7 +423,7 @@ mode_eintr(int restart, int timeout, int crash_handler)
 
     if (crash_handler)
         install_crash_handler();
-    eintr_fd = connect_to();
+    eintr_fd = connect_to(host, port, 0, NULL);
     if (timeout) {
         struct timeval tv = {5, 0};
         if (setsockopt(eintr_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
@@ -605,7 +471,7 @@ mode_mmsg(const char *in, const char *out)
     struct mmsghdr mv[8];
     struct iovec iov[16];
     unsigned char bufs[8][8192];
-    int fd = connect_to(), calls = 0, msgs = 0;
+    int fd = connect_to(host, port, 0, NULL), calls = 0, msgs = 0;
     size_t part = len / 4;
 
     if (len < 64 || echo == NULL)
@@ -664,7 +530,7 @@ mode_sendfile(const char *in, const char *out)
     typedef ssize_t (*sendfile_fn)(int, int, off_t *, size_t);
     sendfile_fn plain = (sendfile_fn)dlsym(RTLD_DEFAULT, "sendfile");
     struct stat st;
-    int fd = connect_to(), f = open(in, O_RDONLY);
+    int fd = connect_to(host, port, 0, NULL), f = open(in, O_RDONLY);
     off64_t off = 0;
     size_t len, half;
     ssize_t n;
@@ -711,7 +577,7 @@ feed_pipe(void *arg)
 {
     struct feeder *f = arg;
 
-    write_all(f->fd, f->buf, f->len);
+    write_all_or_die(f->fd, f->buf, f->len);
     close(f->fd);
     return NULL;
 }
@@ -721,7 +587,7 @@ mode_splice(const char *in, const char *out)
 {
     size_t len, done = 0;
     unsigned char *msg = read_file(in, &len);
-    int fd = connect_to(), p[2];
+    int fd = connect_to(host, port, 0, NULL), p[2];
     struct feeder f;
     pthread_t th;
     ssize_t n;
@@ -758,7 +624,7 @@ mode_cork(const char *in, const char *out)
 {
     size_t len, piece;
     unsigned char *msg = read_file(in, &len);
-    int fd = connect_to(), on = 1, off = 0, v = -1;
+    int fd = connect_to(host, port, 0, NULL), on = 1, off = 0, v = -1;
     socklen_t vl = sizeof(v);
 
     if (setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) < 0)
@@ -767,7 +633,8 @@ mode_cork(const char *in, const char *out)
         wrong("TCP_CORK not set on the socket");
     piece = (len + 63) / 64;
     for (size_t sent = 0; sent < len; sent += piece)
-        write_all(fd, msg + sent, len - sent < piece ? len - sent : piece);
+        write_all_or_die(fd, msg + sent,
+                         len - sent < piece ? len - sent : piece);
     if (setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off)) < 0)
         die_io("setsockopt TCP_CORK", errno);
     echo_to_file(fd, len, out);
@@ -793,7 +660,7 @@ main(int argc, char **argv)
     while ((opt = getopt(argc, argv, "w:nirtc")) != -1) {
         switch (opt) {
         case 'w':
-            seconds = atoi(optarg);
+            seconds = (int)positive_arg(optarg, "-w");
             break;
         case 'n':
             nosignal = 1;
