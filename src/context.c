@@ -643,6 +643,32 @@ keylog_cb(const SSL *ssl, const char *line)
     OPENSSL_cleanse(buf, n);
 }
 
+/*
+ * OpenSSL computes a certificate's extension cache (key identifiers,
+ * purposes, flags) on first use and reads its "already done" flag
+ * without a lock.  The trust store's certificates are shared by every
+ * thread's connections: fill their caches once the store is loaded,
+ * while the context is still private to the thread that builds it.
+ * (The identity's are filled when it is loaded: OpenSSL checks their
+ * signatures' security level then.)
+ */
+static void
+warm_store(X509_STORE *store)
+{
+    STACK_OF(X509_OBJECT) *objs;
+
+    if (!X509_STORE_lock(store))
+        return;
+    objs = X509_STORE_get0_objects(store);
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (x != NULL)
+            X509_check_purpose(x, -1, 0);
+    }
+    X509_STORE_unlock(store);
+    ERR_clear_error();
+}
+
 /* What client and server contexts share: protocols, ciphers, groups,
  * the trust store and the verify callback, modes.  NULL with err set. */
 static SSL_CTX *
@@ -719,6 +745,7 @@ build_common(const struct policy_rule *r, const SSL_METHOD *method,
             ERR_clear_error();
         }
     }
+    warm_store(SSL_CTX_get_cert_store(ctx));
     SSL_CTX_set_cert_verify_callback(ctx, cert_verify_cb, NULL);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
@@ -738,33 +765,6 @@ build_common(const struct policy_rule *r, const SSL_METHOD *method,
 err:
     SSL_CTX_free(ctx);
     return NULL;
-}
-
-/*
- * OpenSSL computes a certificate's extension cache (key identifiers,
- * purposes, flags) on first use and reads its "already done" flag
- * without a lock.  The trust store's certificates are shared by every
- * thread's connections: fill their caches here, while the context is
- * still private to the thread that builds it.  (The identity's are
- * filled when it is loaded: OpenSSL checks their signatures' security
- * level then.)
- */
-static void
-warm_certs(SSL_CTX *ctx)
-{
-    STACK_OF(X509_OBJECT) *objs;
-    int i;
-
-    if (X509_STORE_lock(SSL_CTX_get_cert_store(ctx))) {
-        objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
-        for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
-            X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
-            if (x != NULL)
-                X509_check_purpose(x, -1, 0);
-        }
-        X509_STORE_unlock(SSL_CTX_get_cert_store(ctx));
-    }
-    ERR_clear_error();
 }
 
 static SSL_CTX *
@@ -803,7 +803,6 @@ build_client(const struct policy_rule *r, char *err, size_t errlen)
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     }
-    warm_certs(ctx);
     return ctx;
 err:
     SSL_CTX_free(ctx);
@@ -989,7 +988,6 @@ build_server(const struct policy_rule *r, const struct sockaddr *bound,
                 snprintf(err, errlen, "sni_cert %s: %s", sc->name, why);
                 goto err;
             }
-            warm_certs(sd->sni[i]);
         }
         SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
         SSL_CTX_set_tlsext_servername_arg(ctx, sd);
@@ -1006,7 +1004,6 @@ build_server(const struct policy_rule *r, const struct sockaddr *bound,
      * at listen() are inherited by forked workers, so a client resumes
      * whichever worker it reaches. */
     SSL_CTX_set_ex_data(ctx, server_idx, sd);
-    warm_certs(ctx);
     return ctx;
 err:
     if (sd->sni != NULL)

@@ -42,18 +42,6 @@ enforced() {
     )
 }
 
-# wait_grep FILE PATTERN: wait until FILE has a line matching PATTERN.
-wait_grep() {
-    local i
-    for ((i = 0; i < WAIT_SECONDS * 20; i++)); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "wait_grep: no \"$2\" in $1 after ${WAIT_SECONDS}s:" >&2
-    cat "$1" >&2
-    return 1
-}
-
 # wait_exit NAME: wait until the background process NAME has exited.
 wait_exit() {
     local pid i

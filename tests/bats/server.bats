@@ -528,7 +528,8 @@ try:
 except OSError as e:
     print('accept failed:', e.strerror)
 "
-    wait_file "$T/srv.log"
+    # not wait_file: the shim's own error about the policy may come first
+    wait_grep "$T/srv.log" '^READY'
     run "$PYTHON" -c "
 import socket
 s = socket.create_connection(('127.0.0.1', $PORT), timeout=5)

@@ -192,6 +192,18 @@ wait_file() {
     return 1
 }
 
+# wait_grep FILE PATTERN: wait until FILE has a line matching PATTERN.
+wait_grep() {
+    local i
+    for ((i = 0; i < WAIT_SECONDS * 20; i++)); do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "wait_grep: no \"$2\" in $1 after ${WAIT_SECONDS}s:" >&2
+    cat "$1" >&2
+    return 1
+}
+
 # tls_server NAME PORT [ARGS...]: start tests/peers/tls_server.py and wait
 # until it is listening.
 tls_server() {

@@ -179,44 +179,40 @@ write_all_or_die(int fd, const void *buf, size_t len)
         die_io("write", errno);
 }
 
-/* Socket to standard output until EOF. */
+/* from to to until EOF; a failed read or write leaves, named by
+ * read_call or write_call. */
 static inline void
-copy_socket_to_stdout(int fd)
+copy_until_eof(int from, int to, const char *read_call,
+               const char *write_call)
 {
     char buf[16384];
 
     for (;;) {
-        ssize_t n = read(fd, buf, sizeof(buf));
+        ssize_t n = read(from, buf, sizeof(buf));
         if (n == 0)
             return;
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            die_io("read", errno);
+            die_io(read_call, errno);
         }
-        if (write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
-            die_io("write stdout", errno);
+        if (write_all(to, buf, (size_t)n) < 0)
+            die_io(write_call, errno);
     }
+}
+
+/* Socket to standard output until EOF. */
+static inline void
+copy_socket_to_stdout(int fd)
+{
+    copy_until_eof(fd, STDOUT_FILENO, "read", "write stdout");
 }
 
 /* Standard input to the socket, then shutdown(SHUT_WR). */
 static inline void
 copy_stdin_to_socket(int fd)
 {
-    char buf[16384];
-
-    for (;;) {
-        ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
-        if (n == 0)
-            break;
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            die_io("read stdin", errno);
-        }
-        if (write_all(fd, buf, (size_t)n) < 0)
-            die_io("write", errno);
-    }
+    copy_until_eof(STDIN_FILENO, fd, "read stdin", "write");
     if (shutdown(fd, SHUT_WR) < 0)
         die_io("shutdown", errno);
 }
