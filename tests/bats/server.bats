@@ -160,7 +160,7 @@ except OSError as e:
     # the allowed address still works, and the program saw only that one
     run client --send "ok"
     assert_success
-    sleep 0.2
+    wait_count "$T/conns.log" "127.0.0.1" 1
     assert_equal "$(conns_with '::1')" 0
     assert_equal "$(conns_with '127.0.0.1')" 1
 }
@@ -265,7 +265,8 @@ except OSError as e:
     run grep -E "rule=srv: certificate verify failed: self-signed certificate \(depth 0, /CN=rogue\)" "$T/shim.log"
     assert_success
     # s_client above, the anonymous client and the rogue one
-    sleep 0.3
+    wait_count "$T/conns.log" "bytes=0 end=reset" 3
+    wait_count "$T/conns.log" "bytes=6 end=eof" 1
     run grep -c "bytes=0 end=reset" "$T/conns.log"
     assert_output 3
     run grep -c "bytes=6 end=eof" "$T/conns.log"
@@ -361,7 +362,8 @@ s.close()
     assert_output 1
     run grep -cE "rule=srv: TLS handshake failed: (unsupported protocol|no protocols available)" "$T/shim.log"
     assert_output 1
-    sleep 0.3
+    wait_count "$T/conns.log" "bytes=0 end=reset" 3
+    wait_count "$T/conns.log" "end=eof" 1
     run grep -c "bytes=0 end=reset" "$T/conns.log"
     assert_output 3
     run grep -c "end=eof" "$T/conns.log"
@@ -536,7 +538,7 @@ s = socket.create_connection(('127.0.0.1', $PORT), timeout=5)
 print(repr(s.recv(100)))
 "
     assert_output "b''"
-    sleep 0.3
+    wait_grep "$T/srv.log" "accept failed"
     run cat "$T/srv.log"
     assert_output --partial "accept failed: Permission denied"
     assert_output --regexp "error: accept 127.0.0.1:$PORT from 127.0.0.1:[0-9]+ refused: policy not loaded"

@@ -204,6 +204,19 @@ wait_grep() {
     return 1
 }
 
+# wait_count FILE ERE N: wait until at least N lines of FILE match ERE
+# (the caller then asserts the exact count).
+wait_count() {
+    local i
+    for ((i = 0; i < WAIT_SECONDS * 20; i++)); do
+        (($(grep -cE -- "$2" "$1" 2>/dev/null) >= $3)) && return 0
+        sleep 0.05
+    done
+    echo "wait_count: fewer than $3 lines match \"$2\" in $1 after ${WAIT_SECONDS}s:" >&2
+    cat "$1" >&2
+    return 1
+}
+
 # tls_server NAME PORT [ARGS...]: start tests/peers/tls_server.py and wait
 # until it is listening.
 tls_server() {
