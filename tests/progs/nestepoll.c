@@ -28,7 +28,6 @@
 #define PROG "nestepoll"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
@@ -37,7 +36,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "progutil.h"
@@ -45,14 +43,7 @@
 #define TAG_SOCKET 0x50c4e7ull
 #define TAG_INNER 0x1a2b3cull
 
-static void
-die(int status, const char *call, int err)
-{
-    fprintf(stderr, "nestepoll: %s: %s\n", call, strerror(err));
-    exit(status);
-}
-
-/* The first address only, close-on-exec; errors reported by die(). */
+/* The first address only, close-on-exec. */
 static int
 connect_first(const char *host, const char *port)
 {
@@ -66,34 +57,12 @@ connect_first(const char *host, const char *port)
         exit(EXIT_CONNECT);
     }
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) < 0)
-        die(EXIT_CONNECT, "connect", errno);
+    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
+        report("connect", errno);
+        exit(EXIT_CONNECT);
+    }
     freeaddrinfo(res);
     return fd;
-}
-
-/* The file IN, opened close-on-exec; errors reported by die(). */
-static unsigned char *
-read_input(const char *path, size_t *len)
-{
-    struct stat st;
-    unsigned char *buf;
-    size_t off = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0 || fstat(fd, &st) < 0)
-        die(EXIT_IO, path, errno);
-    if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
-        die(EXIT_IO, "malloc", ENOMEM);
-    while (off < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
-        if (n <= 0)
-            die(EXIT_IO, path, n < 0 ? errno : EIO);
-        off += (size_t)n;
-    }
-    close(fd);
-    *len = off;
-    return buf;
 }
 
 static void
@@ -105,7 +74,7 @@ ctl_add(int ep, int fd, uint32_t events, uint64_t tag)
     ev.events = events;
     ev.data.u64 = tag;
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
-        die(EXIT_IO, "epoll_ctl", errno);
+        die_io("epoll_ctl", errno);
 }
 
 int
@@ -131,30 +100,24 @@ main(int argc, char **argv)
     signal(SIGALRM, on_alarm);
     alarm(8);
 
-    size_t len, got = 0, off = 0;
-    unsigned char *msg = read_input(argv[optind + 2], &len);
+    size_t len, got = 0;
+    unsigned char *msg = read_file(argv[optind + 2], &len);
     unsigned char *echo = malloc(len + 1);
     int fd = connect_first(argv[optind], argv[optind + 1]);
     if (echo == NULL)
-        die(EXIT_IO, "malloc", ENOMEM);
-    while (off < len) {
-        ssize_t n = write(fd, msg + off, len - off);
-        if (n <= 0)
-            die(EXIT_IO, "write", n < 0 ? errno : EIO);
-        off += (size_t)n;
-    }
-    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
-        die(EXIT_IO, "fcntl", errno);
+        die_io("malloc", ENOMEM);
+    write_all_or_die(fd, msg, len);
+    set_nonblocking(fd, 1);
 
     int inner = epoll_create1(EPOLL_CLOEXEC);
     int outer = epoll_create1(EPOLL_CLOEXEC);
     if (inner < 0 || outer < 0)
-        die(EXIT_IO, "epoll_create1", errno);
+        die_io("epoll_create1", errno);
     /* with -d the socket is registered through one fd of the inner set
      * and the set is nested and waited on through another */
     int waited = use_dup ? dup(inner) : inner;
     if (waited < 0)
-        die(EXIT_IO, "dup", errno);
+        die_io("dup", errno);
     ctl_add(inner, fd, EPOLLIN | (edge ? EPOLLET : 0u), TAG_SOCKET);
     if (!use_poll)
         ctl_add(outer, waited, EPOLLIN, TAG_INNER);
@@ -172,7 +135,7 @@ main(int argc, char **argv)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            die(EXIT_IO, "epoll_wait (outer)", errno);
+            die_io("epoll_wait (outer)", errno);
         if (n == 0) {
             fprintf(stderr, "nestepoll: wrong: the outer set stayed silent "
                             "for 2 s with %zu of %zu bytes read\n", got, len);
@@ -186,7 +149,7 @@ main(int argc, char **argv)
         wakeups++;
         n = epoll_wait(waited, ev, 4, 0);
         if (n < 0)
-            die(EXIT_IO, "epoll_wait (inner)", errno);
+            die_io("epoll_wait (inner)", errno);
         if (n == 0)
             empty++;
         for (int i = 0; i < n; i++) {
@@ -200,15 +163,13 @@ main(int argc, char **argv)
                 if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
                     break;
                 if (r <= 0)
-                    die(EXIT_IO, "read", r < 0 ? errno : EPIPE);
+                    die_io("read", r < 0 ? errno : EPIPE);
                 got++;
             } while (edge && got < len);
         }
     }
 
-    FILE *out = fopen(argv[optind + 3], "wb");
-    if (out == NULL || fwrite(echo, 1, got, out) != got || fclose(out) != 0)
-        die(EXIT_IO, argv[optind + 3], errno);
+    write_file(argv[optind + 3], echo, got);
     printf("nestepoll: %zu bytes, %lu outer wakeups, %lu empty\n", got,
            wakeups, empty);
     close(fd);

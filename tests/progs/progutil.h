@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,17 +88,30 @@ on_alarm(int sig)
     _exit(EXIT_TIMEOUT);
 }
 
-/* The argument of -w SECONDS: a positive decimal number; 0, or -1 when s
- * is not one. */
+/* A positive decimal number no greater than max in *v: 0, or -1 when s
+ * is not one (a sign, other characters, 0, or too large). */
+static inline int
+parse_positive(const char *s, unsigned long long max, unsigned long long *v)
+{
+    char *end;
+
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
+    errno = 0;
+    *v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || *v == 0 || *v > max)
+        return -1;
+    return 0;
+}
+
+/* The argument of -w SECONDS (positive, at most UINT_MAX): 0, or -1
+ * when s is not one. */
 static inline int
 parse_seconds(const char *s, unsigned *seconds)
 {
-    unsigned long v;
-    char *end;
+    unsigned long long v;
 
-    errno = 0;
-    v = strtoul(s, &end, 10);
-    if (errno != 0 || *end != '\0' || (unsigned)v == 0)
+    if (parse_positive(s, UINT_MAX, &v) < 0)
         return -1;
     *seconds = (unsigned)v;
     return 0;
@@ -109,11 +123,8 @@ static inline unsigned long long
 positive_arg(const char *s, const char *what)
 {
     unsigned long long v;
-    char *end;
 
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v == 0 || s[0] == '-') {
+    if (parse_positive(s, ULLONG_MAX, &v) < 0) {
         fprintf(stderr, PROG ": %s: not a positive number: %s\n", what, s);
         exit(EXIT_USAGE);
     }
@@ -217,15 +228,15 @@ copy_stdin_to_socket(int fd)
         die_io("shutdown", errno);
 }
 
-/* The whole file at path in a new buffer (one spare byte at the end), its
- * size in *len; on an error, leave. */
+/* The whole file at path (opened close-on-exec) in a new buffer, one spare
+ * byte at the end, its size in *len; on an error, leave. */
 static inline unsigned char *
 read_file(const char *path, size_t *len)
 {
     struct stat st;
     unsigned char *buf;
     size_t off = 0;
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
 
     if (fd < 0 || fstat(fd, &st) < 0)
         die_io(path, errno);
