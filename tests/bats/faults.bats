@@ -671,7 +671,7 @@ no_clear_greeting() {
     # handshake, each logged as TLS
     run grep -cE "info: accept 127.0.0.1:$PORT from .* rule=srv tls=TLSv1.3" "$T/shim.log"
     assert_output 13
-    wait_count "$T/mail.json" '"EHLO after-' 8
+    wait_grep "$T/mail.json" '"EHLO after-' 8
     run grep -c '"EHLO after-' "$T/mail.json"
     assert_output 8
 }

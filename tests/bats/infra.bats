@@ -382,7 +382,7 @@ EOF
     assert_failure
 }
 
-@test "wait_port, wait_file, wait_grep and wait_count fail within their bound" {
+@test "wait_port, wait_file and wait_grep fail within their bound" {
     local port
     port=$(free_port)
     WAIT_SECONDS=1
@@ -391,15 +391,18 @@ EOF
     assert_output --partial "nothing listens"
     run wait_file "$T/never" 1
     assert_failure
+    run wait_grep "$T/never" 'x'
+    assert_failure
+    assert_output --partial 'wait_grep: 0 of 1 lines match "x"'
     printf 'one\ntwo\n' > "$T/lines"
     run wait_grep "$T/lines" '^three'
     assert_failure
-    assert_output --partial 'no "^three"'
+    assert_output --partial 'wait_grep: 0 of 1 lines match "^three"'
     run wait_grep "$T/lines" '^two'
     assert_success
-    run wait_count "$T/lines" 'o' 3
+    run wait_grep "$T/lines" 'o' 3
     assert_failure
-    assert_output --partial 'fewer than 3 lines match "o"'
-    run wait_count "$T/lines" 'o' 2
+    assert_output --partial 'wait_grep: 2 of 3 lines match "o"'
+    run wait_grep "$T/lines" 'o' 2
     assert_success
 }

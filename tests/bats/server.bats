@@ -160,7 +160,7 @@ except OSError as e:
     # the allowed address still works, and the program saw only that one
     run client --send "ok"
     assert_success
-    wait_count "$T/conns.log" "127.0.0.1" 1
+    wait_grep "$T/conns.log" "127.0.0.1" 1
     assert_equal "$(conns_with '::1')" 0
     assert_equal "$(conns_with '127.0.0.1')" 1
 }
@@ -265,8 +265,8 @@ except OSError as e:
     run grep -E "rule=srv: certificate verify failed: self-signed certificate \(depth 0, /CN=rogue\)" "$T/shim.log"
     assert_success
     # s_client above, the anonymous client and the rogue one
-    wait_count "$T/conns.log" "bytes=0 end=reset" 3
-    wait_count "$T/conns.log" "bytes=6 end=eof" 1
+    wait_grep "$T/conns.log" "bytes=0 end=reset" 3
+    wait_grep "$T/conns.log" "bytes=6 end=eof" 1
     run grep -c "bytes=0 end=reset" "$T/conns.log"
     assert_output 3
     run grep -c "bytes=6 end=eof" "$T/conns.log"
@@ -362,8 +362,8 @@ s.close()
     assert_output 1
     run grep -cE "rule=srv: TLS handshake failed: (unsupported protocol|no protocols available)" "$T/shim.log"
     assert_output 1
-    wait_count "$T/conns.log" "bytes=0 end=reset" 3
-    wait_count "$T/conns.log" "end=eof" 1
+    wait_grep "$T/conns.log" "bytes=0 end=reset" 3
+    wait_grep "$T/conns.log" "end=eof" 1
     run grep -c "bytes=0 end=reset" "$T/conns.log"
     assert_output 3
     run grep -c "end=eof" "$T/conns.log"

@@ -192,28 +192,17 @@ wait_file() {
     return 1
 }
 
-# wait_grep FILE PATTERN: wait until FILE has a line matching PATTERN.
+# wait_grep FILE ERE [N]: wait until at least N lines of FILE (1 when
+# not given) match ERE; a caller that wants N exactly then asserts it.
 wait_grep() {
-    local i
+    local file=$1 ere=$2 want=${3:-1} i n
     for ((i = 0; i < WAIT_SECONDS * 20; i++)); do
-        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        n=$(grep -cE -- "$ere" "$file" 2>/dev/null) || true
+        ((${n:-0} >= want)) && return 0
         sleep 0.05
     done
-    echo "wait_grep: no \"$2\" in $1 after ${WAIT_SECONDS}s:" >&2
-    cat "$1" >&2
-    return 1
-}
-
-# wait_count FILE ERE N: wait until at least N lines of FILE match ERE
-# (the caller then asserts the exact count).
-wait_count() {
-    local i
-    for ((i = 0; i < WAIT_SECONDS * 20; i++)); do
-        (($(grep -cE -- "$2" "$1" 2>/dev/null) >= $3)) && return 0
-        sleep 0.05
-    done
-    echo "wait_count: fewer than $3 lines match \"$2\" in $1 after ${WAIT_SECONDS}s:" >&2
-    cat "$1" >&2
+    echo "wait_grep: ${n:-0} of $want lines match \"$ere\" in $file after ${WAIT_SECONDS}s:" >&2
+    cat "$file" >&2
     return 1
 }
 
